@@ -1,0 +1,363 @@
+//! The Raft log and vote: in memory for reads, on redb for durability, written by one thread
+//! that group-commits.
+//!
+//! openraft calls [`RaftLogStorage::append`] and may go on before the entries are durable; it
+//! waits for the [`LogFlushed`] callback before counting them as persisted. So `append` puts the
+//! entries in memory (readable at once, as openraft requires) and queues them for the writer
+//! thread. The writer takes everything queued, writes it in **one** redb transaction, commits
+//! with an fsync, and only then fires the callbacks. Under load each fsync covers every append
+//! that arrived while the previous one ran. All writes (appends, truncation, purge, vote,
+//! snapshots) go through the same queue, so they reach the disk in the order openraft issued
+//! them, as its correctness rules demand.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{RaftLogReader, StorageError, StorageIOError, Vote};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use crate::codec::{decode, encode};
+use crate::{ConsensusError, Entry, LogId, NodeId, TypeConfig};
+
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+const VOTE_KEY: &str = "vote";
+const PURGED_KEY: &str = "last_purged";
+const COMMITTED_KEY: &str = "committed";
+pub(crate) const SNAPSHOT_META_KEY: &str = "snapshot_meta";
+pub(crate) const SNAPSHOT_DATA_KEY: &str = "snapshot_data";
+
+/// Counters for the writer, exported as metrics.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    /// Durable commits (fsyncs) done by the writer.
+    pub commits: AtomicU64,
+    /// Log entries made durable.
+    pub entries: AtomicU64,
+    /// Total time spent in commits, in microseconds.
+    pub commit_micros: AtomicU64,
+}
+
+/// One unit of work for the writer thread.
+pub(crate) enum Job {
+    Append {
+        records: Vec<(u64, Vec<u8>)>,
+        done: LogFlushed<TypeConfig>,
+    },
+    /// Removes every entry at or after the index.
+    Truncate { from: u64 },
+    /// Removes every entry at or before the index and records the purge point.
+    Purge { upto: u64, record: Vec<u8> },
+    /// Writes one metadata record (vote, committed, snapshot parts).
+    Meta { key: &'static str, value: Vec<u8> },
+    /// Acknowledged once every job queued before it is durable.
+    Barrier(oneshot::Sender<Result<(), String>>),
+}
+
+struct Mem {
+    entries: BTreeMap<u64, Entry>,
+    last_purged: Option<LogId>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId>,
+}
+
+struct Inner {
+    mem: Mutex<Mem>,
+    jobs: mpsc::Sender<Job>,
+    stats: Arc<LogStats>,
+}
+
+/// The log store; clones share state and also serve as openraft's log reader.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+/// A handle to queue writes on the log writer (used for snapshots).
+#[derive(Clone)]
+pub struct Persist {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Persist {
+    /// Queues `key = value` and waits until it and everything before it is durable.
+    pub async fn put(&self, key: &'static str, value: Vec<u8>) -> Result<(), String> {
+        self.jobs
+            .send(Job::Meta { key, value })
+            .map_err(|_| "log writer stopped".to_string())?;
+        self.barrier().await
+    }
+
+    /// Waits until everything queued so far is durable.
+    pub async fn barrier(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Barrier(tx))
+            .map_err(|_| "log writer stopped".to_string())?;
+        rx.await.map_err(|_| "log writer stopped".to_string())?
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::Corrupt(format!("{what}: {e}"))
+}
+
+impl LogStore {
+    /// Loads the log and vote from `db` and starts the writer thread.
+    pub fn open(db: Arc<Database>) -> Result<(LogStore, Persist), ConsensusError> {
+        let mut mem = Mem {
+            entries: BTreeMap::new(),
+            last_purged: None,
+            vote: None,
+            committed: None,
+        };
+        {
+            let txn = db.begin_write().map_err(|e| corrupt("begin", e))?;
+            // Creating the tables up front lets every later read assume they exist.
+            txn.open_table(LOG).map_err(|e| corrupt("open log", e))?;
+            txn.open_table(META).map_err(|e| corrupt("open meta", e))?;
+            txn.commit().map_err(|e| corrupt("commit", e))?;
+        }
+        let read = db.begin_read().map_err(|e| corrupt("begin read", e))?;
+        let meta = read.open_table(META).map_err(|e| corrupt("open meta", e))?;
+        let get = |key: &str| -> Result<Option<Vec<u8>>, ConsensusError> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| corrupt(key, e))?
+                .map(|v| v.value().to_vec()))
+        };
+        if let Some(v) = get(VOTE_KEY)? {
+            mem.vote = Some(decode(&v).map_err(|e| corrupt("vote", e))?);
+        }
+        if let Some(v) = get(PURGED_KEY)? {
+            mem.last_purged = Some(decode(&v).map_err(|e| corrupt("last purged", e))?);
+        }
+        if let Some(v) = get(COMMITTED_KEY)? {
+            mem.committed = Some(decode(&v).map_err(|e| corrupt("committed", e))?);
+        }
+        let log = read.open_table(LOG).map_err(|e| corrupt("open log", e))?;
+        for row in log.iter().map_err(|e| corrupt("log", e))? {
+            let (k, v) = row.map_err(|e| corrupt("log", e))?;
+            let entry: Entry = decode(v.value()).map_err(|e| corrupt("log entry", e))?;
+            mem.entries.insert(k.value(), entry);
+        }
+        drop((log, meta, read));
+
+        let (jobs, rx) = mpsc::channel();
+        let stats = Arc::new(LogStats::default());
+        let writer_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("lotse-raft-log".into())
+            .spawn(move || writer_loop(db, rx, writer_stats))
+            .map_err(|e| ConsensusError::Raft(format!("cannot start log writer: {e}")))?;
+        let store = LogStore {
+            inner: Arc::new(Inner {
+                mem: Mutex::new(mem),
+                jobs: jobs.clone(),
+                stats,
+            }),
+        };
+        Ok((store, Persist { jobs }))
+    }
+
+    pub fn stats(&self) -> Arc<LogStats> {
+        self.inner.stats.clone()
+    }
+
+    fn mem(&self) -> MutexGuard<'_, Mem> {
+        // A poisoned lock means a panic while holding it; the data is still consistent because
+        // every critical section is a single map operation.
+        self.inner.mem.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self, job: Job) -> Result<(), StorageError<NodeId>> {
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| StorageIOError::write_logs(openraft::AnyError::error("log writer stopped")).into())
+    }
+
+    async fn queue_and_wait(&self, job: Job) -> Result<(), StorageError<NodeId>> {
+        self.queue(job)?;
+        let (tx, rx) = oneshot::channel();
+        self.queue(Job::Barrier(tx))?;
+        let res = rx
+            .await
+            .unwrap_or_else(|_| Err("log writer stopped".to_string()));
+        res.map_err(|e| StorageIOError::write_logs(openraft::AnyError::error(e)).into())
+    }
+}
+
+/// The writer thread: batches every queued job into one durable transaction.
+fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 8192 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = write_batch(&db, &batch);
+        if result.is_ok() {
+            let n: usize = batch
+                .iter()
+                .map(|j| match j {
+                    Job::Append { records, .. } => records.len(),
+                    _ => 0,
+                })
+                .sum();
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.entries.fetch_add(n as u64, Ordering::Relaxed);
+            stats
+                .commit_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        } else if let Err(e) = &result {
+            tracing::error!(error = %e, "raft log write failed");
+        }
+        for job in batch {
+            match job {
+                Job::Append { done, .. } => done.log_io_completed(
+                    result
+                        .clone()
+                        .map_err(|e| std::io::Error::other(e.to_string())),
+                ),
+                Job::Barrier(tx) => {
+                    let _ = tx.send(result.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut log = txn.open_table(LOG).map_err(|e| e.to_string())?;
+        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        for job in batch {
+            match job {
+                Job::Append { records, .. } => {
+                    for (i, bytes) in records {
+                        log.insert(*i, bytes.as_slice()).map_err(|e| e.to_string())?;
+                    }
+                }
+                Job::Truncate { from } => {
+                    log.retain_in(*from.., |_, _| false)
+                        .map_err(|e| e.to_string())?;
+                }
+                Job::Purge { upto, record } => {
+                    log.retain_in(..=*upto, |_, _| false)
+                        .map_err(|e| e.to_string())?;
+                    meta.insert(PURGED_KEY, record.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                Job::Meta { key, value } => {
+                    meta.insert(*key, value.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                Job::Barrier(_) => {}
+            }
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError<NodeId>> {
+        Ok(self.mem().entries.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let mem = self.mem();
+        let last = mem.entries.values().next_back().map(|e| e.log_id);
+        Ok(LogState {
+            last_purged_log_id: mem.last_purged,
+            last_log_id: last.or(mem.last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.mem().vote = Some(*vote);
+        self.queue_and_wait(Job::Meta {
+            key: VOTE_KEY,
+            value: encode(vote),
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(self.mem().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError<NodeId>> {
+        self.mem().committed = committed;
+        // Not waited for: losing the newest committed marker only means re-applying entries
+        // that are in the log anyway.
+        self.queue(Job::Meta {
+            key: COMMITTED_KEY,
+            value: encode(&committed),
+        })
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {
+        Ok(self.mem().committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut records = Vec::new();
+        {
+            let mut mem = self.mem();
+            for e in entries {
+                records.push((e.log_id.index, encode(&e)));
+                mem.entries.insert(e.log_id.index, e);
+            }
+        }
+        self.queue(Job::Append {
+            records,
+            done: callback,
+        })
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
+        self.mem().entries.split_off(&log_id.index);
+        self.queue_and_wait(Job::Truncate { from: log_id.index }).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
+        {
+            let mut mem = self.mem();
+            let keep = mem.entries.split_off(&(log_id.index + 1));
+            mem.entries = keep;
+            mem.last_purged = Some(log_id);
+        }
+        self.queue_and_wait(Job::Purge {
+            upto: log_id.index,
+            record: encode(&log_id),
+        })
+        .await
+    }
+}

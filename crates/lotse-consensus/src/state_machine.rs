@@ -1,0 +1,256 @@
+//! The Raft state machine: committed entries applied to the pure store, snapshots built from and
+//! installed into it.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use lotse_core::snapshot::SnapshotImage;
+use lotse_core::{Changes, Outcome, Store};
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    BasicNode, EntryPayload, RaftSnapshotBuilder, StorageError, StorageIOError, StoredMembership,
+};
+use redb::{Database, ReadableDatabase};
+
+use crate::codec::{decode, encode};
+use crate::log_store::{Persist, META, SNAPSHOT_DATA_KEY, SNAPSHOT_META_KEY};
+use crate::{ConsensusError, Entry, LogId, NodeId, TypeConfig};
+
+/// Told about every batch of applied commands, after the store lock is released.
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// `changes` holds what each applied command touched.
+    fn applied(&self, changes: &[Changes]);
+    /// The whole store was replaced (a snapshot was installed): anything may have changed.
+    fn reset(&self);
+}
+
+/// The applied state, under one lock so a snapshot sees a store and the log position it
+/// corresponds to together.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub store: Store,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// The state shared between the state machine (writer) and the server's reads.
+#[derive(Debug, Default)]
+pub struct SharedState {
+    applied: RwLock<Applied>,
+}
+
+impl SharedState {
+    /// Locks the applied state for reading. Keep the guard short: applies wait for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        self.applied.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Applied> {
+        self.applied.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct StateMachine {
+    shared: Arc<SharedState>,
+    observer: Arc<dyn ApplyObserver>,
+    persist: Persist,
+    db: Arc<Database>,
+    snapshots_built: u64,
+}
+
+fn sm_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn snap_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, openraft::AnyError::error(e.to_string())).into()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+}
+
+impl StateMachine {
+    /// Opens the state machine, restoring the latest stored snapshot if there is one.
+    pub fn open(
+        db: Arc<Database>,
+        persist: Persist,
+        observer: Arc<dyn ApplyObserver>,
+    ) -> Result<StateMachine, ConsensusError> {
+        let shared = Arc::new(SharedState::default());
+        if let Some((meta, data)) = read_snapshot(&db)? {
+            let image: SnapshotImage = decode(&data)
+                .map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
+            let store = image
+                .into_store()
+                .map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
+            let mut a = shared.write();
+            a.store = store;
+            a.last_applied = meta.last_log_id;
+            a.membership = meta.last_membership;
+        }
+        Ok(StateMachine {
+            shared,
+            observer,
+            persist,
+            db,
+            snapshots_built: 0,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<SharedState> {
+        self.shared.clone()
+    }
+}
+
+fn read_snapshot(
+    db: &Database,
+) -> Result<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>, ConsensusError> {
+    let corrupt = |e: &dyn std::fmt::Display| ConsensusError::Corrupt(format!("snapshot: {e}"));
+    let read = db.begin_read().map_err(|e| corrupt(&e))?;
+    let meta = read.open_table(META).map_err(|e| corrupt(&e))?;
+    let (Some(m), Some(d)) = (
+        meta.get(SNAPSHOT_META_KEY).map_err(|e| corrupt(&e))?,
+        meta.get(SNAPSHOT_DATA_KEY).map_err(|e| corrupt(&e))?,
+    ) else {
+        return Ok(None);
+    };
+    let stored: StoredSnapshot = decode(m.value()).map_err(|e| corrupt(&e))?;
+    Ok(Some((stored.meta, d.value().to_vec())))
+}
+
+/// Builds snapshots from a consistent view of the applied state.
+pub struct SnapshotBuilder {
+    shared: Arc<SharedState>,
+    persist: Persist,
+    seq: u64,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // Copy under the read lock (cheap next to encoding), encode outside it so applies wait
+        // only for the copy.
+        let (image, last_applied, membership) = {
+            let a = self.shared.read();
+            (SnapshotImage::of(&a.store), a.last_applied, a.membership.clone())
+        };
+        let data = encode(&image);
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.seq),
+            None => format!("0-0-{}", self.seq),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        // Data first, then the meta that points at it: a crash between the two leaves the old
+        // meta, whose data is now newer, which is harmless since replay skips applied indexes.
+        self.persist
+            .put(SNAPSHOT_DATA_KEY, data.clone())
+            .await
+            .map_err(snap_error)?;
+        self.persist
+            .put(SNAPSHOT_META_KEY, encode(&StoredSnapshot { meta: meta.clone() }))
+            .await
+            .map_err(snap_error)?;
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = data.len(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        let a = self.shared.read();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut outcomes = Vec::new();
+        let mut changes = Vec::new();
+        {
+            let mut a = self.shared.write();
+            for entry in entries {
+                a.last_applied = Some(entry.log_id);
+                let outcome = match entry.payload {
+                    EntryPayload::Blank => Outcome::Done,
+                    EntryPayload::Membership(m) => {
+                        a.membership = StoredMembership::new(Some(entry.log_id), m);
+                        Outcome::Done
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        let (outcome, c) = a.store.apply(entry.log_id.index, &cmd);
+                        if !c.is_empty() {
+                            changes.push(c);
+                        }
+                        outcome
+                    }
+                };
+                outcomes.push(outcome);
+            }
+        }
+        if !changes.is_empty() {
+            self.observer.applied(&changes);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshots_built += 1;
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            persist: self.persist.clone(),
+            seq: self.snapshots_built,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let image: SnapshotImage = decode(&data).map_err(sm_error)?;
+        let store = image.into_store().map_err(sm_error)?;
+        self.persist
+            .put(SNAPSHOT_DATA_KEY, data)
+            .await
+            .map_err(snap_error)?;
+        self.persist
+            .put(SNAPSHOT_META_KEY, encode(&StoredSnapshot { meta: meta.clone() }))
+            .await
+            .map_err(snap_error)?;
+        {
+            let mut a = self.shared.write();
+            a.store = store;
+            a.last_applied = meta.last_log_id;
+            a.membership = meta.last_membership.clone();
+        }
+        self.observer.reset();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let found = read_snapshot(&self.db).map_err(snap_error)?;
+        Ok(found.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

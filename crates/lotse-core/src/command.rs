@@ -1,0 +1,85 @@
+//! The replicated log's vocabulary.
+//!
+//! A [`Command`] is what the leader appends to the Raft log; every server applies the same
+//! commands in the same order and so reaches the same state. Commands are encoded by position
+//! (variant order), so **variants are only ever appended, never reordered or removed**; the
+//! log entry that carries one also carries a format version (see `lotse-consensus`).
+//!
+//! Commands that depend on time carry the leader's wall clock (`now_ms`, milliseconds since the
+//! Unix epoch): replicas never read their own clocks while applying.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::{KvEntry, KvWrite};
+use crate::node::{Node, NodeCheck};
+use crate::session::Session;
+use crate::store::StoreError;
+use crate::txn::{TxnOp, TxnOutcome};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Does nothing; used to mark a leader's term and in tests.
+    Noop,
+    /// Sets a key, keeping its lock holder (Consul's `set`).
+    KvSet(KvWrite),
+    /// Sets a key only if its modify index is `index` (0: only if absent).
+    KvCas { write: KvWrite, index: u64 },
+    /// Acquires the key's lock for `session` and sets it.
+    KvLock { write: KvWrite, session: String, now_ms: u64 },
+    /// Releases the key's lock held by `session` and sets it.
+    KvUnlock { write: KvWrite, session: String },
+    /// Deletes one key.
+    KvDelete { key: String },
+    /// Deletes one key only if its modify index is `index`.
+    KvDeleteCas { key: String, index: u64 },
+    /// Deletes every key that starts with `prefix`.
+    KvDeleteTree { prefix: String },
+    /// Applies `ops` atomically: all of them or none.
+    Txn { ops: Vec<TxnOp>, now_ms: u64 },
+    /// Creates a session; the leader chose its ID.
+    SessionCreate { session: Session, now_ms: u64 },
+    /// Destroys a session (by a client, or by the leader when its TTL ran out), releasing or
+    /// deleting its keys and starting their lock-delay.
+    SessionDestroy { id: String, now_ms: u64 },
+    /// Registers (or updates) a node and its node-level checks.
+    NodeRegister { node: Node, checks: Vec<NodeCheck> },
+    /// Forgets KV tombstones with an index at or below `up_to_index`.
+    TombstoneReap { up_to_index: u64 },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Noop => "noop",
+            Command::KvSet(_) => "kv_set",
+            Command::KvCas { .. } => "kv_cas",
+            Command::KvLock { .. } => "kv_lock",
+            Command::KvUnlock { .. } => "kv_unlock",
+            Command::KvDelete { .. } => "kv_delete",
+            Command::KvDeleteCas { .. } => "kv_delete_cas",
+            Command::KvDeleteTree { .. } => "kv_delete_tree",
+            Command::Txn { .. } => "txn",
+            Command::SessionCreate { .. } => "session_create",
+            Command::SessionDestroy { .. } => "session_destroy",
+            Command::NodeRegister { .. } => "node_register",
+            Command::TombstoneReap { .. } => "tombstone_reap",
+        }
+    }
+}
+
+/// What applying a command produced. A refused request (a failed CAS, a lock held by someone
+/// else) is a value, not an error: the command was still applied, and changed nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Nothing to report.
+    Done,
+    /// The `true`/`false` that Consul's KV and session endpoints answer.
+    Bool(bool),
+    /// A KV write's result entry.
+    Entry(Option<KvEntry>),
+    /// A transaction's results or errors.
+    Txn(TxnOutcome),
+    /// The command was refused as a whole (Consul answers these with 500 and the message).
+    Rejected(StoreError),
+}

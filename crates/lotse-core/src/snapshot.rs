@@ -1,0 +1,41 @@
+//! The serialisable image of the whole store, with a format version so an old snapshot is
+//! either read correctly or refused loudly, never misread.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
+
+/// Bumped whenever the snapshot layout changes incompatibly.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotImage {
+    pub format: u32,
+    pub store: Store,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// The snapshot was written by a newer (or unknown) format; nothing was loaded.
+    #[error("snapshot format {0} is not supported (this build reads {SNAPSHOT_FORMAT})")]
+    Format(u32),
+}
+
+impl SnapshotImage {
+    pub fn of(store: &Store) -> SnapshotImage {
+        SnapshotImage {
+            format: SNAPSHOT_FORMAT,
+            store: store.clone(),
+        }
+    }
+
+    /// Turns a decoded image back into a store, rebuilding derived indexes.
+    pub fn into_store(self) -> Result<Store, SnapshotError> {
+        if self.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format(self.format));
+        }
+        let mut store = self.store;
+        store.after_restore();
+        Ok(store)
+    }
+}

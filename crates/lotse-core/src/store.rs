@@ -1,0 +1,360 @@
+//! The state store: every replicated table, and the one function that changes them.
+//!
+//! [`Store::apply`] is called with each committed log entry's index and command, in log order.
+//! It is deterministic: the same commands give the same store on every server. Reads return the
+//! index their answer depends on, which is what `X-Consul-Index` reports and what a blocking
+//! query compares against.
+
+mod kv_table;
+mod sessions;
+mod txn_apply;
+
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::command::{Command, Outcome};
+use crate::kv::{keys_with_separator, KvEntry, KvWrite};
+use crate::node::{Node, NodeCheck};
+use crate::session::Session;
+use crate::watch::{Changes, Table, WatchKey};
+use kv_table::KvTable;
+
+/// A command the store refused as a whole. It changed nothing. The texts are Consul's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum StoreError {
+    #[error("missing session")]
+    MissingSession,
+    #[error("invalid session {0:?}")]
+    InvalidSession(String),
+    #[error("Missing node registration")]
+    MissingNode,
+    #[error("Missing check '{0}' registration")]
+    MissingCheck(String),
+    #[error("Check '{0}' is in {1} state")]
+    CheckCritical(String, String),
+    #[error("Session already exists")]
+    SessionExists,
+}
+
+/// Lock-delay deadlines, in the leader's milliseconds, per key.
+type LockDelays = BTreeMap<String, u64>;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    kv: KvTable,
+    sessions: BTreeMap<String, Session>,
+    nodes: BTreeMap<String, Node>,
+    /// Node checks by (node, check id).
+    checks: BTreeMap<(String, String), NodeCheck>,
+    lock_delays: LockDelays,
+    /// The highest log index applied.
+    last_index: u64,
+    /// Per-table indexes.
+    kv_index: u64,
+    sessions_index: u64,
+    nodes_index: u64,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// The index of the last applied command.
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// Applies the command committed at `index`. Indexes must increase; a repeated or older
+    /// index is ignored (it was applied before, e.g. replayed after a snapshot).
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> (Outcome, Changes) {
+        if index <= self.last_index && self.last_index != 0 {
+            return (Outcome::Done, Changes::default());
+        }
+        self.last_index = index;
+        let mut changes = Changes::default();
+        let outcome = match cmd {
+            Command::Noop => Outcome::Done,
+            Command::KvSet(w) => {
+                let e = self.kv_set(index, w, None, &mut changes);
+                Outcome::Bool(e.is_some())
+            }
+            Command::KvCas { write, index: cas } => {
+                let ok = self.kv_cas_allowed(&write.key, *cas);
+                if ok {
+                    self.kv_set(index, write, None, &mut changes);
+                }
+                Outcome::Bool(ok)
+            }
+            Command::KvLock {
+                write,
+                session,
+                now_ms,
+            } => match self.kv_lock(index, write, session, *now_ms, &mut changes) {
+                Ok(ok) => Outcome::Bool(ok),
+                Err(e) => Outcome::Rejected(e),
+            },
+            Command::KvUnlock { write, session } => {
+                match self.kv_unlock(index, write, session, &mut changes) {
+                    Ok(ok) => Outcome::Bool(ok),
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
+            Command::KvDelete { key } => {
+                self.kv_delete(index, key, &mut changes);
+                Outcome::Bool(true)
+            }
+            Command::KvDeleteCas { key, index: cas } => {
+                Outcome::Bool(self.kv_delete_cas(index, key, *cas, &mut changes))
+            }
+            Command::KvDeleteTree { prefix } => {
+                self.kv_delete_tree(index, prefix, &mut changes);
+                Outcome::Bool(true)
+            }
+            Command::Txn { ops, now_ms } => {
+                Outcome::Txn(self.apply_txn(index, ops, *now_ms, &mut changes))
+            }
+            Command::SessionCreate { session, now_ms: _ } => {
+                match self.session_create(index, session, &mut changes) {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
+            Command::SessionDestroy { id, now_ms } => {
+                Outcome::Bool(self.session_destroy(index, id, *now_ms, &mut changes))
+            }
+            Command::NodeRegister { node, checks } => {
+                self.node_register(index, node, checks, &mut changes);
+                Outcome::Done
+            }
+            Command::TombstoneReap { up_to_index } => {
+                self.kv.reap(*up_to_index);
+                Outcome::Done
+            }
+        };
+        if changes.tables.contains(&Table::Kv) {
+            self.kv_index = index;
+        }
+        if changes.tables.contains(&Table::Sessions) {
+            self.sessions_index = index;
+        }
+        if changes.tables.contains(&Table::Nodes) {
+            self.nodes_index = index;
+        }
+        (outcome, changes)
+    }
+
+    // ---- KV writes (shared by the single-key commands and transactions) ----
+
+    /// Sets a key, keeping its lock holder and lock index. Returns the new entry.
+    fn kv_set(
+        &mut self,
+        index: u64,
+        w: &KvWrite,
+        session: Option<String>,
+        changes: &mut Changes,
+    ) -> Option<KvEntry> {
+        let existing = self.kv.get(&w.key);
+        let entry = KvEntry {
+            key: w.key.clone(),
+            value: w.value.clone(),
+            flags: w.flags,
+            lock_index: existing.map_or(0, |e| e.lock_index),
+            session: session.or_else(|| existing.and_then(|e| e.session.clone())),
+            create_index: existing.map_or(index, |e| e.create_index),
+            modify_index: index,
+        };
+        self.kv.replace(&w.key, Some(entry.clone()), index);
+        changes.touch_key(&w.key);
+        Some(entry)
+    }
+
+    fn kv_cas_allowed(&self, key: &str, cas: u64) -> bool {
+        match self.kv.get(key) {
+            None => cas == 0,
+            Some(e) => cas != 0 && e.modify_index == cas,
+        }
+    }
+
+    /// Is `key` inside a lock-delay at `now_ms`?
+    pub fn lock_delayed(&self, key: &str, now_ms: u64) -> bool {
+        self.lock_delays.get(key).is_some_and(|until| now_ms < *until)
+    }
+
+    fn kv_lock(
+        &mut self,
+        index: u64,
+        w: &KvWrite,
+        session: &str,
+        now_ms: u64,
+        changes: &mut Changes,
+    ) -> Result<bool, StoreError> {
+        if session.is_empty() {
+            return Err(StoreError::MissingSession);
+        }
+        if !self.sessions.contains_key(session) {
+            return Err(StoreError::InvalidSession(session.to_string()));
+        }
+        if self.lock_delayed(&w.key, now_ms) {
+            return Ok(false);
+        }
+        let (lock_index, create_index) = match self.kv.get(&w.key) {
+            Some(e) => match e.session.as_deref() {
+                Some(s) if s == session => (e.lock_index, e.create_index),
+                Some(_) => return Ok(false),
+                None => (e.lock_index + 1, e.create_index),
+            },
+            None => (1, index),
+        };
+        let entry = KvEntry {
+            key: w.key.clone(),
+            value: w.value.clone(),
+            flags: w.flags,
+            lock_index,
+            session: Some(session.to_string()),
+            create_index,
+            modify_index: index,
+        };
+        self.kv.replace(&w.key, Some(entry), index);
+        changes.touch_key(&w.key);
+        Ok(true)
+    }
+
+    fn kv_unlock(
+        &mut self,
+        index: u64,
+        w: &KvWrite,
+        session: &str,
+        changes: &mut Changes,
+    ) -> Result<bool, StoreError> {
+        if session.is_empty() {
+            return Err(StoreError::MissingSession);
+        }
+        let Some(e) = self.kv.get(&w.key) else {
+            return Ok(false);
+        };
+        if e.session.as_deref() != Some(session) {
+            return Ok(false);
+        }
+        let entry = KvEntry {
+            key: w.key.clone(),
+            value: w.value.clone(),
+            flags: w.flags,
+            lock_index: e.lock_index,
+            session: None,
+            create_index: e.create_index,
+            modify_index: index,
+        };
+        self.kv.replace(&w.key, Some(entry), index);
+        changes.touch_key(&w.key);
+        Ok(true)
+    }
+
+    fn kv_delete(&mut self, index: u64, key: &str, changes: &mut Changes) {
+        if self.kv.get(key).is_some() {
+            self.kv.replace(key, None, index);
+            changes.touch_key(key);
+        }
+    }
+
+    /// Consul's delete-cas: true when the key is gone afterwards because of this call, or was
+    /// never there.
+    fn kv_delete_cas(&mut self, index: u64, key: &str, cas: u64, changes: &mut Changes) -> bool {
+        match self.kv.get(key) {
+            None => true,
+            Some(e) if e.modify_index != cas => false,
+            Some(_) => {
+                self.kv_delete(index, key, changes);
+                true
+            }
+        }
+    }
+
+    fn kv_delete_tree(&mut self, index: u64, prefix: &str, changes: &mut Changes) {
+        let keys: Vec<String> = self.kv.range(prefix).map(|e| e.key.clone()).collect();
+        for k in keys {
+            self.kv_delete(index, &k, changes);
+        }
+    }
+
+    // ---- reads ----
+
+    /// One key and the index of that key.
+    pub fn kv_get(&self, key: &str) -> (u64, Option<&KvEntry>) {
+        (self.kv.key_index(key).max(1), self.kv.get(key))
+    }
+
+    /// Every key under `prefix`, with the index of the prefix.
+    pub fn kv_list<'a>(&'a self, prefix: &'a str) -> (u64, Vec<&'a KvEntry>) {
+        (
+            self.kv.prefix_index(prefix).max(1),
+            self.kv.range(prefix).collect(),
+        )
+    }
+
+    /// Key names under `prefix`, grouped at `separator` as Consul's `?keys` does.
+    pub fn kv_keys(&self, prefix: &str, separator: &str) -> (u64, Vec<String>) {
+        let keys = keys_with_separator(self.kv.range(prefix).map(|e| e.key.as_str()), prefix, separator);
+        (self.kv.prefix_index(prefix).max(1), keys)
+    }
+
+    /// The number of live keys.
+    pub fn kv_len(&self) -> usize {
+        self.kv.entries.len()
+    }
+
+    /// The index a query watching `key` depends on; never 0.
+    pub fn watch_index(&self, key: &WatchKey) -> u64 {
+        let i = match key {
+            WatchKey::Key(k) => self.kv.key_index(k),
+            WatchKey::Prefix(p) => self.kv.prefix_index(p),
+            WatchKey::Table(Table::Kv) => self.kv_index,
+            WatchKey::Table(Table::Sessions) => self.sessions_index,
+            WatchKey::Table(Table::Nodes) => self.nodes_index,
+        };
+        i.max(1)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn node_check(&self, node: &str, check: &str) -> Option<&NodeCheck> {
+        self.checks.get(&(node.to_string(), check.to_string()))
+    }
+
+    fn node_register(&mut self, index: u64, node: &Node, checks: &[NodeCheck], changes: &mut Changes) {
+        let create_index = self.nodes.get(&node.name).map_or(index, |n| n.create_index);
+        let mut n = node.clone();
+        n.create_index = create_index;
+        n.modify_index = index;
+        self.nodes.insert(n.name.clone(), n);
+        for c in checks {
+            let key = (node.name.clone(), c.check_id.clone());
+            let create_index = self.checks.get(&key).map_or(index, |o| o.create_index);
+            let mut c = c.clone();
+            c.node = node.name.clone();
+            c.create_index = create_index;
+            c.modify_index = index;
+            self.checks.insert(key, c);
+        }
+        changes.touch_table(Table::Nodes);
+    }
+
+    /// Rebuilds what a snapshot does not carry. Call after deserialising one.
+    pub(crate) fn after_restore(&mut self) {
+        self.kv.rebuild_held();
+    }
+
+    /// All sessions, by ID.
+    pub(crate) fn session_map(&self) -> &BTreeMap<String, Session> {
+        &self.sessions
+    }
+}

@@ -1,0 +1,62 @@
+//! What a query depends on and what a command changed.
+//!
+//! A blocking query registers the [`WatchKey`]s its answer depends on; applying a command
+//! reports [`Changes`]; the server wakes a query only when one of its keys was touched. This is
+//! what lets a watch on one key sleep through writes to every other key (Consul wakes all KV
+//! watchers on any KV write).
+
+use serde::{Deserialize, Serialize};
+
+/// Tables whose index moves as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Table {
+    Kv,
+    Sessions,
+    Nodes,
+}
+
+/// One thing a query read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatchKey {
+    /// One KV key, present or not.
+    Key(String),
+    /// Every KV key that starts with the prefix (the empty prefix: all keys).
+    Prefix(String),
+    /// A whole table.
+    Table(Table),
+}
+
+/// What one applied command touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// KV keys written, deleted, locked or unlocked.
+    pub keys: Vec<String>,
+    /// Tables whose index moved.
+    pub tables: Vec<Table>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.tables.is_empty()
+    }
+
+    pub(crate) fn touch_key(&mut self, key: &str) {
+        self.keys.push(key.to_string());
+        self.touch_table(Table::Kv);
+    }
+
+    pub(crate) fn touch_table(&mut self, table: Table) {
+        if !self.tables.contains(&table) {
+            self.tables.push(table);
+        }
+    }
+
+    /// Does this change wake a query watching `key`?
+    pub fn affects(&self, key: &WatchKey) -> bool {
+        match key {
+            WatchKey::Key(k) => self.keys.iter().any(|c| c == k),
+            WatchKey::Prefix(p) => self.keys.iter().any(|c| c.starts_with(p.as_str())),
+            WatchKey::Table(t) => self.tables.contains(t),
+        }
+    }
+}
