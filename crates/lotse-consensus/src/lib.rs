@@ -21,6 +21,8 @@
 //! * [`node`]: [`Consensus::start`] wires the pieces and bootstraps a single-server cluster.
 #![forbid(unsafe_code)]
 
+pub use openraft;
+
 pub mod codec;
 pub mod log_store;
 pub mod network;

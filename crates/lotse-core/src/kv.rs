@@ -33,7 +33,9 @@ pub fn keys_with_separator<'a>(
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
-        let rest = &key[prefix.len().min(key.len())..];
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
         let item = match (separator.is_empty(), rest.find(separator)) {
             (false, Some(pos)) => &key[..prefix.len() + pos + separator.len()],
             _ => key,

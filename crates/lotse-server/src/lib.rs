@@ -1,1 +1,339 @@
+//! # lotse-server: the facade between the API adapters and consensus
+//!
+//! ```text
+//!  api (http) ──► Server ──► authorize ──► write: Raft client_write ──► Outcome + index
+//!                       └──► read: consistency mode check ──► Store query ──► (index, answer)
+//!                                  └─ blocking: park on the WatchHub until the index moves
+//! ```
+//!
+//! * [`Server`] owns the consensus node, the [`WatchHub`], the session TTL timers and the
+//!   telemetry counters. Adapters never touch the store directly.
+//! * [`query`]: consistency modes and blocking-query options.
+//! * [`sessions`]: the leader's TTL timers (renewals live only on the leader, as in Consul).
+//! * [`authorizer`]: the ACL seam; allows everything until the ACL issue lands.
+#![forbid(unsafe_code)]
 
+pub mod authorizer;
+pub mod query;
+pub mod sessions;
+pub mod telemetry;
+pub mod watch_hub;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lotse_consensus::{ApplyObserver, Consensus, ConsensusConfig};
+use lotse_core::node::{Node, NodeCheck, SERF_HEALTH};
+use lotse_core::{Changes, Command, Outcome, Store, StoreError};
+use openraft_error::classify;
+
+pub use authorizer::{Access, AllowAll, Authorizer, Resource};
+pub use query::{Consistency, QueryMeta, QueryOptions};
+pub use telemetry::Telemetry;
+pub use watch_hub::WatchHub;
+
+mod openraft_error;
+
+/// What the agent tells the server about itself.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub node_name: String,
+    pub node_id: String,
+    pub datacenter: String,
+    /// The address the node advertises (`bind_addr`).
+    pub advertise_addr: String,
+    pub server_port: u16,
+    pub data_dir: Option<std::path::PathBuf>,
+    pub bootstrap: bool,
+    pub snapshot_threshold: u64,
+    pub session_ttl_min: Duration,
+}
+
+/// A request failed. None of these left partial state behind.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ServerError {
+    /// No leader is known, so the request could not be served (Consul's text).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// This server is not the leader and cannot forward yet.
+    #[error("rpc error: not the leader")]
+    NotLeader,
+    /// The store refused the command as a whole.
+    #[error("{0}")]
+    Rejected(#[from] StoreError),
+    /// The ACL system denied the request.
+    #[error("Permission denied")]
+    PermissionDenied,
+    /// Consensus failed (storage broke or the node is shutting down).
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+/// Wakes blocking queries when the state machine applies commands.
+struct HubObserver {
+    hub: Arc<WatchHub>,
+}
+
+impl ApplyObserver for HubObserver {
+    fn applied(&self, changes: &[Changes]) {
+        self.hub.notify(changes);
+    }
+    fn reset(&self) {
+        self.hub.notify_all();
+    }
+}
+
+pub struct Server {
+    pub config: ServerConfig,
+    consensus: Consensus,
+    hub: Arc<WatchHub>,
+    pub telemetry: Arc<Telemetry>,
+    sessions: sessions::SessionTimers,
+    authorizer: Arc<dyn Authorizer>,
+    started: std::time::Instant,
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
+/// stamp commands.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A stable Raft node ID from the node's UUID.
+fn raft_id(node_id: &str) -> u64 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in node_id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl Server {
+    /// Starts consensus and the server's background duties (session TTLs, self-registration).
+    pub async fn start(config: ServerConfig) -> Result<Arc<Server>, ServerError> {
+        let hub = Arc::new(WatchHub::default());
+        let observer = Arc::new(HubObserver { hub: hub.clone() });
+        let consensus = Consensus::start(
+            ConsensusConfig {
+                node_id: raft_id(&config.node_id),
+                rpc_addr: format!("{}:{}", config.advertise_addr, config.server_port),
+                data_dir: config.data_dir.clone(),
+                snapshot_threshold: config.snapshot_threshold,
+                bootstrap: config.bootstrap,
+            },
+            observer,
+        )
+        .await
+        .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let server = Arc::new(Server {
+            config,
+            consensus,
+            hub,
+            telemetry: Arc::new(Telemetry::default()),
+            sessions: sessions::SessionTimers::default(),
+            authorizer: Arc::new(AllowAll),
+            started: std::time::Instant::now(),
+        });
+        tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
+        Ok(server)
+    }
+
+    /// Waits until this server leads, up to `timeout`.
+    pub async fn wait_leader(&self, timeout: Duration) -> bool {
+        self.consensus.wait_leader(timeout).await
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.consensus.raft.metrics();
+        let leader = m.borrow().current_leader;
+        leader == Some(self.consensus.node_id)
+    }
+
+    /// The leader's server RPC address, if one is known (`/v1/status/leader`).
+    pub fn leader_addr(&self) -> Option<String> {
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// The voters' server RPC addresses (`/v1/status/peers`).
+    pub fn peers(&self) -> Vec<String> {
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
+    }
+
+    /// Raft facts for `/v1/agent/self` Stats and metrics.
+    pub fn raft_stats(&self) -> Vec<(&'static str, String)> {
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        let stats = &self.consensus.log_stats;
+        use std::sync::atomic::Ordering::Relaxed;
+        vec![
+            ("state", format!("{:?}", m.state)),
+            ("term", m.current_term.to_string()),
+            ("last_log_index", m.last_log_index.unwrap_or(0).to_string()),
+            ("applied_index", m.last_applied.map_or(0, |l| l.index).to_string()),
+            ("commit_index", m.last_applied.map_or(0, |l| l.index).to_string()),
+            ("last_snapshot_index", m.snapshot.map_or(0, |l| l.index).to_string()),
+            ("num_peers", m.membership_config.membership().voter_ids().count().saturating_sub(1).to_string()),
+            ("log_commits", stats.commits.load(Relaxed).to_string()),
+            ("log_entries_persisted", stats.entries.load(Relaxed).to_string()),
+            ("log_commit_micros", stats.commit_micros.load(Relaxed).to_string()),
+        ]
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn hub(&self) -> &WatchHub {
+        &self.hub
+    }
+
+    /// Checks the ACL seam.
+    pub fn authorize(
+        &self,
+        token: Option<&str>,
+        resource: Resource<'_>,
+        access: Access,
+    ) -> Result<(), ServerError> {
+        if self.authorizer.allows(token, resource, access) {
+            Ok(())
+        } else {
+            Err(ServerError::PermissionDenied)
+        }
+    }
+
+    /// Appends `cmd` to the log and waits until it is applied. Returns the log index and the
+    /// outcome. A `Rejected` outcome is turned into an error.
+    pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
+        let kind = cmd.kind();
+        let started = std::time::Instant::now();
+        let res = self
+            .consensus
+            .raft
+            .client_write(cmd)
+            .await
+            .map_err(|e| classify(&e))?;
+        self.telemetry.record_apply(kind, started.elapsed());
+        match res.data {
+            Outcome::Rejected(e) => Err(ServerError::Rejected(e)),
+            other => Ok((res.log_id.index, other)),
+        }
+    }
+
+    /// Checks that a read in `mode` may be served here now.
+    pub async fn check_consistency(&self, mode: Consistency) -> Result<(), ServerError> {
+        match mode {
+            Consistency::Stale => Ok(()),
+            Consistency::Default => {
+                if self.is_leader() {
+                    Ok(())
+                } else if self.leader_addr().is_none() {
+                    Err(ServerError::NoLeader)
+                } else {
+                    Err(ServerError::NotLeader)
+                }
+            }
+            Consistency::Consistent => self
+                .consensus
+                .raft
+                .ensure_linearizable()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e)),
+        }
+    }
+
+    /// Runs `f` on the store now (no blocking), after the consistency check.
+    pub async fn read<T>(
+        &self,
+        mode: Consistency,
+        f: impl FnOnce(&Store) -> T,
+    ) -> Result<T, ServerError> {
+        self.check_consistency(mode).await?;
+        let a = self.consensus.state.read();
+        Ok(f(&a.store))
+    }
+
+    /// Runs `f` on the store without any check: for the server's own bookkeeping.
+    pub fn peek<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        let a = self.consensus.state.read();
+        f(&a.store)
+    }
+
+    /// Facts for response headers.
+    pub fn query_meta(&self, mode: Consistency) -> QueryMeta {
+        QueryMeta {
+            index: 0,
+            known_leader: self.leader_addr().is_some(),
+            last_contact_ms: 0,
+            consistency: mode,
+        }
+    }
+
+    /// Registers this agent's own node with its `serfHealth` check, if it is not registered
+    /// with the same address already.
+    pub(crate) async fn ensure_self_registered(&self) -> Result<(), ServerError> {
+        let c = &self.config;
+        let current = self.peek(|s| {
+            s.node(&c.node_name).cloned().map(|n| {
+                let passing = s
+                    .node_check(&c.node_name, SERF_HEALTH)
+                    .is_some_and(|ch| ch.status == "passing");
+                (n, passing)
+            })
+        });
+        if let Some((n, true)) = &current {
+            if n.address == c.advertise_addr && n.id == c.node_id && n.datacenter == c.datacenter {
+                return Ok(());
+            }
+        }
+        let node = Node {
+            id: c.node_id.clone(),
+            name: c.node_name.clone(),
+            address: c.advertise_addr.clone(),
+            datacenter: c.datacenter.clone(),
+            meta: Default::default(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        let check = NodeCheck {
+            node: c.node_name.clone(),
+            check_id: SERF_HEALTH.into(),
+            name: "Serf Health Status".into(),
+            status: "passing".into(),
+            output: "Agent alive and reachable".into(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        self.write(Command::NodeRegister {
+            node,
+            checks: vec![check],
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stops consensus after in-flight writes finish.
+    pub async fn shutdown(&self) {
+        let _ = self.consensus.raft.shutdown().await;
+    }
+}

@@ -218,13 +218,29 @@ fn version_text() -> String {
 }
 
 fn version_json() -> String {
-    let v = serde_json::json!({
-        "Version": env!("CARGO_PKG_VERSION"),
-        "Revision": "",
-        "Prerelease": "",
-        "RPC": {"Default": PROTOCOL_DEFAULT, "Min": PROTOCOL_MIN, "Max": PROTOCOL_MAX},
-    });
-    flags::json_indent(&v, b"   ")
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Rpc {
+        default: u32,
+        min: u32,
+        max: u32,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Info {
+        version: &'static str,
+        revision: &'static str,
+        prerelease: &'static str,
+        #[serde(rename = "RPC")]
+        rpc: Rpc,
+    }
+    let info = Info {
+        version: env!("CARGO_PKG_VERSION"),
+        revision: "",
+        prerelease: "",
+        rpc: Rpc { default: PROTOCOL_DEFAULT, min: PROTOCOL_MIN, max: PROTOCOL_MAX },
+    };
+    flags::json_indent(&info, b"   ")
 }
 
 #[derive(clap::Parser, Debug)]

@@ -6,6 +6,9 @@ use crate::node::SERF_HEALTH;
 use crate::session::{Session, SessionBehavior};
 use crate::watch::Table;
 
+/// Consul caps lock-delay at 60 seconds, whatever the session asked for.
+pub const MAX_LOCK_DELAY_MS: u64 = 60_000;
+
 impl Store {
     pub(super) fn session_create(
         &mut self,
@@ -52,7 +55,7 @@ impl Store {
             return true;
         };
         changes.touch_table(Table::Sessions);
-        let delay_ms = s.lock_delay_ns / 1_000_000;
+        let delay_ms = (s.lock_delay_ns / 1_000_000).min(MAX_LOCK_DELAY_MS);
         for key in self.kv.held_by(id) {
             if delay_ms > 0 {
                 self.lock_delays.insert(key.clone(), now_ms.saturating_add(delay_ms));

@@ -15,16 +15,20 @@ impl Store {
     ) -> TxnOutcome {
         let mut local = Changes::default();
         let mut results = Vec::new();
+        let mut errors = Vec::new();
         self.kv.begin();
+        // As Consul: every operation runs (against what the earlier ones left) and every
+        // failure is reported; any failure rolls the whole transaction back.
         for (i, op) in ops.iter().enumerate() {
             let TxnOp::Kv(op) = op;
             match self.txn_kv(index, op, now_ms, &mut local) {
                 Ok(r) => results.extend(r),
-                Err(what) => {
-                    self.kv.rollback();
-                    return Err(vec![TxnError { op_index: i, what }]);
-                }
+                Err(what) => errors.push(TxnError { op_index: i, what }),
             }
+        }
+        if !errors.is_empty() {
+            self.kv.rollback();
+            return Err(errors);
         }
         self.kv.commit();
         changes.keys.extend(local.keys);
@@ -38,14 +42,19 @@ impl Store {
     /// without going through the log).
     pub fn read_txn(&self, ops: &[TxnOp]) -> TxnOutcome {
         let mut results = Vec::new();
+        let mut errors = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let TxnOp::Kv(op) = op;
             match self.txn_kv_read(op) {
                 Ok(r) => results.extend(r),
-                Err(what) => return Err(vec![TxnError { op_index: i, what }]),
+                Err(what) => errors.push(TxnError { op_index: i, what }),
             }
         }
-        Ok(results)
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(errors)
+        }
     }
 
     fn txn_kv(

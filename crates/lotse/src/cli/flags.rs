@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches};
+use clap::{ArgAction, CommandFactory};
 
 use super::http::{Client, HttpConfig};
 
@@ -340,8 +340,7 @@ fn wrap(text: &str, indent: usize, width: usize) -> String {
 }
 
 /// JSON as Go's `json.MarshalIndent(v, "", indent)` prints it (HTML characters escaped).
-pub fn json_indent(v: &serde_json::Value, indent: &[u8]) -> String {
-    use serde::Serialize;
+pub fn json_indent<T: serde::Serialize + ?Sized>(v: &T, indent: &[u8]) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
@@ -468,10 +467,10 @@ mod tests {
 
     #[test]
     fn json_like_go() {
-        let v = serde_json::json!([{"key": "a<b>&", "flags": 0, "value": ""}]);
+        let v = serde_json::json!([{"key": "a<b>&", "value": ""}]);
         assert_eq!(
             json_indent(&v, b"\t"),
-            "[\n\t{\n\t\t\"key\": \"a\\u003cb\\u003e\\u0026\",\n\t\t\"flags\": 0,\n\t\t\"value\": \"\"\n\t}\n]"
+            "[\n\t{\n\t\t\"key\": \"a\\u003cb\\u003e\\u0026\",\n\t\t\"value\": \"\"\n\t}\n]"
         );
         assert_eq!(json_indent(&serde_json::json!([]), b"\t"), "[]");
     }

@@ -127,6 +127,7 @@ impl Query {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     pub config: HttpConfig,
     agent: ureq::Agent,
@@ -163,7 +164,9 @@ impl Client {
             Err(ureq::Error::Status(_, r)) => r,
             Err(ureq::Error::Transport(t)) => {
                 let verb = capitalize(method);
-                return Err(ApiError::Transport(format!("{verb} \"{url}\": {t}")));
+                let text = t.to_string();
+                let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text).to_string();
+                return Err(ApiError::Transport(format!("{verb} \"{url}\": {text}")));
             }
         };
         let status = resp.status();

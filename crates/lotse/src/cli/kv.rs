@@ -578,17 +578,17 @@ pub fn help_export() -> String {
 /// The JSON `consul kv export` prints: an array of `{"key","flags","value"}` with base64
 /// values, indented with tabs.
 pub fn export_json(pairs: &[KvPair]) -> String {
-    let entries: Vec<serde_json::Value> = pairs
+    #[derive(serde::Serialize)]
+    struct Entry {
+        key: String,
+        flags: u64,
+        value: String,
+    }
+    let entries: Vec<Entry> = pairs
         .iter()
-        .map(|p| {
-            serde_json::json!({
-                "key": p.key,
-                "flags": p.flags,
-                "value": B64.encode(p.value_bytes()),
-            })
-        })
+        .map(|p| Entry { key: p.key.clone(), flags: p.flags, value: B64.encode(p.value_bytes()) })
         .collect();
-    flags::json_indent(&serde_json::Value::Array(entries), b"\t")
+    flags::json_indent(&entries, b"\t")
 }
 
 pub fn run_export(args: &[String]) -> i32 {

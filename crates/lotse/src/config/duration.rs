@@ -9,7 +9,9 @@ use std::time::Duration;
 /// Parses a Go duration string; the error text says what was wrong.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let orig = s;
-    let bad = || format!("invalid duration {orig:?} (use Go syntax such as \"10s\", \"1m30s\", \"500ms\")");
+    let bad = || {
+        format!("invalid duration {orig:?} (use Go syntax such as \"10s\", \"1m30s\", \"500ms\")")
+    };
     let mut s = s.trim();
     if let Some(rest) = s.strip_prefix('+') {
         s = rest;
@@ -25,12 +27,16 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let mut total: u128 = 0;
     while !s.is_empty() {
         // The number: digits, optionally a '.', then more digits.
-        let num_len = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let num_len = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, rest) = s.split_at(num_len);
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return Err(bad());
         }
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let (unit, rest) = rest.split_at(unit_len);
         let scale: u128 = match unit {
             "ns" => 1,
@@ -39,11 +45,19 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60 * 1_000_000_000,
             "h" => 3_600 * 1_000_000_000,
-            "" => return Err(format!("invalid duration {orig:?}: missing unit (ns, us, ms, s, m, h)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {orig:?}: missing unit (ns, us, ms, s, m, h)"
+                ))
+            }
             _ => return Err(format!("invalid duration {orig:?}: unknown unit {unit:?}")),
         };
         let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let int: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| bad())?
+        };
         let mut nanos = int.checked_mul(scale).ok_or_else(bad)?;
         // Fraction: scale each digit down; precision beyond a nanosecond is dropped, as Go does.
         let mut div = scale;

@@ -66,14 +66,20 @@ pub const KEYS: &[(&str, Kind)] = &[
 pub fn table() -> Vec<(String, &'static str, Kind)> {
     let mut t: Vec<_> = flags::env_aliases().collect();
     t.extend(KEYS.iter().map(|(k, kind)| {
-        (format!("LOTSE_{}", k.replace('.', "_").to_uppercase()), *k, *kind)
+        (
+            format!("LOTSE_{}", k.replace('.', "_").to_uppercase()),
+            *k,
+            *kind,
+        )
     }));
     t
 }
 
 /// Reads the environment through `get` and decodes every variable that is set.
-pub fn read(get: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>)
-    -> Result<Vec<Partial>, ConfigError> {
+pub fn read(
+    get: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Partial>, ConfigError> {
     let mut out = Vec::new();
     for (name, key, kind) in table() {
         let Some(raw) = get(&name) else { continue };
@@ -86,7 +92,9 @@ pub fn read(get: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>)
         let value = match kind {
             Kind::Bool => Value::Bool(flags::parse_go_bool(raw.trim()).map_err(bad)?),
             Kind::Int => Value::from(
-                raw.trim().parse::<i64>().map_err(|_| bad(format!("expected an integer, found {raw:?}")))?,
+                raw.trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad(format!("expected an integer, found {raw:?}")))?,
             ),
             Kind::Str => Value::String(raw),
             Kind::List => Value::Array(
@@ -100,7 +108,13 @@ pub fn read(get: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>)
         };
         let mut root = Value::Object(Default::default());
         set_path(&mut root, key, value);
-        out.push(partial::decode(&root, &mut Cx { origin: &origin, warnings })?);
+        out.push(partial::decode(
+            &root,
+            &mut Cx {
+                origin: &origin,
+                warnings,
+            },
+        )?);
     }
     Ok(out)
 }
@@ -111,8 +125,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn read_map(vars: &[(&str, &str)]) -> Result<Partial, ConfigError> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut w = Vec::new();
         let mut p = Partial::default();
         for x in read(&|n| m.get(n).cloned(), &mut w)? {
@@ -151,12 +167,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = read_map(&[("LOTSE_HTTP_PORT", "abc")]).unwrap_err().to_string();
-        assert!(err.contains("LOTSE_HTTP_PORT") && err.contains("abc"), "{err}");
-        let err = read_map(&[("LOTSE_SERVER", "yes")]).unwrap_err().to_string();
-        assert!(err.contains("LOTSE_SERVER") && err.contains("invalid boolean"), "{err}");
-        let err = read_map(&[("LOTSE_SESSION_TTL_MIN", "10")]).unwrap_err().to_string();
-        assert!(err.contains("LOTSE_SESSION_TTL_MIN") && err.contains("missing unit"), "{err}");
+        let err = read_map(&[("LOTSE_HTTP_PORT", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LOTSE_HTTP_PORT") && err.contains("abc"),
+            "{err}"
+        );
+        let err = read_map(&[("LOTSE_SERVER", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LOTSE_SERVER") && err.contains("invalid boolean"),
+            "{err}"
+        );
+        let err = read_map(&[("LOTSE_SESSION_TTL_MIN", "10")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("LOTSE_SESSION_TTL_MIN") && err.contains("missing unit"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -174,7 +205,14 @@ mod tests {
             let mut root = Value::Object(Default::default());
             set_path(&mut root, k, v);
             let mut w = Vec::new();
-            partial::decode(&root, &mut Cx { origin: "t", warnings: &mut w }).unwrap();
+            partial::decode(
+                &root,
+                &mut Cx {
+                    origin: "t",
+                    warnings: &mut w,
+                },
+            )
+            .unwrap();
             assert!(w.is_empty(), "{k}: {w:?}");
         }
     }

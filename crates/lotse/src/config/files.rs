@@ -38,13 +38,21 @@ impl Format {
 }
 
 /// Expands one `-config-file`/`-config-dir` path into the files to read, in order.
-pub fn expand(path: &Path, forced: Option<Format>, warnings: &mut Vec<String>)
-    -> Result<Vec<(PathBuf, Format)>, ConfigError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), error: e })?;
+pub fn expand(
+    path: &Path,
+    forced: Option<Format>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(PathBuf, Format)>, ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
     let candidates = if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), error: e })?
+            .map_err(|e| ConfigError::Read {
+                path: path.to_path_buf(),
+                error: e,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file()) // follows symlinks; sub-directories are not read
             .collect();
@@ -68,8 +76,10 @@ pub fn expand(path: &Path, forced: Option<Format>, warnings: &mut Vec<String>)
 
 /// Reads and parses one file into a generic value.
 pub fn read(path: &Path, format: Format) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), error: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
     parse(&text, format, &path.display().to_string())
 }
 
@@ -110,12 +120,20 @@ mod tests {
 
     #[test]
     fn json_syntax_error_has_line_and_column() {
-        let err = parse("{\n  \"a\": 1,\n  \"b\": \n}\n", Format::Json, "/x/bad.json").unwrap_err();
+        let err = parse(
+            "{\n  \"a\": 1,\n  \"b\": \n}\n",
+            Format::Json,
+            "/x/bad.json",
+        )
+        .unwrap_err();
         let s = err.to_string();
         assert!(s.contains("/x/bad.json"), "{s}");
         assert!(s.contains("line 4"), "{s}");
         assert!(s.contains("column 1"), "{s}");
-        assert!(!s.contains(" at line "), "reason repeated the location: {s}");
+        assert!(
+            !s.contains(" at line "),
+            "reason repeated the location: {s}"
+        );
     }
 
     #[test]
@@ -129,14 +147,21 @@ mod tests {
 
     #[test]
     fn hcl_blocks_become_maps() {
-        let v = parse("ports {\n  http = 1\n}\nacl = { tokens = { agent = \"t\" } }\n", Format::Hcl, "x")
-            .unwrap();
+        let v = parse(
+            "ports {\n  http = 1\n}\nacl = { tokens = { agent = \"t\" } }\n",
+            Format::Hcl,
+            "x",
+        )
+        .unwrap();
         assert_eq!(v["ports"]["http"], 1);
         assert_eq!(v["acl"]["tokens"]["agent"], "t");
     }
 
     #[test]
     fn empty_json_file_is_empty_config() {
-        assert_eq!(parse(" \n", Format::Json, "x").unwrap(), serde_json::json!({}));
+        assert_eq!(
+            parse(" \n", Format::Json, "x").unwrap(),
+            serde_json::json!({})
+        );
     }
 }

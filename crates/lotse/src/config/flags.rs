@@ -18,7 +18,6 @@ const H_NET: &str = "Addresses and ports";
 const H_FILES: &str = "Configuration files";
 const H_LOG: &str = "Logging";
 const H_OTHER: &str = "Other";
-const H_COMPAT: &str = "Accepted for Consul compatibility, not implemented yet (a warning is logged)";
 
 /// A flag that sets a configuration key.
 struct Spec {
@@ -30,9 +29,22 @@ struct Spec {
     help: &'static str,
 }
 
-const fn spec(flag: &'static str, key: &'static str, kind: Kind, value_name: &'static str,
-    heading: &'static str, help: &'static str) -> Spec {
-    Spec { flag, key, kind, value_name, heading, help }
+const fn spec(
+    flag: &'static str,
+    key: &'static str,
+    kind: Kind,
+    value_name: &'static str,
+    heading: &'static str,
+    help: &'static str,
+) -> Spec {
+    Spec {
+        flag,
+        key,
+        kind,
+        value_name,
+        heading,
+        help,
+    }
 }
 
 /// Flags that map to configuration keys (file key in the second column).
@@ -67,20 +79,44 @@ const SPECS: &[Spec] = &[
 
 /// Consul agent flags Lotse accepts but does not implement yet: (flag, is boolean).
 const COMPAT: &[(&str, bool)] = &[
-    ("encrypt", false), ("ui", true), ("ui-dir", false), ("ui-content-path", false),
-    ("advertise-wan", false), ("alt-domain", false), ("allow-write-http-from", false),
-    ("check_output_max_size", false), ("disable-host-node-id", true),
-    ("disable-keyring-file", true), ("https-port", false), ("join-wan", false),
-    ("log-file", false), ("log-rotate-bytes", false), ("log-rotate-duration", false),
-    ("log-rotate-max-files", false), ("non-voting-server", true), ("pid-file", false),
-    ("protocol", false), ("raft-protocol", false), ("recursor", false), ("rejoin", true),
-    ("retry-interval-wan", false), ("retry-join-wan", false), ("retry-max", false),
-    ("retry-max-wan", false), ("segment", false), ("serf-lan-bind", false),
-    ("serf-lan-allowed-cidrs", false), ("serf-wan-bind", false), ("serf-wan-allowed-cidrs", false),
-    ("syslog", true), ("auto-reload-config", true), ("grpc-tls-port", false),
+    ("encrypt", false),
+    ("ui", true),
+    ("ui-dir", false),
+    ("ui-content-path", false),
+    ("advertise-wan", false),
+    ("alt-domain", false),
+    ("allow-write-http-from", false),
+    ("check_output_max_size", false),
+    ("disable-host-node-id", true),
+    ("disable-keyring-file", true),
+    ("https-port", false),
+    ("join-wan", false),
+    ("log-file", false),
+    ("log-rotate-bytes", false),
+    ("log-rotate-duration", false),
+    ("log-rotate-max-files", false),
+    ("non-voting-server", true),
+    ("pid-file", false),
+    ("protocol", false),
+    ("raft-protocol", false),
+    ("recursor", false),
+    ("rejoin", true),
+    ("retry-interval-wan", false),
+    ("retry-join-wan", false),
+    ("retry-max", false),
+    ("retry-max-wan", false),
+    ("segment", false),
+    ("serf-lan-bind", false),
+    ("serf-lan-allowed-cidrs", false),
+    ("serf-wan-bind", false),
+    ("serf-wan-allowed-cidrs", false),
+    ("syslog", true),
+    ("auto-reload-config", true),
+    ("grpc-tls-port", false),
 ];
 
-const ABOUT: &str = "Runs a Lotse agent: a Consul-compatible server (with -server or -dev) or client.";
+const ABOUT: &str =
+    "Runs a Lotse agent: a Consul-compatible server (with -server or -dev) or client.";
 
 const AFTER_HELP: &str = "\
 Flags take one or two dashes and their value as the next argument or after '=':
@@ -103,12 +139,29 @@ Examples:
   lotse agent -server -bootstrap-expect 3 -data-dir /var/lib/lotse -retry-join 10.0.0.2
   lotse agent -config-dir /etc/lotse.d -log-level debug";
 
+fn after_help() -> String {
+    let mut compat = String::new();
+    let mut line = String::from(" ");
+    for (flag, _) in COMPAT {
+        if line.len() + flag.len() > 76 {
+            compat.push_str(line.trim_end());
+            compat.push('\n');
+            line = String::from(" ");
+        }
+        line.push_str(&format!(" -{flag}"));
+    }
+    compat.push_str(&line);
+    format!(
+        "{AFTER_HELP}\n\nConsul flags accepted but not implemented yet (each logs a warning):\n{compat}"
+    )
+}
+
 /// The `lotse agent` clap command.
 pub fn command() -> Command {
     let mut cmd = Command::new("agent")
         .bin_name("lotse agent")
         .about(ABOUT)
-        .after_help(AFTER_HELP)
+        .after_help(after_help())
         .disable_version_flag(true)
         .next_line_help(false)
         .arg(go_bool(Arg::new("dev").long("dev"))
@@ -127,10 +180,15 @@ pub fn command() -> Command {
             .help_heading(H_FILES)
             .help("A configuration fragment in HCL, applied after all flags. Repeatable."));
     for s in SPECS {
-        let mut a = Arg::new(s.flag).long(s.flag).help(s.help).help_heading(s.heading);
+        let mut a = Arg::new(s.flag)
+            .long(s.flag)
+            .help(s.help)
+            .help_heading(s.heading);
         a = match s.kind {
             Kind::Bool => go_bool(a),
-            Kind::Int => a.value_name(s.value_name).allow_negative_numbers(true)
+            Kind::Int => a
+                .value_name(s.value_name)
+                .allow_negative_numbers(true)
                 .value_parser(clap::value_parser!(i64)),
             Kind::Str => a.value_name(s.value_name),
             Kind::List | Kind::Map => a.value_name(s.value_name).action(ArgAction::Append),
@@ -138,8 +196,12 @@ pub fn command() -> Command {
         cmd = cmd.arg(a);
     }
     for (flag, is_bool) in COMPAT {
-        let a = Arg::new(*flag).long(*flag).help_heading(H_COMPAT);
-        cmd = cmd.arg(if *is_bool { go_bool(a) } else { a.action(ArgAction::Append).value_name("VALUE") });
+        let a = Arg::new(*flag).long(*flag).hide(true);
+        cmd = cmd.arg(if *is_bool {
+            go_bool(a)
+        } else {
+            a.action(ArgAction::Append).value_name("VALUE")
+        });
     }
     cmd
 }
@@ -179,12 +241,15 @@ pub struct Parsed {
 pub fn parse(args: &[String]) -> Result<Parsed, ConfigError> {
     let cmd = command();
     let mut argv = vec!["lotse agent".to_string()];
-    argv.extend(crate::goflags::normalize(&cmd, args));
+    argv.extend(long_unknowns(crate::goflags::normalize(&cmd, args)));
     let m = cmd.try_get_matches_from(argv)?;
     let mut out = Parsed {
         dev: m.get_one::<bool>("dev").copied().unwrap_or(false),
         config_format: m.get_one::<String>("config-format").cloned(),
-        hcl: m.get_many::<String>("hcl").map(|v| v.cloned().collect()).unwrap_or_default(),
+        hcl: m
+            .get_many::<String>("hcl")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
         values: Value::Object(Default::default()),
         ..Parsed::default()
     };
@@ -212,11 +277,33 @@ pub fn parse(args: &[String]) -> Result<Parsed, ConfigError> {
     Ok(out)
 }
 
+/// Go has no short flags: `-no-such-flag` is a (misspelt) long flag. Rewrite the single-dash
+/// words goflags left alone so that clap names the whole flag and suggests the nearest one,
+/// instead of complaining about `-n`. (`-h` and negative numbers are untouched.)
+fn long_unknowns(args: Vec<String>) -> Vec<String> {
+    let mut rewriting = true;
+    args.into_iter()
+        .map(|a| {
+            if a == "--" {
+                rewriting = false;
+            }
+            let b = a.as_bytes();
+            if rewriting && b.len() > 2 && b[0] == b'-' && b[1].is_ascii_alphabetic() {
+                format!("-{a}")
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
 fn flag_value(m: &ArgMatches, s: &Spec) -> Result<Option<Value>, ConfigError> {
     Ok(match s.kind {
         Kind::Bool => m.get_one::<bool>(s.flag).map(|b| Value::Bool(*b)),
         Kind::Int => m.get_one::<i64>(s.flag).map(|i| Value::from(*i)),
-        Kind::Str => m.get_one::<String>(s.flag).map(|v| Value::String(v.clone())),
+        Kind::Str => m
+            .get_one::<String>(s.flag)
+            .map(|v| Value::String(v.clone())),
         Kind::List => m
             .get_many::<String>(s.flag)
             .map(|v| Value::Array(v.map(|x| Value::String(x.clone())).collect())),
@@ -227,7 +314,8 @@ fn flag_value(m: &ArgMatches, s: &Spec) -> Result<Option<Value>, ConfigError> {
                 for kv in vals {
                     let (k, v) = kv.split_once(':').ok_or_else(|| {
                         ConfigError::Invalid(format!(
-                            "invalid value {kv:?} for -{}: expected key:value", s.flag
+                            "invalid value {kv:?} for -{}: expected key:value",
+                            s.flag
                         ))
                     })?;
                     obj.insert(k.to_string(), Value::String(v.to_string()));
@@ -292,8 +380,18 @@ mod tests {
 
     #[test]
     fn negative_ports_and_repeatables() {
-        let r = p(&["-dns-port", "-1", "-retry-join", "a", "-retry-join=b", "-join", "c",
-            "-node-meta", "rack:r1"]).unwrap();
+        let r = p(&[
+            "-dns-port",
+            "-1",
+            "-retry-join",
+            "a",
+            "-retry-join=b",
+            "-join",
+            "c",
+            "-node-meta",
+            "rack:r1",
+        ])
+        .unwrap();
         assert_eq!(r.values["ports"]["dns"], -1);
         assert_eq!(r.values["retry_join"], serde_json::json!(["a", "b"]));
         assert_eq!(r.values["start_join"], serde_json::json!(["c"]));
@@ -302,8 +400,16 @@ mod tests {
 
     #[test]
     fn config_paths_keep_command_line_order() {
-        let r = p(&["-config-dir", "d1", "-config-file", "f1", "-config-dir=d2", "-config-file", "f2"])
-            .unwrap();
+        let r = p(&[
+            "-config-dir",
+            "d1",
+            "-config-file",
+            "f1",
+            "-config-dir=d2",
+            "-config-file",
+            "f2",
+        ])
+        .unwrap();
         let got: Vec<_> = r.config_paths.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(got, ["d1", "f1", "d2", "f2"]);
     }
@@ -314,13 +420,21 @@ mod tests {
         assert!(err.to_string().contains("invalid value 'abc'"), "{err}");
         assert_eq!(err.exit_code(), 2);
         let err = p(&["-no-such-flag"]).unwrap_err();
-        assert!(err.to_string().contains("-no-such-flag"), "{err}");
+        assert!(err.to_string().contains("'--no-such-flag'"), "{err}");
+        let err = p(&["-nod", "x"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--node"),
+            "suggests the nearest flag: {err}"
+        );
         for h in ["-h", "-help", "--help"] {
             let e = p(&[h]).unwrap_err();
             assert!(e.is_help(), "{h}");
             assert_eq!(e.exit_code(), 0);
             let text = e.to_string();
-            assert!(text.contains("-config-dir") && text.contains("LOTSE_NODE_NAME"), "{text}");
+            assert!(
+                text.contains("-config-dir") && text.contains("LOTSE_NODE_NAME"),
+                "{text}"
+            );
         }
         let err = p(&["-config-format", "yaml"]).unwrap_err().to_string();
         assert!(err.contains("yaml"), "{err}");

@@ -100,7 +100,8 @@ impl Partial {
             datacenter, primary_datacenter, bind_addr, client_addr, advertise_addr,
             retry_interval, log_level, log_json, enable_script_checks, enable_local_script_checks,
             domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval);
-        self.node_meta.extend(later.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.node_meta
+            .extend(later.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.retry_join.extend(later.retry_join.iter().cloned());
         self.start_join.extend(later.start_join.iter().cloned());
         over!(self.ports, later.ports; http, dns, server, serf_lan, serf_wan, grpc);
@@ -124,43 +125,152 @@ impl Partial {
 
 /// Top-level keys Consul has and Lotse does not implement yet.
 const UNIMPLEMENTED: &[&str] = &[
-    "addresses", "advertise_addr_ipv4", "advertise_addr_ipv6", "advertise_addr_wan",
-    "advertise_addr_wan_ipv4", "advertise_addr_wan_ipv6", "advertise_reconnect_timeout",
-    "alt_domain", "audit", "auto_config", "auto_encrypt", "auto_reload_config", "autopilot",
-    "cache", "ca_file", "ca_path", "cert_file", "check", "checks", "check_output_max_size",
-    "check_update_interval", "cloud", "config_entries", "connect", "default_query_time",
-    "disable_anonymous_signature", "disable_coordinates", "disable_host_node_id",
-    "disable_http_unprintable_char_filter", "disable_keyring_file", "disable_remote_exec",
-    "disable_update_check", "discard_check_output", "discovery_max_stale", "dns_config",
-    "enable_acl_replication", "enable_agent_tls_for_checks", "enable_central_service_config",
-    "enable_debug", "enable_syslog", "encrypt", "encrypt_verify_incoming",
-    "encrypt_verify_outgoing", "experiments", "gossip_lan", "gossip_wan", "http_config",
-    "key_file", "leave_on_terminate", "license_path", "locality", "log_file", "log_rotate_bytes",
-    "log_rotate_duration", "log_rotate_max_files", "max_query_time", "non_voting_server",
-    "partition", "peering", "performance", "pid_file", "primary_gateways",
-    "primary_gateways_interval", "protocol", "raft_boltdb", "raft_logstore", "raft_protocol",
-    "raft_trailing_logs", "read_replica", "reconnect_timeout", "reconnect_timeout_wan",
-    "recursors", "rejoin_after_leave", "reporting", "retry_interval_wan", "retry_join_wan",
-    "retry_max", "retry_max_wan", "rpc", "segment", "segments", "serf_lan",
-    "serf_lan_allowed_cidrs", "serf_wan", "serf_wan_allowed_cidrs", "server_name",
-    "server_rejoin_age_max", "service", "services", "skip_leave_on_interrupt", "snapshot_agent",
-    "start_join_wan", "syslog_facility", "tagged_addresses", "telemetry", "tls",
-    "tls_cipher_suites", "tls_min_version", "tls_prefer_server_cipher_suites",
-    "translate_wan_addrs", "ui", "ui_config", "ui_content_path", "ui_dir", "unix_sockets",
-    "use_streaming_backend", "verify_incoming", "verify_incoming_https", "verify_incoming_rpc",
-    "verify_outgoing", "verify_server_hostname", "watches", "xds", "acl_ttl",
-    "acl_enforce_version_8", "acl_disabled_ttl", "ae_interval", "check_deregister_interval_min",
-    "check_reap_interval", "consul", "revision", "segment_limit", "segment_name_limit",
-    "sync_coordinate_interval_min", "sync_coordinate_rate_target", "version",
+    "addresses",
+    "advertise_addr_ipv4",
+    "advertise_addr_ipv6",
+    "advertise_addr_wan",
+    "advertise_addr_wan_ipv4",
+    "advertise_addr_wan_ipv6",
+    "advertise_reconnect_timeout",
+    "alt_domain",
+    "audit",
+    "auto_config",
+    "auto_encrypt",
+    "auto_reload_config",
+    "autopilot",
+    "cache",
+    "ca_file",
+    "ca_path",
+    "cert_file",
+    "check",
+    "checks",
+    "check_output_max_size",
+    "check_update_interval",
+    "cloud",
+    "config_entries",
+    "connect",
+    "default_query_time",
+    "disable_anonymous_signature",
+    "disable_coordinates",
+    "disable_host_node_id",
+    "disable_http_unprintable_char_filter",
+    "disable_keyring_file",
+    "disable_remote_exec",
+    "disable_update_check",
+    "discard_check_output",
+    "discovery_max_stale",
+    "dns_config",
+    "enable_acl_replication",
+    "enable_agent_tls_for_checks",
+    "enable_central_service_config",
+    "enable_debug",
+    "enable_syslog",
+    "encrypt",
+    "encrypt_verify_incoming",
+    "encrypt_verify_outgoing",
+    "experiments",
+    "gossip_lan",
+    "gossip_wan",
+    "http_config",
+    "key_file",
+    "leave_on_terminate",
+    "license_path",
+    "locality",
+    "log_file",
+    "log_rotate_bytes",
+    "log_rotate_duration",
+    "log_rotate_max_files",
+    "max_query_time",
+    "non_voting_server",
+    "partition",
+    "peering",
+    "performance",
+    "pid_file",
+    "primary_gateways",
+    "primary_gateways_interval",
+    "protocol",
+    "raft_boltdb",
+    "raft_logstore",
+    "raft_protocol",
+    "raft_trailing_logs",
+    "read_replica",
+    "reconnect_timeout",
+    "reconnect_timeout_wan",
+    "recursors",
+    "rejoin_after_leave",
+    "reporting",
+    "retry_interval_wan",
+    "retry_join_wan",
+    "retry_max",
+    "retry_max_wan",
+    "rpc",
+    "segment",
+    "segments",
+    "serf_lan",
+    "serf_lan_allowed_cidrs",
+    "serf_wan",
+    "serf_wan_allowed_cidrs",
+    "server_name",
+    "server_rejoin_age_max",
+    "service",
+    "services",
+    "skip_leave_on_interrupt",
+    "snapshot_agent",
+    "start_join_wan",
+    "syslog_facility",
+    "tagged_addresses",
+    "telemetry",
+    "tls",
+    "tls_cipher_suites",
+    "tls_min_version",
+    "tls_prefer_server_cipher_suites",
+    "translate_wan_addrs",
+    "ui",
+    "ui_config",
+    "ui_content_path",
+    "ui_dir",
+    "unix_sockets",
+    "use_streaming_backend",
+    "verify_incoming",
+    "verify_incoming_https",
+    "verify_incoming_rpc",
+    "verify_outgoing",
+    "verify_server_hostname",
+    "watches",
+    "xds",
+    "acl_ttl",
+    "acl_enforce_version_8",
+    "acl_disabled_ttl",
+    "ae_interval",
+    "check_deregister_interval_min",
+    "check_reap_interval",
+    "consul",
+    "revision",
+    "segment_limit",
+    "segment_name_limit",
+    "sync_coordinate_interval_min",
+    "sync_coordinate_rate_target",
+    "version",
     "version_prerelease",
 ];
 const UNIMPLEMENTED_PORTS: &[&str] = &[
-    "https", "grpc_tls", "proxy_min_port", "proxy_max_port", "sidecar_min_port",
-    "sidecar_max_port", "expose_min_port", "expose_max_port",
+    "https",
+    "grpc_tls",
+    "proxy_min_port",
+    "proxy_max_port",
+    "sidecar_min_port",
+    "sidecar_max_port",
+    "expose_min_port",
+    "expose_max_port",
 ];
 const UNIMPLEMENTED_LIMITS: &[&str] = &[
-    "https_handshake_timeout", "rpc_handshake_timeout", "rpc_client_timeout", "rpc_max_burst",
-    "rpc_max_conns_per_client", "rpc_rate", "request_limits",
+    "https_handshake_timeout",
+    "rpc_handshake_timeout",
+    "rpc_client_timeout",
+    "rpc_max_burst",
+    "rpc_max_conns_per_client",
+    "rpc_rate",
+    "request_limits",
 ];
 const UNIMPLEMENTED_ACL: &[&str] = &["disabled_ttl", "msp_disable_bootstrap"];
 const UNIMPLEMENTED_TOKENS: &[&str] = &["managed_service_provider"];
@@ -173,10 +283,17 @@ pub struct Cx<'a> {
 
 impl Cx<'_> {
     fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Value { origin: self.origin.to_string(), key: key.to_string(), reason: reason.into() }
+        ConfigError::Value {
+            origin: self.origin.to_string(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
     }
     fn unknown(&mut self, key: &str) {
-        self.warnings.push(format!("config: ignoring unknown key {key:?} in {}", self.origin));
+        self.warnings.push(format!(
+            "config: ignoring unknown key {key:?} in {}",
+            self.origin
+        ));
     }
     fn unimplemented(&mut self, key: &str) {
         self.warnings.push(format!(
@@ -192,20 +309,28 @@ impl Cx<'_> {
     }
 
     fn bool(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
-        v.as_bool().ok_or_else(|| self.err(key, expected("a boolean (true or false)", v)))
+        v.as_bool()
+            .ok_or_else(|| self.err(key, expected("a boolean (true or false)", v)))
     }
     fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
-        v.as_str().map(str::to_string).ok_or_else(|| self.err(key, expected("a string", v)))
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.err(key, expected("a string", v)))
     }
     fn int(&self, key: &str, v: &Value) -> Result<i64, ConfigError> {
-        v.as_i64().ok_or_else(|| self.err(key, expected("an integer", v)))
+        v.as_i64()
+            .ok_or_else(|| self.err(key, expected("an integer", v)))
     }
     fn uint(&self, key: &str, v: &Value) -> Result<u64, ConfigError> {
-        v.as_u64().ok_or_else(|| self.err(key, expected("a non-negative integer", v)))
+        v.as_u64()
+            .ok_or_else(|| self.err(key, expected("a non-negative integer", v)))
     }
     fn duration(&self, key: &str, v: &Value) -> Result<Duration, ConfigError> {
         let s = v.as_str().ok_or_else(|| {
-            self.err(key, expected("a duration string such as \"10s\" or \"1m30s\"", v))
+            self.err(
+                key,
+                expected("a duration string such as \"10s\" or \"1m30s\"", v),
+            )
         })?;
         duration::parse(s).map_err(|e| self.err(key, e))
     }
@@ -223,7 +348,11 @@ impl Cx<'_> {
     }
     /// A nested map. HCL repeats of a block (`ports { } ports { }`) arrive as a list of maps,
     /// which is read in order.
-    fn object<'v>(&self, key: &str, v: &'v Value) -> Result<Vec<(&'v String, &'v Value)>, ConfigError> {
+    fn object<'v>(
+        &self,
+        key: &str,
+        v: &'v Value,
+    ) -> Result<Vec<(&'v String, &'v Value)>, ConfigError> {
         match v {
             Value::Object(m) => Ok(m.iter().collect()),
             Value::Array(items) => {
@@ -275,7 +404,8 @@ fn decode_top(p: &mut Partial, k: &str, v: &Value, cx: &mut Cx) -> Result<(), Co
         "node_id" => p.node_id = Some(cx.string(k, v)?),
         "node_meta" => {
             for (mk, mv) in cx.object(k, v)? {
-                p.node_meta.insert(mk.clone(), cx.string(&format!("node_meta.{mk}"), mv)?);
+                p.node_meta
+                    .insert(mk.clone(), cx.string(&format!("node_meta.{mk}"), mv)?);
             }
         }
         "datacenter" => p.datacenter = Some(cx.string(k, v)?),
@@ -403,7 +533,9 @@ fn decode_acl(acl: &mut PartialAcl, v: &Value, cx: &mut Cx) -> Result<(), Config
                         "agent" => &mut t.agent,
                         "default" => &mut t.default,
                         "replication" => &mut t.replication,
-                        "config_file_service_registration" => &mut t.config_file_service_registration,
+                        "config_file_service_registration" => {
+                            &mut t.config_file_service_registration
+                        }
                         "dns" => &mut t.dns,
                         "master" => {
                             cx.deprecated(&tkey, "acl.tokens.initial_management");
@@ -439,20 +571,46 @@ mod tests {
 
     fn dec(v: Value) -> (Result<Partial, ConfigError>, Vec<String>) {
         let mut w = Vec::new();
-        let r = decode(&v, &mut Cx { origin: "t.json", warnings: &mut w });
+        let r = decode(
+            &v,
+            &mut Cx {
+                origin: "t.json",
+                warnings: &mut w,
+            },
+        );
         (r, w)
     }
 
     #[test]
     fn wrong_types_name_the_key_and_source() {
         let cases = [
-            (json!({"ports": {"http": "abc"}}), "ports.http", "expected an integer, found string \"abc\""),
+            (
+                json!({"ports": {"http": "abc"}}),
+                "ports.http",
+                "expected an integer, found string \"abc\"",
+            ),
             (json!({"server": "yes"}), "server", "expected a boolean"),
             (json!({"retry_join": [1]}), "retry_join", "list of strings"),
-            (json!({"retry_interval": 5}), "retry_interval", "duration string"),
-            (json!({"retry_interval": "5"}), "retry_interval", "missing unit"),
-            (json!({"limits": {"kv_max_value_size": -1}}), "limits.kv_max_value_size", "non-negative"),
-            (json!({"acl": {"tokens": {"agent": true}}}), "acl.tokens.agent", "expected a string"),
+            (
+                json!({"retry_interval": 5}),
+                "retry_interval",
+                "duration string",
+            ),
+            (
+                json!({"retry_interval": "5"}),
+                "retry_interval",
+                "missing unit",
+            ),
+            (
+                json!({"limits": {"kv_max_value_size": -1}}),
+                "limits.kv_max_value_size",
+                "non-negative",
+            ),
+            (
+                json!({"acl": {"tokens": {"agent": true}}}),
+                "acl.tokens.agent",
+                "expected a string",
+            ),
             (json!({"ports": 5}), "ports", "a map"),
         ];
         for (v, key, reason) in cases {
@@ -473,21 +631,40 @@ mod tests {
         assert_eq!(p.acl.tokens.initial_management.as_deref(), Some("m"));
         assert_eq!(p.acl.tokens.default.as_deref(), Some("d"));
         let all = w.join("\n");
-        assert!(all.contains("ignoring unknown key \"nonsense_key\" in t.json"), "{all}");
-        assert!(all.contains("key \"telemetry\" is not implemented yet"), "{all}");
-        assert!(all.contains("key \"ports.https\" is not implemented yet"), "{all}");
+        assert!(
+            all.contains("ignoring unknown key \"nonsense_key\" in t.json"),
+            "{all}"
+        );
+        assert!(
+            all.contains("key \"telemetry\" is not implemented yet"),
+            "{all}"
+        );
+        assert!(
+            all.contains("key \"ports.https\" is not implemented yet"),
+            "{all}"
+        );
         assert!(all.contains("unknown key \"ports.bogus\""), "{all}");
-        assert!(all.contains("\"acl.tokens.master\" in t.json is deprecated"), "{all}");
-        assert!(all.contains("\"acl_token\" in t.json is deprecated"), "{all}");
+        assert!(
+            all.contains("\"acl.tokens.master\" in t.json is deprecated"),
+            "{all}"
+        );
+        assert!(
+            all.contains("\"acl_token\" in t.json is deprecated"),
+            "{all}"
+        );
         assert_eq!(w.len(), 6);
     }
 
     #[test]
     fn merge_scalars_override_lists_append_maps_merge() {
-        let (a, _) = dec(json!({"node_name": "a", "retry_join": ["x"], "ports": {"http": 1, "dns": 2},
-            "node_meta": {"k": "1", "j": "2"}}));
-        let (b, _) = dec(json!({"node_name": "b", "retry_join": "y", "ports": {"http": 3},
-            "node_meta": {"k": "3"}}));
+        let (a, _) = dec(
+            json!({"node_name": "a", "retry_join": ["x"], "ports": {"http": 1, "dns": 2},
+            "node_meta": {"k": "1", "j": "2"}}),
+        );
+        let (b, _) = dec(
+            json!({"node_name": "b", "retry_join": "y", "ports": {"http": 3},
+            "node_meta": {"k": "3"}}),
+        );
         let mut m = a.unwrap();
         m.merge(&b.unwrap());
         assert_eq!(m.node_name.as_deref(), Some("b"));

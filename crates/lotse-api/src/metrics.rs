@@ -1,0 +1,144 @@
+//! `/v1/agent/metrics`: Consul's JSON shape (`Gauges`, `Counters`, `Samples`) and, with
+//! `?format=prometheus`, the Prometheus text format. Names follow Consul's where dashboards
+//! expect them (`consul.kvs.apply`), and `lotse_<subsystem>_<name>` otherwise.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::State as AxState;
+use axum::http::header;
+use axum::response::IntoResponse;
+use lotse_server::{telemetry::Sample, Access, Resource};
+use serde_json::{json as j, Value};
+
+use crate::agent::rss_bytes;
+use crate::params::Params;
+use crate::reply::{json, ApiResult};
+use crate::State;
+
+struct Snapshot {
+    gauges: Vec<(&'static str, f64)>,
+    counters: Vec<(&'static str, u64)>,
+    /// name, count, sum (ms), max (ms)
+    samples: Vec<(&'static str, u64, f64, f64)>,
+}
+
+fn sample(name: &'static str, s: &Sample) -> (&'static str, u64, f64, f64) {
+    (
+        name,
+        s.count.load(Relaxed),
+        s.sum_micros.load(Relaxed) as f64 / 1000.0,
+        s.max_micros.load(Relaxed) as f64 / 1000.0,
+    )
+}
+
+fn snapshot(state: &State) -> Snapshot {
+    let server = &state.server;
+    let t = &server.telemetry;
+    let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_list().1.len()));
+    let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
+    let num = |k: &str| raft.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    Snapshot {
+        gauges: vec![
+            ("consul.runtime.alloc_bytes", rss_bytes() as f64),
+            ("lotse.kv.keys", keys as f64),
+            ("consul.session.active", sessions as f64),
+            ("lotse.http.blocking_queries", t.parked() as f64),
+            ("consul.raft.applied_index", num("applied_index")),
+            ("consul.raft.last_index", num("last_log_index")),
+            ("consul.server.isLeader", if server.is_leader() { 1.0 } else { 0.0 }),
+        ],
+        counters: vec![
+            ("lotse.http.requests", t.http_requests.load(Relaxed)),
+            ("lotse.http.errors", t.http_errors.load(Relaxed)),
+            ("consul.session_ttl.invalidate", t.sessions_expired.load(Relaxed)),
+            ("lotse.raft.log.commits", num("log_commits") as u64),
+            ("lotse.raft.log.entries", num("log_entries_persisted") as u64),
+        ],
+        samples: vec![
+            sample("consul.kvs.apply", &t.kvs_apply),
+            sample("consul.txn.apply", &t.txn_apply),
+            sample("consul.session.apply", &t.session_apply),
+            sample("consul.raft.apply", &t.other_apply),
+        ],
+    }
+}
+
+fn consul_json(s: &Snapshot) -> Value {
+    let gauges: Vec<Value> = s
+        .gauges
+        .iter()
+        .map(|(n, v)| j!({"Name": n, "Value": v, "Labels": {}}))
+        .collect();
+    let counters: Vec<Value> = s
+        .counters
+        .iter()
+        .map(|(n, c)| {
+            j!({"Name": n, "Count": c, "Rate": 0.0, "Sum": *c as f64, "Min": 1.0, "Max": 1.0,
+                "Mean": 1.0, "Stddev": 0.0, "Labels": {}})
+        })
+        .collect();
+    let samples: Vec<Value> = s
+        .samples
+        .iter()
+        .map(|(n, count, sum, max)| {
+            let mean = if *count > 0 { sum / *count as f64 } else { 0.0 };
+            j!({"Name": n, "Count": count, "Rate": 0.0, "Sum": sum, "Min": 0.0, "Max": max,
+                "Mean": mean, "Stddev": 0.0, "Labels": {}})
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    j!({
+        "Timestamp": now.to_string(),
+        "Gauges": gauges,
+        "Points": [],
+        "Counters": counters,
+        "Samples": samples,
+    })
+}
+
+/// `consul.kvs.apply` becomes `consul_kvs_apply`.
+fn prom_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn prometheus(s: &Snapshot) -> String {
+    let mut out = String::new();
+    for (n, v) in &s.gauges {
+        let n = prom_name(n);
+        let _ = writeln!(out, "# TYPE {n} gauge\n{n} {v}");
+    }
+    for (n, c) in &s.counters {
+        let n = prom_name(n);
+        let _ = writeln!(out, "# TYPE {n}_total counter\n{n}_total {c}");
+    }
+    for (n, count, sum, _) in &s.samples {
+        let n = prom_name(n);
+        let _ = writeln!(
+            out,
+            "# TYPE {n}_seconds summary\n{n}_seconds_sum {}\n{n}_seconds_count {count}",
+            sum / 1000.0
+        );
+    }
+    out
+}
+
+pub async fn metrics(AxState(state): AxState<State>, params: Params) -> ApiResult {
+    state
+        .server
+        .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
+    let snap = snapshot(&state);
+    if params.get("format") == Some("prometheus") {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            prometheus(&snap),
+        )
+            .into_response());
+    }
+    Ok(json(&consul_json(&snap), params.pretty()))
+}

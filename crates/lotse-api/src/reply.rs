@@ -1,0 +1,121 @@
+//! Responses as Consul writes them: status codes and plain-text error bodies, JSON with
+//! `?pretty`, and the `X-Consul-*` headers.
+
+use axum::extract::{Request, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lotse_server::{QueryMeta, ServerError};
+use serde::Serialize;
+
+use crate::State;
+
+/// An error answer: a status and a plain-text reason, as Consul's `HTTPError`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn bad_request(reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> ApiError {
+        let status = match &e {
+            ServerError::PermissionDenied => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.reason).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON body, pretty-printed when the request said `?pretty`.
+pub fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
+    let body = if pretty {
+        serde_json::to_vec_pretty(value).map(|mut v| {
+            v.push(b'\n');
+            v
+        })
+    } else {
+        serde_json::to_vec(value)
+    };
+    match body {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Adds the blocking-query headers to `resp`.
+pub fn with_meta(mut resp: Response, meta: &QueryMeta) -> Response {
+    let h = resp.headers_mut();
+    set(h, "X-Consul-Index", meta.index.max(1).to_string());
+    set(h, "X-Consul-KnownLeader", meta.known_leader.to_string());
+    set(h, "X-Consul-LastContact", meta.last_contact_ms.to_string());
+    set(
+        h,
+        "X-Consul-Effective-Consistency",
+        meta.consistency.header_value().to_string(),
+    );
+    resp
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(name, v);
+    }
+}
+
+/// A 404 with the query headers, as Consul answers a missing key.
+pub fn not_found_with_meta(meta: &QueryMeta) -> Response {
+    with_meta(StatusCode::NOT_FOUND.into_response(), meta)
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "")
+}
+
+/// Headers on every response, and request counting.
+pub async fn common_headers(AxState(state): AxState<State>, req: Request, next: Next) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    state.server.telemetry.http_requests.fetch_add(1, Relaxed);
+    let mut resp = next.run(req).await;
+    if resp.status().is_server_error() {
+        state.server.telemetry.http_errors.fetch_add(1, Relaxed);
+    }
+    resp.headers_mut().insert(
+        "X-Consul-Default-ACL-Policy",
+        HeaderValue::from_static("allow"),
+    );
+    resp
+}

@@ -1,0 +1,60 @@
+//! The server's counters, kept as atomics so the hot path never takes a lock. The API renders
+//! them as Consul's JSON metrics and as Prometheus text.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// A running count and sum, enough for Consul's sample fields (count, sum, mean).
+#[derive(Debug, Default)]
+pub struct Sample {
+    pub count: AtomicU64,
+    pub sum_micros: AtomicU64,
+    pub max_micros: AtomicU64,
+}
+
+impl Sample {
+    fn record(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(us, Relaxed);
+        self.max_micros.fetch_max(us, Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    /// Time from proposing a command to its outcome, per command family.
+    pub kvs_apply: Sample,
+    pub txn_apply: Sample,
+    pub session_apply: Sample,
+    pub other_apply: Sample,
+    pub http_requests: AtomicU64,
+    pub http_errors: AtomicU64,
+    parked: AtomicI64,
+    pub sessions_expired: AtomicU64,
+}
+
+impl Telemetry {
+    pub fn record_apply(&self, kind: &str, d: Duration) {
+        let s = match kind {
+            k if k.starts_with("kv_") => &self.kvs_apply,
+            "txn" => &self.txn_apply,
+            k if k.starts_with("session_") => &self.session_apply,
+            _ => &self.other_apply,
+        };
+        s.record(d);
+    }
+
+    pub(crate) fn parked_inc(&self) {
+        self.parked.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn parked_dec(&self) {
+        self.parked.fetch_sub(1, Relaxed);
+    }
+
+    /// Blocking queries parked right now.
+    pub fn parked(&self) -> i64 {
+        self.parked.load(Relaxed)
+    }
+}

@@ -1,0 +1,277 @@
+//! `lotse agent`: the composition root. Loads the configuration, starts logging, the server
+//! (consensus + facade) and the HTTP API, and handles signals: SIGINT/SIGTERM stop gracefully
+//! (stop accepting, let in-flight requests finish for a bounded time, stop consensus; every
+//! acknowledged write is already on disk), SIGHUP reloads what can be reloaded (the log level).
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lotse_api::{AgentInfo, ApiState, Limits};
+use lotse_server::{Server, ServerConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+use crate::config::{self, AgentConfig};
+
+/// How long in-flight requests (parked blocking queries among them) may run after a stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+pub fn main(args: &[String]) -> ExitCode {
+    let loaded = match config::load(args) {
+        Ok(l) => l,
+        Err(e) if e.is_help() => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("==> {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let filter_handle = init_logging(&loaded.config);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lotse")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("==> cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(loaded.config, args.to_vec(), filter_handle)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("==> {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Consul's level names onto tracing's.
+fn level_directive(level: &str) -> String {
+    match level {
+        "err" | "error" => "error",
+        "warn" => "warn",
+        "debug" => "debug",
+        "trace" => "trace",
+        _ => "info",
+    }
+    .to_string()
+}
+
+fn filter_for(level: &str) -> EnvFilter {
+    // Our own crates at the chosen level; openraft's chatter one step quieter.
+    let l = level_directive(level);
+    let raft = if l == "trace" || l == "debug" { "info" } else { "warn" };
+    EnvFilter::new(format!("{l},openraft={raft}"))
+}
+
+fn init_logging(cfg: &AgentConfig) -> FilterHandle {
+    let (filter, handle) = reload::Layer::new(filter_for(&cfg.log_level));
+    let registry = tracing_subscriber::registry().with(filter);
+    if cfg.log_json {
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stdout))
+            .init();
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(std::io::stdout),
+            )
+            .init();
+    }
+    handle
+}
+
+/// The node's UUID: configured, else kept in `<data_dir>/node-id` (as Consul does), else new.
+fn node_id(cfg: &AgentConfig) -> Result<String, String> {
+    if let Some(id) = &cfg.node_id {
+        return Ok(id.clone());
+    }
+    let Some(dir) = &cfg.data_dir else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => Ok(s.trim().to_string()),
+        Ok(_) => Err(format!("{} does not hold a UUID", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_file_durably(&path, id.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_file_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn port(p: i32, what: &str) -> Result<u16, String> {
+    u16::try_from(p).map_err(|_| format!("the {what} port is disabled or invalid ({p})"))
+}
+
+async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Result<(), String> {
+    let started = Instant::now();
+    if !cfg.server {
+        return Err(
+            "client agents (without -server) need server RPC and gossip, which arrive with the \
+             cluster issue; run with -server -bootstrap-expect 1 or -dev"
+                .into(),
+        );
+    }
+    let node_id = node_id(&cfg)?;
+    let advertise = match cfg.advertise_addr {
+        Some(a) => a,
+        // This workplace only ever uses loopback: an unspecified bind advertises 127.0.0.1.
+        None if cfg.bind_addr.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        None => cfg.bind_addr,
+    };
+    let server_port = port(cfg.ports.server, "server")?;
+    let bootstrap = cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1;
+    if !bootstrap {
+        tracing::warn!(
+            expect = cfg.bootstrap_expect,
+            "bootstrap_expect > 1 needs gossip to find the other servers (cluster issue): this \
+             server will wait without a leader"
+        );
+    }
+    let server = Server::start(ServerConfig {
+        node_name: cfg.node_name.clone(),
+        node_id: node_id.clone(),
+        datacenter: cfg.datacenter.clone(),
+        advertise_addr: advertise.to_string(),
+        server_port,
+        data_dir: if cfg.dev { None } else { cfg.data_dir.clone() },
+        bootstrap,
+        snapshot_threshold: cfg.raft_snapshot_threshold,
+        session_ttl_min: cfg.session_ttl_min,
+    })
+    .await
+    .map_err(|e| format!("cannot start the server: {e}"))?;
+
+    let http_port = port(cfg.ports.http, "http")?;
+    let http_addr = SocketAddr::new(cfg.client_addr, http_port);
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {http_addr}: {e}"))?;
+    let state = Arc::new(ApiState {
+        server: server.clone(),
+        agent: AgentInfo {
+            node_name: cfg.node_name.clone(),
+            node_id: node_id.clone(),
+            datacenter: cfg.datacenter.clone(),
+            primary_datacenter: cfg
+                .primary_datacenter
+                .clone()
+                .unwrap_or_else(|| cfg.datacenter.clone()),
+            server: cfg.server,
+            dev: cfg.dev,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            bind_addr: advertise.to_string(),
+            client_addr: cfg.client_addr.to_string(),
+            http_port,
+            serf_lan_port: cfg.ports.serf_lan.max(0) as u16,
+            server_port,
+            bootstrap_expect: cfg.bootstrap_expect,
+            domain: cfg.domain.clone(),
+        },
+        limits: Limits {
+            kv_max_value_size: cfg.limits.kv_max_value_size as usize,
+            txn_max_req_len: cfg.limits.txn_max_req_len as usize,
+            txn_max_ops: cfg.limits.txn_max_ops as usize,
+        },
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_for_http = stop_rx.clone();
+    let http = tokio::spawn(lotse_api::serve(state, listener, async move {
+        let _ = stop_for_http.wait_for(|s| *s).await;
+    }));
+    tracing::info!(
+        node = %cfg.node_name,
+        datacenter = %cfg.datacenter,
+        server = cfg.server,
+        dev = cfg.dev,
+        http = %http_addr,
+        data_dir = ?cfg.data_dir,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "lotse agent running"
+    );
+    println!("==> Lotse agent running! (HTTP on {http_addr}, node {})", cfg.node_name);
+
+    wait_for_stop(&args, &filter).await;
+    tracing::info!("caught signal, shutting down");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(DRAIN_TIMEOUT, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server error"),
+        Err(_) => tracing::warn!("in-flight requests still running after the drain timeout"),
+        _ => {}
+    }
+    server.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Returns on SIGINT or SIGTERM; handles SIGHUP (reload) meanwhile.
+async fn wait_for_stop(args: &[String], filter: &FilterHandle) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stopping on ctrl-c only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => reload(args, filter),
+        }
+    }
+}
+
+/// SIGHUP: re-reads the configuration and applies what can change at run time (the log level).
+/// A broken file is reported and the running configuration kept.
+fn reload(args: &[String], filter: &FilterHandle) {
+    match config::reload(args) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            match filter.reload(filter_for(&loaded.config.log_level)) {
+                Ok(()) => tracing::info!(log_level = %loaded.config.log_level, "configuration reloaded"),
+                Err(e) => tracing::warn!(error = %e, "cannot apply the new log level"),
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
+    }
+}
