@@ -304,6 +304,24 @@ def test_prefix_watch_on_empty_prefix_wakes_when_key_created(agent):
     assert [e["Key"] for e in r.json()] == [root + "first"]
 
 
+def test_prefix_watch_sees_a_txn_atomically(agent):
+    root = uniq("pfxtxn") + "/"
+    put(agent, root + "a", b"0")
+    h = index_of(agent.get(kv_path(root, "recurse")))
+    p = Parked(agent, kv_path(root, f"recurse&index={h}&wait=5s"))
+    assert p.parked_for(0.3)
+    ops = [{"KV": {"Verb": "set", "Key": root + k, "Value": base64.b64encode(b"1").decode()}}
+           for k in ["a", "b", "c"]]
+    r = agent.put("/v1/txn", json=ops)
+    assert r.status_code == 200, r.text
+    r = p.result()
+    assert r.status_code == 200
+    entries = r.json()
+    assert [e["Key"] for e in entries] == [root + "a", root + "b", root + "c"]
+    assert [value_of(e) for e in entries] == [b"1", b"1", b"1"]
+    assert {e["ModifyIndex"] for e in entries} == {index_of(r)}
+
+
 def test_keys_watch_wakes_on_new_key(agent):
     root = uniq("keyswatch") + "/"
     put(agent, root + "a", b"1")
@@ -341,6 +359,31 @@ def test_older_index_returns_immediately(agent):
     assert time.monotonic() - t0 < 1.5
     assert r.status_code == 200
     assert index_of(r) == h
+    assert value_of(r.json()[0]) == b"v2"
+
+
+def test_wait_without_index_does_not_block(agent):
+    key = uniq("noindex")
+    put(agent, key, b"v")
+    t0 = time.monotonic()
+    r = agent.get(kv_path(key, "wait=5s"))
+    assert time.monotonic() - t0 < 1.5
+    assert r.status_code == 200
+
+
+def test_future_index_blocks_for_the_whole_wait(agent):
+    # The query only returns early once the result's index exceeds the requested one.
+    key = uniq("future")
+    put(agent, key, b"v1")
+    h = index_of(agent.get(kv_path(key)))
+    p = Parked(agent, kv_path(key, f"index={h + 1_000_000}&wait=1500ms"))
+    settle()
+    put(agent, key, b"v2")
+    assert p.parked_for(0.5), "a change that does not reach the requested index must not wake it"
+    r = p.result()
+    assert r.status_code == 200
+    assert p.elapsed >= 1.45, p.elapsed
+    assert h < index_of(r) < h + 1_000_000
     assert value_of(r.json()[0]) == b"v2"
 
 

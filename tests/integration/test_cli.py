@@ -758,12 +758,61 @@ def test_lock_argument_errors(agent):
     assert p.returncode == 1
 
 
-def test_lock_semaphore_not_supported(agent):
-    # Lotse does not implement `-n` > 1 (semaphores) yet: it must say so, not run the child.
-    p = agent.cli("lock", "-n=2", "cli/lock/sem", "echo ran")
+SEMAPHORE_FLAG = 0xE0F69A2BAA414DE0
+
+
+def intervals(log):
+    ev = {}
+    for line in log.read_text().splitlines():
+        name, ts = line.split()
+        ev[name] = float(ts)
+    ids = sorted({n.split("-", 1)[1] for n in ev})
+    return {i: (ev[f"start-{i}"], ev[f"end-{i}"]) for i in ids}
+
+
+def test_lock_semaphore_allows_n_holders(agent, tmp_path):
+    log = tmp_path / "log"
+    child = ("echo start-$ID $(date +%s.%N) >> {log}; sleep 2; echo end-$ID $(date +%s.%N) >> {log}"
+             .format(log=log))
+    procs = []
+    for i in range(3):
+        procs.append(subprocess.Popen([lotse_bin(), "lock", "-n=2", "cli/lock/sem", child],
+                                      env=cli_env(agent, ID=str(i)),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        if i == 0:
+            assert wait_for(lambda: log.exists() and "start-0" in log.read_text(), 15)
+    # While slots are taken, the coordination key is consul's semaphore JSON.
+    assert wait_for(lambda: log.exists() and log.read_text().count("start-") >= 2, 15)
+    e = kv_entry(agent, "cli/lock/sem/.lock")
+    assert e["Flags"] == SEMAPHORE_FLAG
+    lock = json.loads(raw_value(e))
+    assert lock["Limit"] == 2
+    assert len(lock["Holders"]) == 2 and all(v is True for v in lock["Holders"].values()), lock
+    for sid in lock["Holders"]:
+        contender = kv_entry(agent, f"cli/lock/sem/{sid}")
+        assert contender and contender["Session"] == sid and contender["Flags"] == SEMAPHORE_FLAG
+
+    # A contender with another limit is refused; so is a plain lock on the same prefix.
+    p = agent.cli("lock", "-n=3", "cli/lock/sem", "echo no")
     assert p.returncode == 1
-    assert out(p) == ""
-    assert "semaphore" in err(p)
+    assert "semaphore limit conflict (lock: 2, local: 3)" in err(p)
+    p = agent.cli("lock", "cli/lock/sem", "echo no")
+    assert p.returncode == 1
+    assert "Existing key does not match lock use" in err(p)
+
+    for pr in procs:
+        assert pr.wait(timeout=60) == 0, pr.stderr.read().decode()
+    iv = intervals(log)
+    assert len(iv) == 3
+    # Never more than two children at once; all three ran.
+    for t in [start for start, _ in iv.values()]:
+        running = [i for i, (s_, e_) in iv.items() if s_ <= t < e_]
+        assert len(running) <= 2, iv
+    starts = sorted(iv.values())
+    assert starts[2][0] >= min(starts[0][1], starts[1][1]), iv
+    # Everything is cleaned up afterwards.
+    r = agent.get("/v1/kv/cli/lock/sem?recurse")
+    assert r.status_code == 404 or r.json() == [], r.text
 
 
 def test_lock_forwards_sigterm_and_releases(agent, tmp_path):
@@ -796,6 +845,47 @@ def test_lock_lost_kills_child(agent, tmp_path):
         assert "got-term" in log.read_text()
         assert "Lock lost, killing child" in proc.stdout.read().decode()
         assert rc == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_lock_signal_while_waiting_gives_up(agent, tmp_path):
+    marker = tmp_path / "running"
+    holder = subprocess.Popen([lotse_bin(), "lock", "cli/lock/waiting", f"touch {marker}; sleep 4"],
+                              env=cli_env(agent), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(marker.exists, 15)
+        waiter = subprocess.Popen([lotse_bin(), "lock", "cli/lock/waiting", "echo must not run"],
+                                  env=cli_env(agent), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        assert waiter.poll() is None  # still waiting for the lock
+        waiter.send_signal(signal.SIGINT)
+        assert waiter.wait(timeout=10) == 1
+        assert waiter.stdout.read() == b""
+        assert "Shutdown triggered or timeout during lock acquisition" in waiter.stderr.read().decode()
+    finally:
+        assert holder.wait(timeout=30) == 0
+    assert kv_entry(agent, "cli/lock/waiting/.lock") is None
+
+
+def test_lock_kills_child_that_ignores_sigterm(agent, tmp_path):
+    log = tmp_path / "log"
+    # The child ignores SIGTERM: after consul's 5s grace period it gets SIGKILL.
+    child = f"trap '' TERM; echo ready >> {log}; exec sleep 60"
+    proc = subprocess.Popen([lotse_bin(), "lock", "cli/lock/stubborn", child],
+                            env=cli_env(agent), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: log.exists() and "ready" in log.read_text(), 15)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        elapsed = time.monotonic() - t0
+        assert 4 <= elapsed < 15, elapsed
+        assert rc == 0, proc.stderr.read().decode()
+        e = kv_entry(agent, "cli/lock/stubborn/.lock")
+        assert e is None or not e.get("Session"), e
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -229,6 +229,28 @@ def test_keys_accepts_historic_seperator_spelling(agent, tree):
     assert r.json() == [root + "a", root + "b/", root + "bz", root + "e"]
 
 
+def test_keys_with_multi_character_separator(agent):
+    root = uniq("msep")
+    for k in ["::a::b", "::a::c", "::d", "::e::"]:
+        put_ok(agent, root + k, b"v")
+    r = agent.get(kv_path(root, "keys&separator=::"))
+    assert r.status_code == 200
+    assert r.json() == [root + "::"]
+    r = agent.get(kv_path(root + "::", "keys&separator=::"))
+    assert r.json() == [root + "::a::", root + "::d", root + "::e::"]
+
+
+def test_keys_takes_precedence_over_recurse_and_raw_is_ignored_for_recurse(agent, tree):
+    root, keys = tree
+    r = agent.get(kv_path(root, "keys&recurse"))
+    assert r.status_code == 200
+    assert r.json() == sorted(keys)
+    r = agent.get(kv_path(root, "recurse&raw"))
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert [e["Key"] for e in r.json()] == sorted(keys)
+
+
 def test_keys_missing_prefix_is_404_with_index(agent):
     r = agent.get(kv_path(uniq("nokeys") + "/", "keys"))
     assert r.status_code == 404
@@ -321,25 +343,40 @@ def test_put_without_flags_resets_flags_to_zero(agent):
     assert get_entry(agent, key)["Flags"] == 0
 
 
-@pytest.mark.parametrize("query", ["flags=abc", "flags=-1", f"flags={2**64}", "flags=1.5",
-                                   "cas=abc", "cas=-1", f"cas={2**64}"])
-def test_bad_flags_or_cas_number_is_rejected(agent, query):
-    # Consul returns the strconv.ParseUint error unwrapped from KVSPut, which wrap() maps to
-    # 500 with the error text (agent/kvs_endpoint.go + agent/http.go handleErr default branch).
-    key = uniq("badnum")
-    r = agent.put(kv_path(key, query), data=b"v")
-    assert r.status_code == 500, (r.status_code, r.text)
-    assert "invalid syntax" in r.text or "value out of range" in r.text
-    assert_missing(agent, key)
+BAD_NUMBERS = ["abc", "-1", str(2**64), "1.5", ""]
+
+
+def test_bad_flags_or_cas_number_is_rejected_without_writing(agent):
+    for param in ["flags", "cas"]:
+        for bad in BAD_NUMBERS:
+            key = uniq("badnum")
+            r = agent.put(kv_path(key, f"{param}={bad}"), data=b"v")
+            assert r.status_code >= 400, (param, bad, r.status_code, r.text)
+            assert_missing(agent, key)
+
+
+def test_bad_flags_or_cas_number_status_is_consuls(agent):
+    # KVSPut returns the strconv.ParseUint error as-is ("return nil, err"); wrap()'s handleErr maps
+    # errors that are not HTTPError/MethodNotAllowed/ACL/rate-limit to 500 with the error text, e.g.
+    # `strconv.ParseUint: parsing "abc": invalid syntax` (agent/kvs_endpoint.go, agent/http.go).
+    got, want = {}, {}
+    for param in ["flags", "cas"]:
+        for bad in BAD_NUMBERS:
+            r = agent.put(kv_path(uniq("badnum"), f"{param}={bad}"), data=b"v")
+            got[f"{param}={bad}"] = (r.status_code, r.text)
+            reason = "value out of range" if bad == str(2**64) else "invalid syntax"
+            want[f"{param}={bad}"] = (500, f'strconv.ParseUint: parsing "{bad}": {reason}')
+    assert got == want
 
 
 def test_bad_cas_on_delete_is_rejected(agent):
     key = uniq("baddelcas")
     put_ok(agent, key, b"v")
     r = agent.delete(kv_path(key, "cas=xyz"))
-    assert r.status_code == 500
-    assert "invalid syntax" in r.text
+    assert r.status_code >= 400
     get_entry(agent, key)  # still there
+    # Same Consul mapping as for PUT: the ParseUint error surfaces as a 500.
+    assert (r.status_code, r.text) == (500, 'strconv.ParseUint: parsing "xyz": invalid syntax')
 
 
 def test_bad_index_is_400(agent):
@@ -448,6 +485,14 @@ def test_delete_cas(agent):
     assert r.status_code == 200 and r.json() is False
     get_entry(agent, key)
     r = agent.delete(kv_path(key, f"cas={e['ModifyIndex']}"))
+    assert r.status_code == 200 and r.json() is True
+    assert_missing(agent, key)
+
+
+def test_delete_cas_on_missing_key_succeeds(agent):
+    # kvsDeleteCASTxn: with no existing entry it reports success ("return entry == nil").
+    key = uniq("delcasmissing")
+    r = agent.delete(kv_path(key, "cas=12345"))
     assert r.status_code == 200 and r.json() is True
     assert_missing(agent, key)
 

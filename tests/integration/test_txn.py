@@ -218,6 +218,8 @@ def test_delete_cas(agent):
     results = txn_ok(agent, [op("delete-cas", key, Index=idx)])
     assert results in ([], None)
     assert kv_get(agent, key) is None
+    # On a key that does not exist delete-cas succeeds (kvsDeleteCASTxn returns entry == nil).
+    txn_ok(agent, [op("delete-cas", key, Index=idx)])
 
 
 # ----------------------------------------------------------------------------- cas
@@ -281,6 +283,20 @@ def test_lock_and_unlock(agent, session, session2):
     stored = kv_get(agent, key)
     assert "Session" not in stored
     assert base64.b64decode(stored["Value"]) == b"released"
+
+
+def test_plain_writes_keep_the_lock_holder(agent, session):
+    # kvsSetTxn keeps the existing Session unless the op is lock/unlock.
+    key = uniq("lockedput")
+    txn_ok(agent, [op("lock", key, b"v1", Session=session)])
+    kv_put(agent, key, b"v2")
+    stored = kv_get(agent, key)
+    assert stored["Session"] == session
+    assert stored["LockIndex"] == 1
+    assert base64.b64decode(stored["Value"]) == b"v2"
+    results = txn_ok(agent, [op("set", key, b"v3")])
+    assert results[0]["KV"]["Session"] == session
+    assert kv_get(agent, key)["Session"] == session
 
 
 def test_lock_requires_valid_session(agent):
@@ -387,6 +403,34 @@ def test_failed_txn_does_not_advance_key_indexes(agent):
     assert kv_get(agent, key) == before
 
 
+def test_ops_see_earlier_ops_in_same_txn(agent):
+    fresh, existing = uniq("vis-fresh"), uniq("vis-existing")
+    kv_put(agent, existing, b"v")
+    # A key set earlier in the txn exists for a later check-not-exists ...
+    errors = txn_conflict(agent, [op("set", fresh, b"v"), op("check-not-exists", fresh)])
+    assert errors == [{"OpIndex": 1, "What": f'key "{fresh}" exists'}]
+    assert kv_get(agent, fresh) is None
+    # ... and a key deleted earlier in the txn no longer does.
+    results = txn_ok(agent, [op("delete", existing), op("check-not-exists", existing),
+                             op("set", fresh, b"x"), op("get", fresh)])
+    assert [r["KV"]["Key"] for r in results] == [fresh, fresh]
+    assert base64.b64decode(results[1]["KV"]["Value"]) == b"x"
+    assert kv_get(agent, existing) is None
+
+
+def test_all_writes_of_a_txn_share_one_index(agent):
+    keys = [uniq("oneidx") for _ in range(3)]
+    kv_put(agent, keys[2], b"old")
+    before = kv_get(agent, keys[2])
+    results = txn_ok(agent, [op("set", keys[0], b"a"), op("set", keys[1], b"b"), op("set", keys[2], b"c")])
+    indexes = {r["KV"]["ModifyIndex"] for r in results}
+    assert len(indexes) == 1, indexes
+    (idx,) = indexes
+    assert idx > before["ModifyIndex"]
+    assert results[2]["KV"]["CreateIndex"] == before["CreateIndex"]
+    assert [kv_get(agent, k)["ModifyIndex"] for k in keys] == [idx, idx, idx]
+
+
 def test_read_only_txn(agent):
     a, b = uniq("ro-a"), uniq("ro-b")
     kv_put(agent, a, b"A")
@@ -437,7 +481,7 @@ def test_oversized_value_is_413(agent):
     assert kv_get(agent, key) is None
 
 
-@pytest.mark.parametrize("body", [
+MALFORMED_BODIES = [
     b"",
     b"not json",
     b"[",
@@ -454,11 +498,20 @@ def test_oversized_value_is_413(agent):
     b'[{"KV": {"Verb": "set", "Key": ["k"]}}]',
     b'[{"KV": "set"}]',
     b"\xff\xfe\x00garbage",
-])
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
 def test_malformed_body_is_400(agent, body):
     r = txn(agent, body)
     assert r.status_code == 400, (body, r.status_code, r.text)
-    assert r.text.startswith("Failed to parse body: "), r.text
+
+
+def test_malformed_body_error_text(agent):
+    # convertOps: HTTPError{400, fmt.Sprintf("Failed to parse body: %v", err)} for every decode error.
+    bad = {body: txn(agent, body).text for body in MALFORMED_BODIES}
+    bad = {body: text for body, text in bad.items() if not text.startswith("Failed to parse body: ")}
+    assert bad == {}
 
 
 def test_malformed_body_writes_nothing(agent):

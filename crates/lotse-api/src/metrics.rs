@@ -92,7 +92,7 @@ fn consul_json(s: &Snapshot) -> Value {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     j!({
-        "Timestamp": now.to_string(),
+        "Timestamp": go_utc_timestamp(now),
         "Gauges": gauges,
         "Points": [],
         "Counters": counters,
@@ -141,4 +141,38 @@ pub async fn metrics(AxState(state): AxState<State>, params: Params) -> ApiResul
             .into_response());
     }
     Ok(json(&consul_json(&snap), params.pretty()))
+}
+
+/// Formats Unix seconds the way Consul's metrics do (Go's default `time.Time` layout, in UTC):
+/// `2026-11-27 06:20:00 +0000 UTC`. (Civil-from-days, Howard Hinnant's algorithm.)
+fn go_utc_timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_use_go_layout() {
+        assert_eq!(go_utc_timestamp(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(go_utc_timestamp(1_795_760_400), "2026-11-27 06:20:00 +0000 UTC");
+        assert_eq!(go_utc_timestamp(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageError, StorageIOError, Vote};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::codec::{decode, encode};
@@ -54,8 +54,12 @@ pub(crate) enum Job {
     Truncate { from: u64 },
     /// Removes every entry at or before the index and records the purge point.
     Purge { upto: u64, record: Vec<u8> },
-    /// Writes one metadata record (vote, committed, snapshot parts).
+    /// Writes one metadata record (vote, snapshot parts).
     Meta { key: &'static str, value: Vec<u8> },
+    /// Records the committed log id. Needs no fsync of its own: losing the newest one only
+    /// means re-applying entries that are in the log anyway, so it rides on the next durable
+    /// commit instead of costing one.
+    Committed(Vec<u8>),
     /// Acknowledged once every job queued before it is durable.
     Barrier(oneshot::Sender<Result<(), String>>),
 }
@@ -139,7 +143,8 @@ impl LogStore {
             mem.last_purged = Some(decode(&v).map_err(|e| corrupt("last purged", e))?);
         }
         if let Some(v) = get(COMMITTED_KEY)? {
-            mem.committed = Some(decode(&v).map_err(|e| corrupt("committed", e))?);
+            // Stored as the `Option<LogId>` openraft handed to `save_committed`.
+            mem.committed = decode(&v).map_err(|e| corrupt("committed", e))?;
         }
         let log = read.open_table(LOG).map_err(|e| corrupt("open log", e))?;
         for row in log.iter().map_err(|e| corrupt("log", e))? {
@@ -239,7 +244,11 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>)
 }
 
 fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+    if batch.iter().all(|j| matches!(j, Job::Committed(_))) {
+        txn.set_durability(Durability::None)
+            .map_err(|e| e.to_string())?;
+    }
     {
         let mut log = txn.open_table(LOG).map_err(|e| e.to_string())?;
         let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
@@ -262,6 +271,10 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
                 }
                 Job::Meta { key, value } => {
                     meta.insert(*key, value.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                Job::Committed(value) => {
+                    meta.insert(COMMITTED_KEY, value.as_slice())
                         .map_err(|e| e.to_string())?;
                 }
                 Job::Barrier(_) => {}
@@ -313,10 +326,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.mem().committed = committed;
         // Not waited for: losing the newest committed marker only means re-applying entries
         // that are in the log anyway.
-        self.queue(Job::Meta {
-            key: COMMITTED_KEY,
-            value: encode(&committed),
-        })
+        self.queue(Job::Committed(encode(&committed)))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {

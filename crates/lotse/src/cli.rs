@@ -13,6 +13,7 @@ mod kv;
 mod lock;
 mod members;
 mod regex;
+mod semaphore;
 mod tabwriter;
 
 use std::io::Write;
@@ -145,13 +146,9 @@ fn run(args: &[String]) -> i32 {
             let _ = std::io::stdout().flush();
             code
         }
-        None if entry.name == "agent" => {
-            // main.rs dispatches `agent` itself; reaching this means a flag came first.
-            eprintln!("{}", command_help(&entries, entry));
-            1
-        }
         None => {
-            // A parent command such as `kv`: show its help and subcommands.
+            // A parent command such as `kv` (show its help and subcommands), or `agent`, which
+            // main.rs dispatches itself unless something came before it.
             eprintln!("{}", command_help(&entries, entry));
             1
         }

@@ -240,15 +240,21 @@ impl Client {
 
     /// `GET /v1/kv/PREFIX?recurse`: every entry under the prefix (empty on 404).
     pub fn kv_list(&self, prefix: &str) -> Result<Vec<KvPair>, ApiError> {
-        let r = self.request("GET", &kv_path(prefix), &Query::read().flag("recurse"), None)?;
+        self.kv_list_q(prefix, Query::read()).map(|(pairs, _)| pairs)
+    }
+
+    /// `GET /v1/kv/PREFIX?recurse` with extra query options (blocking, consistent); also
+    /// returns the index.
+    pub fn kv_list_q(&self, prefix: &str, q: Query) -> Result<(Vec<KvPair>, u64), ApiError> {
+        let r = self.request("GET", &kv_path(prefix), &q.flag("recurse"), None)?;
         if r.status == 404 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), r.index));
         }
         if !(200..300).contains(&r.status) {
             return Err(ApiError::Status(r.status, String::from_utf8_lossy(&r.body).trim().to_string()));
         }
         let pairs: Option<Vec<KvPair>> = r.json()?;
-        Ok(pairs.unwrap_or_default())
+        Ok((pairs.unwrap_or_default(), r.index))
     }
 
     /// `GET /v1/kv/PREFIX?keys[&separator=S]`.

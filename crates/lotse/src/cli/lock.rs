@@ -13,7 +13,8 @@
 //!    nobody else holds it.
 //!
 //! Exit code: 0, or with `-child-exit-code` 2 if the child failed (consul's behavior); 1 when
-//! the lock could not be set up or acquired. Semaphores (`-n` > 1) are not implemented.
+//! the lock could not be set up or acquired. With `-n` > 1 a semaphore is used instead
+//! (see [`super::semaphore`]).
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use clap::{ArgAction, Parser};
 use super::flags::{self, parse_bool, HttpFlags};
 use super::http::{Client, Query};
 use super::kv::{go_path_join, LOCK_FLAG_VALUE};
+use super::semaphore;
 
 pub const SYNOPSIS: &str = "Execute a command holding a lock";
 
@@ -52,8 +54,8 @@ struct LockArgs {
           default_value = "false", value_parser = parse_bool, action = ArgAction::Set)]
     child_exit_code: bool,
     /// Optional limit on the number of concurrent lock holders. The underlying implementation
-    /// switches from a lock to a semaphore when the value is greater than 1 (not supported by
-    /// Lotse yet). The default value is 1.
+    /// switches from a lock to a semaphore when the value is greater than 1. The default value
+    /// is 1.
     #[arg(long = "n", default_value_t = 1, value_name = "int", allow_negative_numbers = true)]
     limit: i64,
     /// Number of times to retry if Lotse returns a 500 error while monitoring the lock. This
@@ -103,8 +105,8 @@ pub fn help() -> String {
   After the grace period expires the process will be hard terminated.
 
   When -n=1, only a single lock holder or leader exists providing mutual
-  exclusion. Setting a higher value would switch to a semaphore allowing
-  multiple holders to coordinate; Lotse does not implement semaphores yet.
+  exclusion. Setting a higher value switches to a semaphore allowing multiple
+  holders to coordinate.
 
   The prefix provided must have write privileges.",
     )
@@ -237,8 +239,59 @@ fn spawn_renewer(client: Client, session: String, stop: Receiver<()>) -> thread:
     })
 }
 
+/// A lock (`-n=1`) or a semaphore (`-n` > 1) at a prefix.
+#[derive(Debug, Clone)]
+enum Mode {
+    Lock { key: String },
+    Semaphore { prefix: String, limit: i64 },
+}
+
+impl Mode {
+    fn acquire(&self, client: &Client, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
+        match self {
+            Mode::Lock { key } => acquire_lock(client, key, session, timeout),
+            Mode::Semaphore { prefix, limit } => semaphore::acquire(client, prefix, *limit, session, timeout),
+        }
+    }
+
+    /// Whether `session` still holds the lock or its slot, and the index to block on next.
+    fn holds(&self, client: &Client, session: &str, q: Query) -> Result<(bool, u64), super::http::ApiError> {
+        match self {
+            Mode::Lock { key } => client
+                .kv_get(key, q)
+                .map(|(pair, index)| (pair.is_some_and(|p| p.session_id() == session), index)),
+            Mode::Semaphore { prefix, limit } => semaphore::holds(client, prefix, *limit, session, q),
+        }
+    }
+
+    fn release(&self, client: &Client, session: &str) -> Result<(), String> {
+        match self {
+            Mode::Lock { key } => client
+                .kv_put(key, b"", Query::write().param("flags", LOCK_FLAG_VALUE).param("release", session))
+                .map(|_| ())
+                .map_err(|e| format!("failed to release lock: {e}")),
+            Mode::Semaphore { prefix, limit } => semaphore::release(client, prefix, *limit, session),
+        }
+    }
+
+    /// Removes the coordination key unless it is in use; `Ok(false)`: in use.
+    fn destroy(&self, client: &Client) -> Result<bool, String> {
+        match self {
+            Mode::Lock { key } => destroy_lock(client, key),
+            Mode::Semaphore { prefix, limit } => semaphore::destroy(client, prefix, *limit),
+        }
+    }
+
+    fn session_behavior(&self) -> &'static str {
+        match self {
+            Mode::Lock { .. } => "release",
+            Mode::Semaphore { .. } => "delete",
+        }
+    }
+}
+
 /// The acquisition loop of consul's `Lock.Lock`. `Ok(true)`: held; `Ok(false)`: timed out.
-fn acquire(client: &Client, key: &str, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
+fn acquire_lock(client: &Client, key: &str, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
     let start = Instant::now();
     let mut attempts = 0u32;
     let mut wait_index: Option<u64> = None;
@@ -303,15 +356,15 @@ fn acquire(client: &Client, key: &str, session: &str, timeout: Option<Duration>)
 
 /// Guards against servers that answer blocking queries at once without a new index: a fast
 /// answer with an unchanged (or missing) index gets a short pause before the next query.
-fn pace(began: Instant, wait_index: Option<u64>, index: u64) {
+pub(super) fn pace(began: Instant, wait_index: Option<u64>, index: u64) {
     let unchanged = index == 0 || wait_index == Some(index);
     if unchanged && wait_index.is_some() && began.elapsed() < Duration::from_millis(200) {
         thread::sleep(Duration::from_millis(250));
     }
 }
 
-/// Watches the lock key; sends `LockLost` when our session no longer holds it.
-fn spawn_monitor(client: Client, key: String, session: String, retries: u32, stopping: Arc<AtomicBool>, tx: Sender<Event>) {
+/// Watches the lock (or semaphore); sends `LockLost` when our session no longer holds it.
+fn spawn_monitor(client: Client, mode: Mode, session: String, retries: u32, stopping: Arc<AtomicBool>, tx: Sender<Event>) {
     thread::spawn(move || {
         let mut wait_index: Option<u64> = None;
         let mut left = retries;
@@ -324,7 +377,7 @@ fn spawn_monitor(client: Client, key: String, session: String, retries: u32, sto
             q.wait_index = wait_index;
             q.wait_time = Some(LOCK_WAIT);
             let began = Instant::now();
-            match client.kv_get(&key, q) {
+            match mode.holds(&client, &session, q) {
                 Err(e) => {
                     if left > 0 && e.is_retryable() {
                         left -= 1;
@@ -334,9 +387,9 @@ fn spawn_monitor(client: Client, key: String, session: String, retries: u32, sto
                     }
                     break;
                 }
-                Ok((pair, index)) => {
+                Ok((held, index)) => {
                     pace(began, wait_index, index);
-                    if pair.is_some_and(|p| p.session_id() == session) {
+                    if held {
                         wait_index = Some(index);
                         left = retries;
                         continue;
@@ -451,12 +504,18 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     }
-    if a.limit > 1 {
-        eprintln!("Lock setup failed: semaphores (-n greater than 1) are not supported by lotse yet");
-        return 1;
-    }
-    let key = lock_key(&prefix);
-    verbose(a.verbose, &format!("Setting up lock at path: {key}"));
+    let mode = if a.limit == 1 {
+        let key = lock_key(&prefix);
+        verbose(a.verbose, &format!("Setting up lock at path: {key}"));
+        Mode::Lock { key }
+    } else {
+        if prefix.is_empty() {
+            eprintln!("Lock setup failed: missing prefix");
+            return 1;
+        }
+        verbose(a.verbose, &format!("Setting up semaphore (limit {}) at prefix: {prefix}", a.limit));
+        Mode::Semaphore { prefix: prefix.clone(), limit: a.limit }
+    };
 
     let (tx, events) = mpsc::channel::<Event>();
     listen_for_signals(tx.clone());
@@ -465,7 +524,7 @@ pub fn run(args: &[String]) -> i32 {
     let session = match client.session_create(&serde_json::json!({
         "Name": name,
         "TTL": format!("{}s", SESSION_TTL.as_secs()),
-        "Behavior": "release",
+        "Behavior": mode.session_behavior(),
         "LockDelay": "15s",
     })) {
         Ok(id) => id,
@@ -480,9 +539,9 @@ pub fn run(args: &[String]) -> i32 {
 
     // Acquire in a thread so that a signal can interrupt a long wait.
     {
-        let (client, key, session, tx) = (client.clone(), key.clone(), session.clone(), tx.clone());
+        let (client, mode, session, tx) = (client.clone(), mode.clone(), session.clone(), tx.clone());
         thread::spawn(move || {
-            let _ = tx.send(Event::Acquired(acquire(&client, &key, &session, timeout)));
+            let _ = tx.send(Event::Acquired(mode.acquire(&client, &session, timeout)));
         });
     }
     let acquired = loop {
@@ -509,7 +568,7 @@ pub fn run(args: &[String]) -> i32 {
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_monitor(
         client.clone(),
-        key.clone(),
+        mode.clone(),
         session.clone(),
         u32::try_from(a.monitor_retry).unwrap_or(u32::MAX),
         stopping.clone(),
@@ -576,17 +635,13 @@ pub fn run(args: &[String]) -> i32 {
 
     // Release the lock, end the session, and remove the key if nobody else took it.
     stopping.store(true, Ordering::SeqCst);
-    let released = client.kv_put(
-        &key,
-        b"",
-        Query::write().param("flags", LOCK_FLAG_VALUE).param("release", &session),
-    );
+    let released = mode.release(&client, &session);
     holder.end();
     if let Err(e) = released {
-        eprintln!("Lock release failed: failed to release lock: {e}");
+        eprintln!("Lock release failed: {e}");
         return 1;
     }
-    match destroy_lock(&client, &key) {
+    match mode.destroy(&client) {
         Ok(true) => verbose(a.verbose, "Cleanup succeeded"),
         Ok(false) => verbose(a.verbose, "Cleanup aborted, lock in use"),
         Err(e) => {
