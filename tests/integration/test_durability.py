@@ -163,11 +163,22 @@ def test_modify_index_keeps_growing_after_restart(server_factory):
     assert new["ModifyIndex"] > entry(a, "idx/after-kill")["ModifyIndex"]
 
 
-def test_large_store_survives_compaction_and_restart(server_factory):
-    """~20,000 keys in 64-op transactions (enough Raft entries to trigger snapshots/log
-    compaction in a server that snapshots every few thousand entries), then overwrite and delete
-    some, then kill -9 and a graceful restart: the exact store must come back both times."""
-    a = server_factory()
+@pytest.mark.parametrize("snapshot_cfg", [
+    None,
+    # Consul's own config keys (agent/config: raft_snapshot_threshold, raft_snapshot_interval),
+    # lowered so the ~330 Raft entries below cross the threshold several times: the restart then
+    # has to restore from a snapshot plus a compacted log tail.
+    {"raft_snapshot_threshold": 64, "raft_snapshot_interval": "1s"},
+], ids=["default-config", "low-snapshot-threshold"])
+def test_large_store_survives_compaction_and_restart(server_factory, tmp_path, snapshot_cfg):
+    """~20,000 keys in 64-op transactions, then overwrite and delete some, then kill -9 and a
+    graceful restart: the exact store must come back both times."""
+    extra = ()
+    if snapshot_cfg is not None:
+        cfg = tmp_path / "snapshot.json"
+        cfg.write_text(json.dumps(snapshot_cfg))
+        extra = ("-config-file", str(cfg))
+    a = server_factory(extra=extra)
     total, per_txn, workers = 20_000, 64, 4
     expected = {f"big/{i:05d}": f"v{i}".encode() for i in range(total)}
     keys = sorted(expected)
@@ -208,6 +219,8 @@ def test_large_store_survives_compaction_and_restart(server_factory):
 
     stored, idx_before = recurse(a, "big/")
     assert len(stored) == len(expected) and stored == expected
+    if snapshot_cfg is not None:
+        time.sleep(2.5)  # let an interval-driven snapshot (every 1-2s in Consul) happen
 
     a.kill9()
     a.start()

@@ -14,7 +14,11 @@ References (Consul source, read not copied):
     [SessionTTLMin=10s, SessionTTLMax=24h]; otherwise the RPC fails with
     "Invalid Session TTL '<ns>', must be between [10s=24h0m0s]"; an unparsable TTL fails with
     "Session TTL '<ttl>' invalid: ..."; a bad Behavior with "Invalid Behavior setting '<b>'".
-    These are plain RPC errors, which agent/http.go maps to HTTP 500 with the message as body.
+    These are plain RPC errors, which agent/http.go maps to HTTP 500 with the message as body
+    (only HTTPError/forbidden/rate-limit/method errors get other codes). Clients rely on it:
+    python-consul's test suite maps a 500 with "Invalid Session TTL '3000000000', must be between
+    [10s=24h0m0s]" to its InvalidSessionTTL exception. Consul's own test
+    (agent/consul/session_endpoint_test.go) pins the exact messages for "5s" and "100000s".
     Destroying an unknown session is not an error (returns true).
   * agent/consul/state/session.go: a session on an unregistered node fails with
     "Missing node registration" (HTTP 500).

@@ -292,11 +292,23 @@ def test_plain_writes_keep_the_lock_holder(agent, session):
     kv_put(agent, key, b"v2")
     stored = kv_get(agent, key)
     assert stored["Session"] == session
-    assert stored["LockIndex"] == 1
     assert base64.b64decode(stored["Value"]) == b"v2"
     results = txn_ok(agent, [op("set", key, b"v3")])
     assert results[0]["KV"]["Session"] == session
     assert kv_get(agent, key)["Session"] == session
+
+
+def test_plain_put_on_locked_key_keeps_holder_and_lock_index(agent, session):
+    # Deliberate departure: Consul's kvsSetTxn resets LockIndex to the request's (0) on a plain
+    # set, a side effect of its request struct. Lotse keeps the holder's LockIndex, so a lock's
+    # generation count survives a value update by another writer.
+    key = uniq("lockidx")
+    txn_ok(agent, [op("lock", key, b"v1", Session=session)])
+    assert kv_get(agent, key)["LockIndex"] == 1
+    kv_put(agent, key, b"v2")
+    stored = kv_get(agent, key)
+    assert stored["Session"] == session
+    assert stored["LockIndex"] == 1
 
 
 def test_lock_requires_valid_session(agent):
@@ -498,6 +510,9 @@ MALFORMED_BODIES = [
     b'[{"KV": {"Verb": "set", "Key": ["k"]}}]',
     b'[{"KV": "set"}]',
     b"\xff\xfe\x00garbage",
+    # lib.DecodeJSON uses DisallowUnknownFields (matching stays case-insensitive).
+    b'[{"KV": {"Verb": "set", "Key": "k", "Bogus": 1}}]',
+    b'[{"Frobnicate": {"Verb": "set", "Key": "k"}}]',
 ]
 
 

@@ -68,8 +68,9 @@ pub fn strings(obj: &Map<String, Value>, name: &str) -> Result<Option<Vec<String
 
 /// The value as an object, or a 400.
 pub fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    v.as_object()
-        .ok_or_else(|| ApiError::bad_request(format!("Request decode failed: {what} must be an object")))
+    v.as_object().ok_or_else(|| {
+        ApiError::bad_request(format!("Request decode failed: {what} must be an object"))
+    })
 }
 
 #[cfg(test)]

@@ -64,19 +64,33 @@ async fn get_key(AxState(state): AxState<State>, key: String, params: Params) ->
     let server = &state.server;
     let pretty = params.pretty();
     if params.has("keys") {
-        server.authorize(opts.token.as_deref(), Resource::KeyPrefix(&key), Access::Read)?;
-        let sep = params.get("separator").unwrap_or("").to_string();
+        server.authorize(
+            opts.token.as_deref(),
+            Resource::KeyPrefix(&key),
+            Access::Read,
+        )?;
+        // Consul still accepts its historic misspelling.
+        let sep = params
+            .get("separator")
+            .or_else(|| params.get("seperator"))
+            .unwrap_or("")
+            .to_string();
         let watch = [WatchKey::Prefix(key.clone())];
         let (meta, keys) = server
             .blocking_read(&opts, &watch, |s| s.kv_keys(&key, &sep))
             .await?;
-        if keys.is_empty() {
+        // An empty store lists as `[]`; an empty prefix is a 404.
+        if keys.is_empty() && !key.is_empty() {
             return Ok(not_found_with_meta(&meta));
         }
         return Ok(with_meta(json(&keys, pretty), &meta));
     }
     if params.has("recurse") {
-        server.authorize(opts.token.as_deref(), Resource::KeyPrefix(&key), Access::Read)?;
+        server.authorize(
+            opts.token.as_deref(),
+            Resource::KeyPrefix(&key),
+            Access::Read,
+        )?;
         let watch = [WatchKey::Prefix(key.clone())];
         let (meta, entries) = server
             .blocking_read(&opts, &watch, |s| {
@@ -107,8 +121,10 @@ async fn get_key(AxState(state): AxState<State>, key: String, params: Params) ->
     if params.has("raw") {
         let resp = (
             [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CONTENT_TYPE, "text/plain"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                // A raw value must never run as a page in a browser.
+                (header::CONTENT_SECURITY_POLICY, "sandbox"),
             ],
             entry.value,
         )
@@ -160,10 +176,13 @@ pub async fn put(
     if key.is_empty() {
         return Err(missing_key());
     }
+    if params.conflicting(&["cas", "acquire", "release"]) {
+        return Err(params.conflict_error());
+    }
     let server = &state.server;
     server.authorize(params.token.as_deref(), Resource::Key(&key), Access::Write)?;
-    let flags = params.u64("flags")?.unwrap_or(0);
-    let cas = params.u64("cas")?;
+    let flags = params.go_uint("flags")?.unwrap_or(0);
+    let cas = params.go_uint("cas")?;
     let value = read_body(&headers, body, state.limits.kv_max_value_size, KV_LIMIT_DOC).await?;
     let write = KvWrite { key, value, flags };
     let cmd = if let Some(session) = params.get("acquire") {
@@ -183,7 +202,10 @@ pub async fn put(
         Command::KvSet(write)
     };
     let (_, outcome) = server.write(cmd).await?;
-    Ok(json(&matches!(outcome, Outcome::Bool(true)), params.pretty()))
+    Ok(json(
+        &matches!(outcome, Outcome::Bool(true)),
+        params.pretty(),
+    ))
 }
 
 pub async fn delete_root(state: AxState<State>, params: Params) -> ApiResult {
@@ -197,8 +219,8 @@ pub async fn delete(state: AxState<State>, Path(key): Path<String>, params: Para
 async fn delete_key(AxState(state): AxState<State>, key: String, params: Params) -> ApiResult {
     params.check_dc(&state)?;
     let recurse = params.has("recurse");
-    if recurse && params.has("cas") {
-        return Err(ApiError::bad_request("Conflicting flags: recurse&cas"));
+    if params.conflicting(&["recurse", "cas"]) {
+        return Err(params.conflict_error());
     }
     if !recurse && key.is_empty() {
         return Err(missing_key());
@@ -212,11 +234,14 @@ async fn delete_key(AxState(state): AxState<State>, key: String, params: Params)
     server.authorize(params.token.as_deref(), resource, Access::Write)?;
     let cmd = if recurse {
         Command::KvDeleteTree { prefix: key }
-    } else if let Some(index) = params.u64("cas")? {
+    } else if let Some(index) = params.go_uint("cas")? {
         Command::KvDeleteCas { key, index }
     } else {
         Command::KvDelete { key }
     };
     let (_, outcome) = server.write(cmd).await?;
-    Ok(json(&matches!(outcome, Outcome::Bool(true)), params.pretty()))
+    Ok(json(
+        &matches!(outcome, Outcome::Bool(true)),
+        params.pretty(),
+    ))
 }

@@ -79,25 +79,59 @@ pub type State = Arc<ApiState>;
 /// Every `/v1` route. Bodies are read by the handlers themselves with their own limits, so the
 /// default body limit is lifted here (no global timeout either: it would cut blocking queries).
 pub fn router(state: State) -> Router {
+    use reply::allow as a;
     Router::new()
         .route("/", get(agent::index))
-        .route("/v1/kv", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
-        .route("/v1/kv/", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
-        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
-        .route("/v1/txn", put(txn::txn))
-        .route("/v1/session/create", put(session::create))
-        .route("/v1/session/destroy/{id}", put(session::destroy))
-        .route("/v1/session/renew/{id}", put(session::renew))
-        .route("/v1/session/info/{id}", get(session::info))
-        .route("/v1/session/node/{node}", get(session::node))
-        .route("/v1/session/list", get(session::list))
-        .route("/v1/status/leader", get(status::leader))
-        .route("/v1/status/peers", get(status::peers))
-        .route("/v1/agent/self", get(agent::self_))
-        .route("/v1/agent/members", get(agent::members))
-        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route(
+            "/v1/kv",
+            a(
+                get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+                "OPTIONS,GET,PUT,DELETE",
+            ),
+        )
+        .route(
+            "/v1/kv/",
+            a(
+                get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+                "OPTIONS,GET,PUT,DELETE",
+            ),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            a(
+                get(kv::get).put(kv::put).delete(kv::delete),
+                "OPTIONS,GET,PUT,DELETE",
+            ),
+        )
+        .route("/v1/txn", a(put(txn::txn), "OPTIONS,PUT"))
+        .route("/v1/session/create", a(put(session::create), "OPTIONS,PUT"))
+        .route(
+            "/v1/session/destroy/{id}",
+            a(put(session::destroy), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/session/renew/{id}",
+            a(put(session::renew), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/session/info/{id}",
+            a(get(session::info), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/session/node/{node}",
+            a(get(session::node), "OPTIONS,GET"),
+        )
+        .route("/v1/session/list", a(get(session::list), "OPTIONS,GET"))
+        .route("/v1/status/leader", a(get(status::leader), "OPTIONS,GET"))
+        .route("/v1/status/peers", a(get(status::peers), "OPTIONS,GET"))
+        .route("/v1/agent/self", a(get(agent::self_), "OPTIONS,GET"))
+        .route("/v1/agent/members", a(get(agent::members), "OPTIONS,GET"))
+        .route("/v1/agent/metrics", a(get(metrics::metrics), "OPTIONS,GET"))
         .fallback(reply::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), reply::common_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            reply::common_headers,
+        ))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -109,7 +143,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

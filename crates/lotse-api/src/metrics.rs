@@ -37,7 +37,11 @@ fn snapshot(state: &State) -> Snapshot {
     let t = &server.telemetry;
     let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_list().1.len()));
     let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
-    let num = |k: &str| raft.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let num = |k: &str| {
+        raft.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     Snapshot {
         gauges: vec![
             ("consul.runtime.alloc_bytes", rss_bytes() as f64),
@@ -46,14 +50,23 @@ fn snapshot(state: &State) -> Snapshot {
             ("lotse.http.blocking_queries", t.parked() as f64),
             ("consul.raft.applied_index", num("applied_index")),
             ("consul.raft.last_index", num("last_log_index")),
-            ("consul.server.isLeader", if server.is_leader() { 1.0 } else { 0.0 }),
+            (
+                "consul.server.isLeader",
+                if server.is_leader() { 1.0 } else { 0.0 },
+            ),
         ],
         counters: vec![
             ("lotse.http.requests", t.http_requests.load(Relaxed)),
             ("lotse.http.errors", t.http_errors.load(Relaxed)),
-            ("consul.session_ttl.invalidate", t.sessions_expired.load(Relaxed)),
+            (
+                "consul.session_ttl.invalidate",
+                t.sessions_expired.load(Relaxed),
+            ),
             ("lotse.raft.log.commits", num("log_commits") as u64),
-            ("lotse.raft.log.entries", num("log_entries_persisted") as u64),
+            (
+                "lotse.raft.log.entries",
+                num("log_entries_persisted") as u64,
+            ),
         ],
         samples: vec![
             sample("consul.kvs.apply", &t.kvs_apply),
@@ -135,7 +148,10 @@ pub async fn metrics(AxState(state): AxState<State>, params: Params) -> ApiResul
     let snap = snapshot(&state);
     if params.get("format") == Some("prometheus") {
         return Ok((
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             prometheus(&snap),
         )
             .into_response());
@@ -172,7 +188,13 @@ mod tests {
     #[test]
     fn timestamps_use_go_layout() {
         assert_eq!(go_utc_timestamp(0), "1970-01-01 00:00:00 +0000 UTC");
-        assert_eq!(go_utc_timestamp(1_795_760_400), "2026-11-27 06:20:00 +0000 UTC");
-        assert_eq!(go_utc_timestamp(951_782_400), "2000-02-29 00:00:00 +0000 UTC");
+        assert_eq!(
+            go_utc_timestamp(1_795_760_400),
+            "2026-11-27 06:20:00 +0000 UTC"
+        );
+        assert_eq!(
+            go_utc_timestamp(951_782_400),
+            "2000-02-29 00:00:00 +0000 UTC"
+        );
     }
 }

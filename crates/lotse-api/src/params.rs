@@ -9,13 +9,15 @@ use axum::http::StatusCode;
 use lotse_server::{sessions::go_duration, Consistency, QueryOptions};
 
 use crate::reply::ApiError;
-use crate::ApiState;
+use crate::{ApiState, State};
 
 /// The parsed query string plus the request's token.
 #[derive(Debug, Default)]
 pub struct Params {
     map: HashMap<String, String>,
     pub token: Option<String>,
+    /// Consul pretty-prints every answer in `-dev`.
+    dev: bool,
 }
 
 impl Params {
@@ -28,18 +30,38 @@ impl Params {
     }
 
     pub fn pretty(&self) -> bool {
-        self.has("pretty")
+        self.dev || self.has("pretty")
     }
 
-    /// An unsigned number parameter; a malformed one is a 400 naming it.
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    /// An unsigned number parameter parsed as Consul's KV endpoint does: a malformed one is
+    /// Go's `strconv.ParseUint` error, answered with a 500 as Consul does.
+    pub fn go_uint(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("Invalid {name} value: {v:?}"))),
+            Some(v) => v.parse().map(Some).map_err(|e: std::num::ParseIntError| {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow => "value out of range",
+                    _ => "invalid syntax",
+                };
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("strconv.ParseUint: parsing {v:?}: {why}"),
+                )
+            }),
         }
+    }
+
+    /// True if more than one of `flags` is present (Consul's `conflictingFlags`).
+    pub fn conflicting(&self, flags: &[&str]) -> bool {
+        flags.iter().filter(|f| self.has(f)).count() > 1
+    }
+
+    /// Consul's 400 for conflicting flags: it echoes the whole query, encoded and sorted.
+    pub fn conflict_error(&self) -> ApiError {
+        let mut pairs: Vec<(&String, &String)> = self.map.iter().collect();
+        pairs.sort();
+        let encoded = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        ApiError::bad_request(format!("Conflicting flags: {encoded}"))
     }
 
     /// Blocking and consistency options, validated as Consul does.
@@ -63,7 +85,9 @@ impl Params {
         };
         let wait = match self.get("wait") {
             None => None,
-            Some(v) => Some(go_duration(v).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?),
+            Some(v) => {
+                Some(go_duration(v).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?)
+            }
         };
         Ok(QueryOptions {
             consistency,
@@ -85,10 +109,10 @@ impl Params {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
+impl FromRequestParts<State> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))?;
@@ -105,11 +129,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         };
         let token = header("X-Consul-Token")
             .or_else(|| {
-                header("Authorization")
-                    .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
+                header("Authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
             })
             .or_else(|| map.get("token").cloned())
             .filter(|t| !t.is_empty());
-        Ok(Params { map, token })
+        Ok(Params {
+            map,
+            token,
+            dev: state.agent.dev,
+        })
     }
 }

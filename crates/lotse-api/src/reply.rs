@@ -59,12 +59,16 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult = Result<Response, ApiError>;
 
-/// A JSON body, pretty-printed when the request said `?pretty`.
+/// A JSON body; pretty-printed as Go's `MarshalIndent` with four spaces and a final newline
+/// when the request said `?pretty` (or the agent runs in `-dev`, as Consul does).
 pub fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
     let body = if pretty {
-        serde_json::to_vec_pretty(value).map(|mut v| {
-            v.push(b'\n');
-            v
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        value.serialize(&mut ser).map(|()| {
+            out.push(b'\n');
+            out
         })
     } else {
         serde_json::to_vec(value)
@@ -100,9 +104,36 @@ pub fn not_found_with_meta(meta: &QueryMeta) -> Response {
     with_meta(StatusCode::NOT_FOUND.into_response(), meta)
 }
 
-/// Unknown paths.
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "")
+/// Unknown paths, with Consul's hints.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let reason = if uri.path().starts_with("/v1/") {
+        "Invalid URL path: not a recognized HTTP API endpoint\n"
+    } else {
+        "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n"
+    };
+    ApiError::new(StatusCode::NOT_FOUND, reason)
+}
+
+/// Gives a route Consul's method handling: `OPTIONS` answers 200 with `Allow`; any other
+/// method the route lacks (HEAD included) is a 405 with `Allow` and "method X not allowed".
+pub fn allow(
+    router: axum::routing::MethodRouter<State>,
+    allowed: &'static str,
+) -> axum::routing::MethodRouter<State> {
+    let refuse = move |method: axum::http::Method| async move {
+        let mut r = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} not allowed"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        r
+    };
+    router
+        .head(refuse)
+        .options(move || async move { ([(header::ALLOW, allowed)], "").into_response() })
+        .fallback(refuse)
 }
 
 /// Headers on every response, and request counting.

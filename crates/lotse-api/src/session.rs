@@ -72,6 +72,11 @@ fn session_json(s: &Session) -> SessionJson<'_> {
     }
 }
 
+/// Consul rejects these in its RPC layer, which the HTTP layer reports as a 500.
+fn server_error(reason: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason)
+}
+
 /// Reads a create request as Consul does (every field optional, names case-insensitive).
 fn parse_create(body: &[u8], ttl_min: Duration) -> Result<SessionRequest, ApiError> {
     let mut req = SessionRequest::default();
@@ -82,56 +87,63 @@ fn parse_create(body: &[u8], ttl_min: Duration) -> Result<SessionRequest, ApiErr
     let o = ci_json::object(&v, "session")?;
     req.name = ci_json::string(o, "Name")?.unwrap_or_default();
     req.node = ci_json::string(o, "Node")?.filter(|n| !n.is_empty());
-    req.lock_delay = match ci_json::field(o, "LockDelay") {
+    let raw_delay = match ci_json::field(o, "LockDelay") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(go_duration(s).ok_or_else(|| {
             ApiError::bad_request(format!("Request decode failed: invalid LockDelay {s:?}"))
         })?),
-        Some(Value::Number(n)) => {
-            let n = n.as_u64().ok_or_else(|| {
-                ApiError::bad_request(format!("Request decode failed: invalid LockDelay {n}"))
-            })?;
-            Some(if n < LOCK_DELAY_SECONDS_THRESHOLD {
-                Duration::from_secs(n)
-            } else {
-                Duration::from_nanos(n)
-            })
-        }
+        Some(Value::Number(n)) => Some(Duration::from_nanos(n.as_u64().ok_or_else(|| {
+            ApiError::bad_request(format!("Request decode failed: invalid LockDelay {n}"))
+        })?)),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "Request decode failed: invalid LockDelay {other}"
             )))
         }
     };
+    // Consul's rule for old clients: a delay under 1000 (ns) was meant as seconds, whether it
+    // came as a number or a string.
+    req.lock_delay = raw_delay.map(|d| {
+        let ns = d.as_nanos() as u64;
+        if ns < LOCK_DELAY_SECONDS_THRESHOLD {
+            Duration::from_secs(ns)
+        } else {
+            d
+        }
+    });
     req.behavior = match ci_json::string(o, "Behavior")?.as_deref() {
         None | Some("") | Some("release") => SessionBehavior::Release,
         Some("delete") => SessionBehavior::Delete,
-        Some(b) => {
-            return Err(ApiError::bad_request(format!("Invalid Behavior setting '{b}'")))
-        }
+        Some(b) => return Err(server_error(format!("Invalid Behavior setting '{b}'"))),
     };
     if let Some(ttl) = ci_json::string(o, "TTL")?.filter(|t| !t.is_empty()) {
         let d = go_duration(&ttl).ok_or_else(|| {
-            ApiError::bad_request(format!("Session TTL '{ttl}' invalid: time: invalid duration {ttl:?}"))
+            server_error(format!(
+                "Session TTL '{ttl}' invalid: time: invalid duration {ttl:?}"
+            ))
         })?;
         if !d.is_zero() && (d < ttl_min || d > SESSION_TTL_MAX) {
-            return Err(ApiError::bad_request(format!(
+            return Err(server_error(format!(
                 "Invalid Session TTL '{}', must be between [{}s={}h0m0s]",
                 d.as_nanos(),
                 ttl_min.as_secs(),
                 SESSION_TTL_MAX.as_secs() / 3600
             )));
         }
-        if !d.is_zero() {
-            req.ttl = Some((ttl, d));
-        }
+        // A zero TTL is kept as written ("0s") and means no expiry.
+        req.ttl = Some((ttl, d));
     }
     // `Checks` is Consul's deprecated name for node checks.
     let checks = ci_json::strings(o, "Checks")?;
     let node_checks = ci_json::strings(o, "NodeChecks")?;
     req.node_checks = match (checks, node_checks) {
         (None, None) => None,
-        (a, b) => Some(a.into_iter().flatten().chain(b.into_iter().flatten()).collect()),
+        (a, b) => Some(
+            a.into_iter()
+                .flatten()
+                .chain(b.into_iter().flatten())
+                .collect(),
+        ),
     };
     if let Some(Value::Array(items)) = ci_json::field(o, "ServiceChecks") {
         for item in items {
@@ -152,30 +164,53 @@ pub async fn create(
     body: Body,
 ) -> ApiResult {
     params.check_dc(&state)?;
-    let body = read_body(&headers, body, BODY_LIMIT, "https://developer.hashicorp.com/consul/api-docs/session").await?;
+    let body = read_body(
+        &headers,
+        body,
+        BODY_LIMIT,
+        "https://developer.hashicorp.com/consul/api-docs/session",
+    )
+    .await?;
     let req = parse_create(&body, state.server.config.session_ttl_min)?;
-    let node = req.node.clone().unwrap_or_else(|| state.agent.node_name.clone());
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Session(&node), Access::Write)?;
+    let node = req
+        .node
+        .clone()
+        .unwrap_or_else(|| state.agent.node_name.clone());
+    state.server.authorize(
+        params.token.as_deref(),
+        Resource::Session(&node),
+        Access::Write,
+    )?;
     let (_, id) = state.server.session_create(req).await?;
     Ok(json(&j!({ "ID": id }), params.pretty()))
 }
 
-pub async fn destroy(AxState(state): AxState<State>, Path(id): Path<String>, params: Params) -> ApiResult {
+pub async fn destroy(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult {
     params.check_dc(&state)?;
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Session(&id), Access::Write)?;
+    state.server.authorize(
+        params.token.as_deref(),
+        Resource::Session(&id),
+        Access::Write,
+    )?;
     state.server.session_destroy(&id).await?;
     Ok(json(&true, params.pretty()))
 }
 
-pub async fn renew(AxState(state): AxState<State>, Path(id): Path<String>, params: Params) -> ApiResult {
+pub async fn renew(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult {
     params.check_dc(&state)?;
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Session(&id), Access::Write)?;
+    state.server.authorize(
+        params.token.as_deref(),
+        Resource::Session(&id),
+        Access::Write,
+    )?;
     match state.server.session_renew(&id).await? {
         Some((_, s)) => Ok(json(&[session_json(&s)], params.pretty())),
         None => Err(ApiError::new(
@@ -196,18 +231,32 @@ async fn list_where(state: &State, params: &Params, pick: impl Fn(&Session) -> b
         .server
         .blocking_read(&opts, &watch, |s| {
             let (i, all) = s.session_list();
-            (i, all.into_iter().filter(|x| pick(x)).cloned().collect::<Vec<_>>())
+            (
+                i,
+                all.into_iter()
+                    .filter(|x| pick(x))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
         })
         .await?;
     let body: Vec<SessionJson> = sessions.iter().map(session_json).collect();
     Ok(with_meta(json(&body, params.pretty()), &meta))
 }
 
-pub async fn info(AxState(state): AxState<State>, Path(id): Path<String>, params: Params) -> ApiResult {
+pub async fn info(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult {
     list_where(&state, &params, |s| s.id == id).await
 }
 
-pub async fn node(AxState(state): AxState<State>, Path(node): Path<String>, params: Params) -> ApiResult {
+pub async fn node(
+    AxState(state): AxState<State>,
+    Path(node): Path<String>,
+    params: Params,
+) -> ApiResult {
     list_where(&state, &params, |s| s.node == node).await
 }
 
@@ -229,6 +278,8 @@ mod tests {
         assert_eq!(r.lock_delay, Some(Duration::from_secs(2)));
         let r = parse_create(br#"{"LockDelay": "1.5s"}"#, MIN).unwrap();
         assert_eq!(r.lock_delay, Some(Duration::from_millis(1500)));
+        let r = parse_create(br#"{"LockDelay": "20ns"}"#, MIN).unwrap();
+        assert_eq!(r.lock_delay, Some(Duration::from_secs(20)));
     }
 
     #[test]

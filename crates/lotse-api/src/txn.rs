@@ -43,8 +43,32 @@ struct TxnJson<'a> {
 }
 
 /// Decodes one `{"KV": {...}}` operation; the error is Consul's conversion error for op `i`.
+/// The fields a KV operation may carry; Consul's decoder refuses any other.
+const KV_FIELDS: [&str; 8] = [
+    "Verb",
+    "Key",
+    "Value",
+    "Flags",
+    "Index",
+    "Session",
+    "Namespace",
+    "Partition",
+];
+const OP_KINDS: [&str; 4] = ["KV", "Node", "Service", "Check"];
+
+fn refuse_unknown(obj: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match obj
+        .keys()
+        .find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+    {
+        Some(k) => Err(ApiError::bad_request(format!("json: unknown field {k:?}"))),
+        None => Ok(()),
+    }
+}
+
 fn decode_op(i: usize, v: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
     let op = ci_json::object(v, "operation")?;
+    refuse_unknown(op, &OP_KINDS)?;
     let Some(kv) = ci_json::field(op, "KV") else {
         let kind = op.keys().next().cloned().unwrap_or_default();
         return Err(ApiError::bad_request(format!(
@@ -52,6 +76,7 @@ fn decode_op(i: usize, v: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
         )));
     };
     let kv = ci_json::object(kv, "KV")?;
+    refuse_unknown(kv, &KV_FIELDS)?;
     let verb = ci_json::string(kv, "Verb")?.unwrap_or_default();
     let Some(verb) = KvVerb::parse(&verb) else {
         return Ok(Err(TxnError {
@@ -63,11 +88,21 @@ fn decode_op(i: usize, v: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
         None => Vec::new(),
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
-            .map_err(|e| ApiError::bad_request(format!("Failed to parse body: operation {i}: Value is not base64: {e}")))?,
+            .map_err(|e| {
+                ApiError::bad_request(format!("operation {i}: Value is not base64: {e}"))
+            })?,
     };
+    let key = ci_json::string(kv, "Key")?.unwrap_or_default();
+    // Consul's kvsPreApply: every verb but delete-tree names a key.
+    if key.is_empty() && verb != KvVerb::DeleteTree {
+        return Ok(Err(TxnError {
+            op_index: i,
+            what: "Must provide key".into(),
+        }));
+    }
     Ok(Ok(TxnOp::Kv(KvOp {
         verb,
-        key: ci_json::string(kv, "Key")?.unwrap_or_default(),
+        key,
         value,
         flags: ci_json::uint(kv, "Flags")?.unwrap_or(0),
         index: ci_json::uint(kv, "Index")?.unwrap_or(0),
@@ -81,7 +116,9 @@ fn respond(outcome: &TxnOutcome, pretty: bool) -> Response {
             let results = results
                 .iter()
                 .map(|r| match r {
-                    TxnResult::Kv(e) => ResultJson { kv: KvJson::from(e) },
+                    TxnResult::Kv(e) => ResultJson {
+                        kv: KvJson::from(e),
+                    },
                 })
                 .collect();
             json(
@@ -122,23 +159,30 @@ pub async fn txn(
     let opts = params.query_options(&state)?;
     let pretty = params.pretty();
     let body = read_body(&headers, body, state.limits.txn_max_req_len, TXN_LIMIT_DOC).await?;
-    let parsed = ci_json::parse(&body)?;
+    let parse_error = |e: ApiError| {
+        let why = e.reason.trim_start_matches("Request decode failed: ");
+        ApiError::bad_request(format!("Failed to parse body: {why}"))
+    };
+    let parsed = ci_json::parse(&body).map_err(parse_error)?;
     let Value::Array(items) = parsed else {
-        return Err(ApiError::bad_request(
-            "Failed to parse body: the transaction must be a JSON list of operations",
-        ));
+        return Err(parse_error(ApiError::bad_request(
+            "the transaction must be a JSON list of operations",
+        )));
     };
     let max = state.limits.txn_max_ops;
     if items.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Transaction contains too many operations ({} > {max})", items.len()),
+            format!(
+                "Transaction contains too many operations ({} > {max})",
+                items.len()
+            ),
         ));
     }
     let mut ops = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match decode_op(i, item)? {
+        match decode_op(i, item).map_err(parse_error)? {
             Ok(op) => ops.push(op),
             Err(e) => errors.push(e),
         }
@@ -149,7 +193,11 @@ pub async fn txn(
     let server = &state.server;
     for op in &ops {
         let TxnOp::Kv(kv) = op;
-        let access = if kv.verb.is_read() { Access::Read } else { Access::Write };
+        let access = if kv.verb.is_read() {
+            Access::Read
+        } else {
+            Access::Write
+        };
         let resource = match kv.verb {
             KvVerb::DeleteTree | KvVerb::GetTree => Resource::KeyPrefix(&kv.key),
             _ => Resource::Key(&kv.key),

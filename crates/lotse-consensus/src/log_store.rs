@@ -182,10 +182,9 @@ impl LogStore {
     }
 
     fn queue(&self, job: Job) -> Result<(), StorageError<NodeId>> {
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| StorageIOError::write_logs(openraft::AnyError::error("log writer stopped")).into())
+        self.inner.jobs.send(job).map_err(|_| {
+            StorageIOError::write_logs(openraft::AnyError::error("log writer stopped")).into()
+        })
     }
 
     async fn queue_and_wait(&self, job: Job) -> Result<(), StorageError<NodeId>> {
@@ -256,7 +255,8 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
             match job {
                 Job::Append { records, .. } => {
                     for (i, bytes) in records {
-                        log.insert(*i, bytes.as_slice()).map_err(|e| e.to_string())?;
+                        log.insert(*i, bytes.as_slice())
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 Job::Truncate { from } => {
@@ -289,7 +289,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        Ok(self.mem().entries.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .mem()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }
 
@@ -322,7 +327,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.mem().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.mem().committed = committed;
         // Not waited for: losing the newest committed marker only means re-applying entries
         // that are in the log anyway.
@@ -333,7 +341,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.mem().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -354,7 +366,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         self.mem().entries.split_off(&log_id.index);
-        self.queue_and_wait(Job::Truncate { from: log_id.index }).await
+        self.queue_and_wait(Job::Truncate { from: log_id.index })
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {

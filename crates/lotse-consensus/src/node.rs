@@ -56,7 +56,11 @@ impl Consensus {
             max_payload_entries: 512,
             ..Config::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| ConsensusError::Raft(e.to_string()))?);
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| ConsensusError::Raft(e.to_string()))?,
+        );
         let raft = LotseRaft::new(cfg.node_id, config, NoPeers, log_store, sm)
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;

@@ -80,8 +80,8 @@ impl StateMachine {
     ) -> Result<StateMachine, ConsensusError> {
         let shared = Arc::new(SharedState::default());
         if let Some((meta, data)) = read_snapshot(&db)? {
-            let image: SnapshotImage = decode(&data)
-                .map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
+            let image: SnapshotImage =
+                decode(&data).map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
             let store = image
                 .into_store()
                 .map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
@@ -133,7 +133,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // only for the copy.
         let (image, last_applied, membership) = {
             let a = self.shared.read();
-            (SnapshotImage::of(&a.store), a.last_applied, a.membership.clone())
+            (
+                SnapshotImage::of(&a.store),
+                a.last_applied,
+                a.membership.clone(),
+            )
         };
         let data = encode(&image);
         let snapshot_id = match last_applied {
@@ -152,7 +156,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(snap_error)?;
         self.persist
-            .put(SNAPSHOT_META_KEY, encode(&StoredSnapshot { meta: meta.clone() }))
+            .put(
+                SNAPSHOT_META_KEY,
+                encode(&StoredSnapshot { meta: meta.clone() }),
+            )
             .await
             .map_err(snap_error)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = data.len(), "snapshot built");
@@ -216,7 +223,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -233,7 +242,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snap_error)?;
         self.persist
-            .put(SNAPSHOT_META_KEY, encode(&StoredSnapshot { meta: meta.clone() }))
+            .put(
+                SNAPSHOT_META_KEY,
+                encode(&StoredSnapshot { meta: meta.clone() }),
+            )
             .await
             .map_err(snap_error)?;
         {
@@ -246,7 +258,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let found = read_snapshot(&self.db).map_err(snap_error)?;
         Ok(found.map(|(meta, data)| Snapshot {
             meta,

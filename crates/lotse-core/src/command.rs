@@ -25,7 +25,11 @@ pub enum Command {
     /// Sets a key only if its modify index is `index` (0: only if absent).
     KvCas { write: KvWrite, index: u64 },
     /// Acquires the key's lock for `session` and sets it.
-    KvLock { write: KvWrite, session: String, now_ms: u64 },
+    KvLock {
+        write: KvWrite,
+        session: String,
+        now_ms: u64,
+    },
     /// Releases the key's lock held by `session` and sets it.
     KvUnlock { write: KvWrite, session: String },
     /// Deletes one key.

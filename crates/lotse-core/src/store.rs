@@ -158,6 +158,15 @@ impl Store {
         changes: &mut Changes,
     ) -> Option<KvEntry> {
         let existing = self.kv.get(&w.key);
+        // As Consul: writing exactly what is stored changes nothing, so no watcher wakes.
+        if let Some(e) = existing {
+            if e.value == w.value
+                && e.flags == w.flags
+                && (session.is_none() || session == e.session)
+            {
+                return Some(e.clone());
+            }
+        }
         let entry = KvEntry {
             key: w.key.clone(),
             value: w.value.clone(),
@@ -181,7 +190,9 @@ impl Store {
 
     /// Is `key` inside a lock-delay at `now_ms`?
     pub fn lock_delayed(&self, key: &str, now_ms: u64) -> bool {
-        self.lock_delays.get(key).is_some_and(|until| now_ms < *until)
+        self.lock_delays
+            .get(key)
+            .is_some_and(|until| now_ms < *until)
     }
 
     fn kv_lock(
@@ -297,7 +308,11 @@ impl Store {
 
     /// Key names under `prefix`, grouped at `separator` as Consul's `?keys` does.
     pub fn kv_keys(&self, prefix: &str, separator: &str) -> (u64, Vec<String>) {
-        let keys = keys_with_separator(self.kv.range(prefix).map(|e| e.key.as_str()), prefix, separator);
+        let keys = keys_with_separator(
+            self.kv.range(prefix).map(|e| e.key.as_str()),
+            prefix,
+            separator,
+        );
         (self.kv.prefix_index(prefix).max(1), keys)
     }
 
@@ -330,7 +345,13 @@ impl Store {
         self.checks.get(&(node.to_string(), check.to_string()))
     }
 
-    fn node_register(&mut self, index: u64, node: &Node, checks: &[NodeCheck], changes: &mut Changes) {
+    fn node_register(
+        &mut self,
+        index: u64,
+        node: &Node,
+        checks: &[NodeCheck],
+        changes: &mut Changes,
+    ) {
         let create_index = self.nodes.get(&node.name).map_or(index, |n| n.create_index);
         let mut n = node.clone();
         n.create_index = create_index;

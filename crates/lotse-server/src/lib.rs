@@ -189,13 +189,36 @@ impl Server {
             ("state", format!("{:?}", m.state)),
             ("term", m.current_term.to_string()),
             ("last_log_index", m.last_log_index.unwrap_or(0).to_string()),
-            ("applied_index", m.last_applied.map_or(0, |l| l.index).to_string()),
-            ("commit_index", m.last_applied.map_or(0, |l| l.index).to_string()),
-            ("last_snapshot_index", m.snapshot.map_or(0, |l| l.index).to_string()),
-            ("num_peers", m.membership_config.membership().voter_ids().count().saturating_sub(1).to_string()),
+            (
+                "applied_index",
+                m.last_applied.map_or(0, |l| l.index).to_string(),
+            ),
+            (
+                "commit_index",
+                m.last_applied.map_or(0, |l| l.index).to_string(),
+            ),
+            (
+                "last_snapshot_index",
+                m.snapshot.map_or(0, |l| l.index).to_string(),
+            ),
+            (
+                "num_peers",
+                m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .count()
+                    .saturating_sub(1)
+                    .to_string(),
+            ),
             ("log_commits", stats.commits.load(Relaxed).to_string()),
-            ("log_entries_persisted", stats.entries.load(Relaxed).to_string()),
-            ("log_commit_micros", stats.commit_micros.load(Relaxed).to_string()),
+            (
+                "log_entries_persisted",
+                stats.entries.load(Relaxed).to_string(),
+            ),
+            (
+                "log_commit_micros",
+                stats.commit_micros.load(Relaxed).to_string(),
+            ),
         ]
     }
 

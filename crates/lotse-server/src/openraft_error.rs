@@ -3,8 +3,8 @@
 
 use std::fmt::Debug;
 
-use lotse_consensus::NodeId;
 use lotse_consensus::openraft;
+use lotse_consensus::NodeId;
 use openraft::error::{ClientWriteError, RaftError};
 
 use crate::ServerError;
@@ -33,7 +33,9 @@ impl LeaderHint for openraft::error::CheckIsLeaderError<NodeId, openraft::BasicN
     }
 }
 
-pub(crate) fn classify<E: LeaderHint + Debug + std::fmt::Display>(e: &RaftError<NodeId, E>) -> ServerError {
+pub(crate) fn classify<E: LeaderHint + Debug + std::fmt::Display>(
+    e: &RaftError<NodeId, E>,
+) -> ServerError {
     match e {
         RaftError::APIError(api) => match api.forward_to() {
             Some(None) => ServerError::NoLeader,

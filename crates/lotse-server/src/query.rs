@@ -90,7 +90,10 @@ impl Server {
                 meta.index = index.max(1);
                 return Ok((meta, value));
             }
-            if tokio::time::timeout_at(deadline, w.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, w.changed())
+                .await
+                .is_err()
+            {
                 drop(w);
                 let (index, value) = self.peek(&f);
                 meta.index = index.max(1);

@@ -90,7 +90,7 @@ impl Server {
                 now_ms: now_ms(),
             })
             .await?;
-        if let Some((_, ttl)) = req.ttl {
+        if let Some(ttl) = req.ttl.as_ref().map(|(_, d)| *d).filter(|d| !d.is_zero()) {
             self.sessions.arm(&id, ttl);
         }
         Ok((index, id))
@@ -203,7 +203,12 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
     let mut was_leader = false;
     let mut registered = false;
     loop {
-        tokio::time::sleep(if was_leader { TICK } else { Duration::from_millis(20) }).await;
+        tokio::time::sleep(if was_leader {
+            TICK
+        } else {
+            Duration::from_millis(20)
+        })
+        .await;
         let Some(s) = server.upgrade() else { return };
         if !s.is_leader() {
             was_leader = false;

@@ -91,7 +91,11 @@ impl Inner {
 
     fn wake_key(&mut self, key: &str) {
         wake(self.keys.remove(key));
-        let lens: Vec<usize> = self.prefix_lens.range(..=key.len()).map(|(l, _)| *l).collect();
+        let lens: Vec<usize> = self
+            .prefix_lens
+            .range(..=key.len())
+            .map(|(l, _)| *l)
+            .collect();
         for len in lens {
             if !key.is_char_boundary(len) {
                 continue;
@@ -105,12 +109,17 @@ impl Inner {
 }
 
 /// Removes waiter `id` under `k`; true if that emptied and dropped the entry.
-fn remove_from<K: std::hash::Hash + Eq + ?Sized, Q: std::hash::Hash + Eq + std::borrow::Borrow<K>>(
+fn remove_from<
+    K: std::hash::Hash + Eq + ?Sized,
+    Q: std::hash::Hash + Eq + std::borrow::Borrow<K>,
+>(
     map: &mut HashMap<Q, Waiters>,
     k: &K,
     id: u64,
 ) -> bool {
-    let Some(list) = map.get_mut(k) else { return false };
+    let Some(list) = map.get_mut(k) else {
+        return false;
+    };
     list.retain(|(i, _)| *i != id);
     if list.is_empty() {
         map.remove(k);

@@ -76,7 +76,11 @@ fn level_directive(level: &str) -> String {
 fn filter_for(level: &str) -> EnvFilter {
     // Our own crates at the chosen level; openraft's chatter one step quieter.
     let l = level_directive(level);
-    let raft = if l == "trace" || l == "debug" { "info" } else { "warn" };
+    let raft = if l == "trace" || l == "debug" {
+        "info"
+    } else {
+        "warn"
+    };
     EnvFilter::new(format!("{l},openraft={raft}"))
 }
 
@@ -85,7 +89,11 @@ fn init_logging(cfg: &AgentConfig) -> FilterHandle {
     let registry = tracing_subscriber::registry().with(filter);
     if cfg.log_json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stdout))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stdout),
+            )
             .init();
     } else {
         registry
@@ -224,7 +232,10 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
         ready_ms = started.elapsed().as_millis() as u64,
         "lotse agent running"
     );
-    println!("==> Lotse agent running! (HTTP on {http_addr}, node {})", cfg.node_name);
+    println!(
+        "==> Lotse agent running! (HTTP on {http_addr}, node {})",
+        cfg.node_name
+    );
 
     wait_for_stop(&args, &filter).await;
     tracing::info!("caught signal, shutting down");
@@ -268,7 +279,9 @@ fn reload(args: &[String], filter: &FilterHandle) {
                 tracing::warn!("{w}");
             }
             match filter.reload(filter_for(&loaded.config.log_level)) {
-                Ok(()) => tracing::info!(log_level = %loaded.config.log_level, "configuration reloaded"),
+                Ok(()) => {
+                    tracing::info!(log_level = %loaded.config.log_level, "configuration reloaded")
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot apply the new log level"),
             }
         }

@@ -34,18 +34,70 @@ fn entries() -> Vec<Entry> {
             name: "agent",
             synopsis: "Runs a Lotse agent",
             run: None,
-            help: || "Usage: lotse agent [options]\n\n  Starts the Lotse agent and runs until an interrupt is received.".into(),
+            help: || {
+                "Usage: lotse agent [options]\n\n  Starts the Lotse agent and runs until an interrupt is received.".into()
+            },
         },
-        Entry { name: "info", synopsis: "Provides debugging information for operators.", run: Some(info::run), help: info::help },
-        Entry { name: "kv", synopsis: "Interact with the key-value store", run: None, help: kv_help },
-        Entry { name: "kv delete", synopsis: kv::DELETE_SYNOPSIS, run: Some(kv::run_delete), help: kv::help_delete },
-        Entry { name: "kv export", synopsis: kv::EXPORT_SYNOPSIS, run: Some(kv::run_export), help: kv::help_export },
-        Entry { name: "kv get", synopsis: kv::GET_SYNOPSIS, run: Some(kv::run_get), help: kv::help_get },
-        Entry { name: "kv import", synopsis: kv::IMPORT_SYNOPSIS, run: Some(kv::run_import), help: kv::help_import },
-        Entry { name: "kv put", synopsis: kv::PUT_SYNOPSIS, run: Some(kv::run_put), help: kv::help_put },
-        Entry { name: "lock", synopsis: lock::SYNOPSIS, run: Some(lock::run), help: lock::help },
-        Entry { name: "members", synopsis: members::SYNOPSIS, run: Some(members::run), help: members::help },
-        Entry { name: "version", synopsis: "Prints the Lotse version", run: Some(run_version), help: version_help },
+        Entry {
+            name: "info",
+            synopsis: "Provides debugging information for operators.",
+            run: Some(info::run),
+            help: info::help,
+        },
+        Entry {
+            name: "kv",
+            synopsis: "Interact with the key-value store",
+            run: None,
+            help: kv_help,
+        },
+        Entry {
+            name: "kv delete",
+            synopsis: kv::DELETE_SYNOPSIS,
+            run: Some(kv::run_delete),
+            help: kv::help_delete,
+        },
+        Entry {
+            name: "kv export",
+            synopsis: kv::EXPORT_SYNOPSIS,
+            run: Some(kv::run_export),
+            help: kv::help_export,
+        },
+        Entry {
+            name: "kv get",
+            synopsis: kv::GET_SYNOPSIS,
+            run: Some(kv::run_get),
+            help: kv::help_get,
+        },
+        Entry {
+            name: "kv import",
+            synopsis: kv::IMPORT_SYNOPSIS,
+            run: Some(kv::run_import),
+            help: kv::help_import,
+        },
+        Entry {
+            name: "kv put",
+            synopsis: kv::PUT_SYNOPSIS,
+            run: Some(kv::run_put),
+            help: kv::help_put,
+        },
+        Entry {
+            name: "lock",
+            synopsis: lock::SYNOPSIS,
+            run: Some(lock::run),
+            help: lock::help,
+        },
+        Entry {
+            name: "members",
+            synopsis: members::SYNOPSIS,
+            run: Some(members::run),
+            help: members::help,
+        },
+        Entry {
+            name: "version",
+            synopsis: "Prints the Lotse version",
+            run: Some(run_version),
+            help: version_help,
+        },
     ]
 }
 
@@ -99,7 +151,10 @@ fn run(args: &[String]) -> i32 {
         .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));
 
     // Top-level flags before the command name.
-    let top_flags: Vec<&String> = args.iter().take_while(|a| a.starts_with('-') && a.as_str() != "--").collect();
+    let top_flags: Vec<&String> = args
+        .iter()
+        .take_while(|a| a.starts_with('-') && a.as_str() != "--")
+        .collect();
     let rest = &args[top_flags.len()..];
     let top_flags: Vec<&String> = top_flags
         .into_iter()
@@ -110,7 +165,11 @@ fn run(args: &[String]) -> i32 {
     if rest.is_empty() || rest[0] == "help" && rest.len() == 1 {
         let wants_help = is_help || rest.first().map(String::as_str) == Some("help");
         eprintln!("{}", usage(&entries, ""));
-        return if wants_help && top_flags.is_empty() { 0 } else { 127 };
+        return if wants_help && top_flags.is_empty() {
+            0
+        } else {
+            127
+        };
     }
 
     // Longest matching (possibly nested) command name.
@@ -163,14 +222,24 @@ fn usage(entries: &[Entry], prefix: &str) -> String {
             if prefix.is_empty() {
                 !e.name.contains(' ')
             } else {
-                e.name.strip_prefix(prefix).and_then(|r| r.strip_prefix(' ')).is_some_and(|r| !r.contains(' '))
+                e.name
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.strip_prefix(' '))
+                    .is_some_and(|r| !r.contains(' '))
             }
         })
         .collect();
     let width = names.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    let mut out = String::from("Usage: lotse [--version] [--help] <command> [<args>]\n\nAvailable commands are:\n");
+    let mut out = String::from(
+        "Usage: lotse [--version] [--help] <command> [<args>]\n\nAvailable commands are:\n",
+    );
     for e in names {
-        out.push_str(&format!("    {:<width$}    {}\n", e.name, e.synopsis, width = width));
+        out.push_str(&format!(
+            "    {:<width$}    {}\n",
+            e.name,
+            e.synopsis,
+            width = width
+        ));
     }
     out
 }
@@ -181,14 +250,23 @@ fn command_help(entries: &[Entry], entry: &Entry) -> String {
     let prefix = format!("{} ", entry.name);
     let subs: Vec<&Entry> = entries
         .iter()
-        .filter(|e| e.name.strip_prefix(&prefix).is_some_and(|r| !r.contains(' ')))
+        .filter(|e| {
+            e.name
+                .strip_prefix(&prefix)
+                .is_some_and(|r| !r.contains(' '))
+        })
         .collect();
     if !subs.is_empty() {
         let width = subs.iter().map(|e| e.name.len()).max().unwrap_or(0) - prefix.len();
         out.push_str("\n\nSubcommands:");
         for e in subs {
             let name = &e.name[prefix.len()..];
-            out.push_str(&format!("\n    {:<width$}    {}", name, e.synopsis, width = width));
+            out.push_str(&format!(
+                "\n    {:<width$}    {}",
+                name,
+                e.synopsis,
+                width = width
+            ));
         }
     }
     out
@@ -235,7 +313,11 @@ fn version_json() -> String {
         version: env!("CARGO_PKG_VERSION"),
         revision: "",
         prerelease: "",
-        rpc: Rpc { default: PROTOCOL_DEFAULT, min: PROTOCOL_MIN, max: PROTOCOL_MAX },
+        rpc: Rpc {
+            default: PROTOCOL_DEFAULT,
+            min: PROTOCOL_MIN,
+            max: PROTOCOL_MAX,
+        },
     };
     flags::json_indent(&info, b"   ")
 }
@@ -298,7 +380,10 @@ mod tests {
         let u = usage(&entries(), "");
         assert!(u.starts_with("Usage: lotse [--version] [--help] <command> [<args>]"));
         for name in ["agent", "info", "kv", "lock", "members", "version"] {
-            assert!(u.contains(&format!("    {name} ")), "{name} missing from {u}");
+            assert!(
+                u.contains(&format!("    {name} ")),
+                "{name} missing from {u}"
+            );
         }
         assert!(!u.contains("kv get"));
     }

@@ -599,9 +599,11 @@ fn finalize(
     {
         l @ ("trace" | "debug" | "info" | "warn") => l.to_string(),
         "err" | "error" => "error".to_string(),
-        other => return Err(invalid(format!(
+        other => {
+            return Err(invalid(format!(
             "Invalid log level: {other:?}. Valid log levels are: trace, debug, info, warn, error"
-        ))),
+        )))
+        }
     };
 
     let acl_default = p

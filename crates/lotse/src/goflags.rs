@@ -21,7 +21,11 @@ pub fn normalize(cmd: &clap::Command, args: &[String]) -> Vec<String> {
         if arg == "--" {
             rewriting = false;
         }
-        out.push(if rewriting { rewrite(&known, arg) } else { arg.clone() });
+        out.push(if rewriting {
+            rewrite(&known, arg)
+        } else {
+            arg.clone()
+        });
     }
     out
 }
@@ -59,7 +63,10 @@ mod tests {
 
     #[test]
     fn single_dash_known_flags_become_double_dash() {
-        let out = normalize(&cmd(), &strings(&["-dev", "-dns-port=1", "--dns-port", "-1"]));
+        let out = normalize(
+            &cmd(),
+            &strings(&["-dev", "-dns-port=1", "--dns-port", "-1"]),
+        );
         assert_eq!(out, strings(&["--dev", "--dns-port=1", "--dns-port", "-1"]));
     }
 

@@ -66,7 +66,11 @@ impl KvTable {
 
     /// The index a query on a prefix depends on: the newest write or delete under it.
     pub(crate) fn prefix_index(&self, prefix: &str) -> u64 {
-        let live = self.range(prefix).map(|e| e.modify_index).max().unwrap_or(0);
+        let live = self
+            .range(prefix)
+            .map(|e| e.modify_index)
+            .max()
+            .unwrap_or(0);
         let dead = self.tombstones_under(prefix).max().unwrap_or(0);
         live.max(dead).max(self.tombstone_floor)
     }
@@ -137,7 +141,10 @@ impl KvTable {
 
     fn index_lock(&mut self, e: &KvEntry) {
         if let Some(s) = &e.session {
-            self.held.entry(s.clone()).or_default().insert(e.key.clone());
+            self.held
+                .entry(s.clone())
+                .or_default()
+                .insert(e.key.clone());
         }
     }
 

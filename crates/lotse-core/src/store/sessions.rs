@@ -58,7 +58,8 @@ impl Store {
         let delay_ms = (s.lock_delay_ns / 1_000_000).min(MAX_LOCK_DELAY_MS);
         for key in self.kv.held_by(id) {
             if delay_ms > 0 {
-                self.lock_delays.insert(key.clone(), now_ms.saturating_add(delay_ms));
+                self.lock_delays
+                    .insert(key.clone(), now_ms.saturating_add(delay_ms));
             }
             match s.behavior {
                 SessionBehavior::Release => {

@@ -29,7 +29,10 @@ struct H {
 impl H {
     /// An empty store; the first command is applied at index 1.
     fn new() -> H {
-        H { store: Store::new(), next: 1 }
+        H {
+            store: Store::new(),
+            next: 1,
+        }
     }
 
     /// A store with [`NODE`] registered (with a passing `serfHealth` check) at index 1.
@@ -45,8 +48,14 @@ impl H {
     /// [`H::with_node`] plus sessions `s1` and `s2` (release, no lock-delay).
     fn with_sessions() -> H {
         let mut h = H::with_node();
-        h.ok(Command::SessionCreate { session: session("s1"), now_ms: 0 });
-        h.ok(Command::SessionCreate { session: session("s2"), now_ms: 0 });
+        h.ok(Command::SessionCreate {
+            session: session("s1"),
+            now_ms: 0,
+        });
+        h.ok(Command::SessionCreate {
+            session: session("s2"),
+            now_ms: 0,
+        });
         h
     }
 
@@ -67,7 +76,10 @@ impl H {
         let desc = format!("{cmd:?}");
         let (out, changes) = self.apply(cmd);
         assert!(
-            matches!(out, Outcome::Bool(true) | Outcome::Done | Outcome::Txn(Ok(_))),
+            matches!(
+                out,
+                Outcome::Bool(true) | Outcome::Done | Outcome::Txn(Ok(_))
+            ),
             "{desc} answered {out:?}"
         );
         changes
@@ -97,7 +109,11 @@ impl H {
 }
 
 fn write(key: &str, value: &str) -> KvWrite {
-    KvWrite { key: key.to_string(), value: value.as_bytes().to_vec(), flags: 0 }
+    KvWrite {
+        key: key.to_string(),
+        value: value.as_bytes().to_vec(),
+        flags: 0,
+    }
 }
 
 fn set(key: &str, value: &str) -> Command {
@@ -105,7 +121,10 @@ fn set(key: &str, value: &str) -> Command {
 }
 
 fn cas(key: &str, value: &str, index: u64) -> Command {
-    Command::KvCas { write: write(key, value), index }
+    Command::KvCas {
+        write: write(key, value),
+        index,
+    }
 }
 
 fn lock(key: &str, value: &str, session: &str) -> Command {
@@ -113,27 +132,44 @@ fn lock(key: &str, value: &str, session: &str) -> Command {
 }
 
 fn lock_at(key: &str, value: &str, session: &str, now_ms: u64) -> Command {
-    Command::KvLock { write: write(key, value), session: session.to_string(), now_ms }
+    Command::KvLock {
+        write: write(key, value),
+        session: session.to_string(),
+        now_ms,
+    }
 }
 
 fn unlock(key: &str, value: &str, session: &str) -> Command {
-    Command::KvUnlock { write: write(key, value), session: session.to_string() }
+    Command::KvUnlock {
+        write: write(key, value),
+        session: session.to_string(),
+    }
 }
 
 fn delete(key: &str) -> Command {
-    Command::KvDelete { key: key.to_string() }
+    Command::KvDelete {
+        key: key.to_string(),
+    }
 }
 
 fn delete_cas(key: &str, index: u64) -> Command {
-    Command::KvDeleteCas { key: key.to_string(), index }
+    Command::KvDeleteCas {
+        key: key.to_string(),
+        index,
+    }
 }
 
 fn delete_tree(prefix: &str) -> Command {
-    Command::KvDeleteTree { prefix: prefix.to_string() }
+    Command::KvDeleteTree {
+        prefix: prefix.to_string(),
+    }
 }
 
 fn destroy(id: &str, now_ms: u64) -> Command {
-    Command::SessionDestroy { id: id.to_string(), now_ms }
+    Command::SessionDestroy {
+        id: id.to_string(),
+        now_ms,
+    }
 }
 
 fn create(session: Session) -> Command {
@@ -201,15 +237,24 @@ fn kv(verb: KvVerb, key: &str) -> TxnOp {
 }
 
 fn kv_val(verb: KvVerb, key: &str, value: &str) -> TxnOp {
-    TxnOp::Kv(KvOp { value: value.as_bytes().to_vec(), ..op(verb, key) })
+    TxnOp::Kv(KvOp {
+        value: value.as_bytes().to_vec(),
+        ..op(verb, key)
+    })
 }
 
 fn kv_idx(verb: KvVerb, key: &str, index: u64) -> TxnOp {
-    TxnOp::Kv(KvOp { index, ..op(verb, key) })
+    TxnOp::Kv(KvOp {
+        index,
+        ..op(verb, key)
+    })
 }
 
 fn kv_sess(verb: KvVerb, key: &str, session: &str) -> TxnOp {
-    TxnOp::Kv(KvOp { session: session.to_string(), ..op(verb, key) })
+    TxnOp::Kv(KvOp {
+        session: session.to_string(),
+        ..op(verb, key)
+    })
 }
 
 /// The sorted, deduplicated keys a change reports.

@@ -78,22 +78,18 @@ impl Store {
                 }
                 self.kv_set(index, &write(), None, changes)
             }
-            KvVerb::Lock => {
-                match self.kv_lock(index, &write(), &op.session, now_ms, changes) {
-                    Ok(true) => self.kv.get(key).cloned(),
-                    Ok(false) => {
-                        return Err(format!("failed to lock key {key:?}, lock is already held"))
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-            KvVerb::Unlock => match self.kv_unlock(index, &write(), &op.session, changes) {
+            KvVerb::Lock => match self.kv_lock(index, &write(), &op.session, now_ms, changes) {
                 Ok(true) => self.kv.get(key).cloned(),
                 Ok(false) => {
-                    return Err(format!(
-                        "failed to unlock key {key:?}, lock isn't held, or is held by another session"
-                    ))
+                    return Err(format!("failed to lock key {key:?}, lock is already held"))
                 }
+                Err(e) => return Err(e.to_string()),
+            },
+            KvVerb::Unlock => match self.kv_unlock(index, &write(), &op.session, changes) {
+                Ok(true) => self.kv.get(key).cloned(),
+                Ok(false) => return Err(format!(
+                    "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                )),
                 Err(e) => return Err(e.to_string()),
             },
             KvVerb::Delete => {
@@ -127,7 +123,11 @@ impl Store {
                 None => return Err(format!("key {key:?} doesn't exist")),
             },
             KvVerb::GetTree => {
-                return Ok(self.kv.range(key).map(|e| TxnResult::Kv(e.clone())).collect())
+                return Ok(self
+                    .kv
+                    .range(key)
+                    .map(|e| TxnResult::Kv(e.clone()))
+                    .collect())
             }
             KvVerb::CheckIndex => match self.kv.get(key) {
                 None => return Err(format!("failed to check index, key {key:?} doesn't exist")),
@@ -141,7 +141,9 @@ impl Store {
             },
             KvVerb::CheckSession => match self.kv.get(key) {
                 None => {
-                    return Err(format!("failed to check session, key {key:?} doesn't exist"))
+                    return Err(format!(
+                        "failed to check session, key {key:?} doesn't exist"
+                    ))
                 }
                 Some(e) if e.session.as_deref().unwrap_or("") != op.session => {
                     return Err(format!(

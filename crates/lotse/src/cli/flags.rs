@@ -57,7 +57,9 @@ impl HttpFlags {
     /// The effective client configuration: flags first, then the environment, then defaults.
     pub fn config(&self) -> Result<HttpConfig, String> {
         let env = |names: &[&str]| -> Option<String> {
-            names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
         };
         let addr = self
             .http_addr
@@ -71,7 +73,8 @@ impl HttpFlags {
                 .clone()
                 .or_else(|| env(&["LOTSE_HTTP_TOKEN_FILE", "CONSUL_HTTP_TOKEN_FILE"]));
             if let Some(file) = file {
-                let data = std::fs::read_to_string(&file).map_err(|e| format!("Error loading token file: {e}"))?;
+                let data = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("Error loading token file: {e}"))?;
                 token = Some(data.trim().to_string()).filter(|t| !t.is_empty());
             }
         }
@@ -102,7 +105,9 @@ pub fn normalize_addr(addr: &str) -> Result<String, String> {
     } else if addr.starts_with("https://") {
         return Err(format!("HTTPS is not supported by this client: {addr}"));
     } else if addr.starts_with("unix://") {
-        return Err(format!("unix sockets are not supported by this client: {addr}"));
+        return Err(format!(
+            "unix sockets are not supported by this client: {addr}"
+        ));
     } else if addr.contains("://") {
         return Err(format!("unsupported scheme in address: {addr}"));
     } else {
@@ -140,14 +145,18 @@ pub fn parse_go_duration(s: &str) -> Result<i128, String> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num = &rest[..num_len];
         if num.is_empty() || num == "." {
             return Err(err());
         }
         let value: f64 = num.parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale: f64 = match unit {
@@ -158,7 +167,11 @@ pub fn parse_go_duration(s: &str) -> Result<i128, String> {
             "m" => 60e9,
             "h" => 3600e9,
             "" => return Err(format!("time: missing unit in duration \"{s}\"")),
-            other => return Err(format!("time: unknown unit \"{other}\" in duration \"{s}\"")),
+            other => {
+                return Err(format!(
+                    "time: unknown unit \"{other}\" in duration \"{s}\""
+                ))
+            }
         };
         total += value * scale;
     }
@@ -188,7 +201,10 @@ fn flag_table(cmd: &clap::Command) -> HashMap<String, bool> {
 
 /// Splits `args` like Go's `flag.Parse`: the flag part (each flag with its value) and the
 /// positional rest. Errors carry Go's message.
-fn split_go_args(table: &HashMap<String, bool>, args: &[String]) -> Result<(Vec<String>, Vec<String>), String> {
+fn split_go_args(
+    table: &HashMap<String, bool>,
+    args: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
     let mut flags = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -263,13 +279,21 @@ fn clap_error_message(e: &clap::Error) -> String {
     };
     match (get(ContextKind::InvalidArg), get(ContextKind::InvalidValue)) {
         (Some(arg), Some(value)) => {
-            let name = arg.split_whitespace().next().unwrap_or(&arg).trim_start_matches('-');
+            let name = arg
+                .split_whitespace()
+                .next()
+                .unwrap_or(&arg)
+                .trim_start_matches('-');
             let name = name.split('=').next().unwrap_or(name);
             format!("invalid value \"{value}\" for flag -{name}: parse error")
         }
         _ => {
             let text = e.render().to_string();
-            text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+            text.lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string()
         }
     }
 }
@@ -294,7 +318,11 @@ pub fn usage<T: CommandFactory>(text: &str) -> String {
                 .unwrap_or_else(|| "value".to_string());
             line.push_str(&format!("=<{value_name}>"));
         }
-        let help = a.get_long_help().or(a.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let help = a
+            .get_long_help()
+            .or(a.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
         line.push('\n');
         line.push_str(&wrap(&help, 5, 80));
         if a.get_help_heading() == Some(HTTP_HEADING) {
@@ -344,7 +372,8 @@ pub fn json_indent<T: serde::Serialize + ?Sized>(v: &T, indent: &[u8]) -> String
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    v.serialize(&mut ser).expect("serializing a JSON value cannot fail");
+    v.serialize(&mut ser)
+        .expect("serializing a JSON value cannot fail");
     let s = String::from_utf8(buf).expect("serde_json writes UTF-8");
     go_json_escape(&s)
 }
@@ -409,7 +438,15 @@ mod tests {
 
     #[test]
     fn go_style_flags_then_positionals() {
-        let t: T = parse(&s(&["-recurse", "-flags", "42", "--http-addr=1.2.3.4:5", "foo", "-shell=false"])).unwrap();
+        let t: T = parse(&s(&[
+            "-recurse",
+            "-flags",
+            "42",
+            "--http-addr=1.2.3.4:5",
+            "foo",
+            "-shell=false",
+        ]))
+        .unwrap();
         assert!(t.recurse);
         assert!(t.shell);
         assert_eq!(t.flags, 42);
@@ -446,8 +483,14 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(normalize_addr("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
-        assert_eq!(normalize_addr("http://localhost:1/").unwrap(), "http://localhost:1");
+        assert_eq!(
+            normalize_addr("127.0.0.1:8500").unwrap(),
+            "http://127.0.0.1:8500"
+        );
+        assert_eq!(
+            normalize_addr("http://localhost:1/").unwrap(),
+            "http://localhost:1"
+        );
         assert!(normalize_addr("https://x:1").is_err());
         assert!(normalize_addr("").is_err());
     }
@@ -478,7 +521,10 @@ mod tests {
     #[test]
     fn usage_groups_flags() {
         let u = usage::<T>("Usage: lotse t [options]");
-        assert!(u.contains("HTTP API Options\n\n  -http-addr=<address>\n"), "{u}");
+        assert!(
+            u.contains("HTTP API Options\n\n  -http-addr=<address>\n"),
+            "{u}"
+        );
         assert!(u.contains("Command Options\n\n"), "{u}");
         assert!(u.contains("  -recurse\n"), "{u}");
         assert!(u.contains("  -flags=<"), "{u}");

@@ -109,7 +109,10 @@ pub struct Query {
 
 impl Query {
     pub fn read() -> Self {
-        Query { read: true, ..Default::default() }
+        Query {
+            read: true,
+            ..Default::default()
+        }
     }
 
     pub fn write() -> Self {
@@ -122,7 +125,8 @@ impl Query {
     }
 
     pub fn param(mut self, name: &str, value: impl ToString) -> Self {
-        self.params.push((name.to_string(), Some(value.to_string())));
+        self.params
+            .push((name.to_string(), Some(value.to_string())));
         self
     }
 }
@@ -143,7 +147,13 @@ impl Client {
 
     /// Sends a request; any HTTP status comes back as a [`Response`], only transport failures
     /// are errors.
-    pub fn request(&self, method: &str, path: &str, q: &Query, body: Option<&[u8]>) -> Result<Response, ApiError> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        q: &Query,
+        body: Option<&[u8]>,
+    ) -> Result<Response, ApiError> {
         let url = format!("{}{}{}", self.config.base, path, self.query_string(q));
         let mut req = self.agent.request(method, &url);
         let timeout = match q.wait_time {
@@ -165,7 +175,10 @@ impl Client {
             Err(ureq::Error::Transport(t)) => {
                 let verb = capitalize(method);
                 let text = t.to_string();
-                let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text).to_string();
+                let text = text
+                    .strip_prefix(&format!("{url}: "))
+                    .unwrap_or(&text)
+                    .to_string();
                 return Err(ApiError::Transport(format!("{verb} \"{url}\": {text}")));
             }
         };
@@ -179,17 +192,35 @@ impl Client {
         resp.into_reader()
             .take(512 * 1024 * 1024)
             .read_to_end(&mut bytes)
-            .map_err(|e| ApiError::Transport(format!("{} \"{url}\": reading body: {e}", capitalize(method))))?;
-        Ok(Response { status, index, body: bytes })
+            .map_err(|e| {
+                ApiError::Transport(format!(
+                    "{} \"{url}\": reading body: {e}",
+                    capitalize(method)
+                ))
+            })?;
+        Ok(Response {
+            status,
+            index,
+            body: bytes,
+        })
     }
 
     /// Like [`Client::request`] but treats every non-2xx status as an error.
-    pub fn request_ok(&self, method: &str, path: &str, q: &Query, body: Option<&[u8]>) -> Result<Response, ApiError> {
+    pub fn request_ok(
+        &self,
+        method: &str,
+        path: &str,
+        q: &Query,
+        body: Option<&[u8]>,
+    ) -> Result<Response, ApiError> {
         let r = self.request(method, path, q, body)?;
         if (200..300).contains(&r.status) {
             Ok(r)
         } else {
-            Err(ApiError::Status(r.status, String::from_utf8_lossy(&r.body).trim().to_string()))
+            Err(ApiError::Status(
+                r.status,
+                String::from_utf8_lossy(&r.body).trim().to_string(),
+            ))
         }
     }
 
@@ -232,7 +263,10 @@ impl Client {
             return Ok((None, r.index));
         }
         if !(200..300).contains(&r.status) {
-            return Err(ApiError::Status(r.status, String::from_utf8_lossy(&r.body).trim().to_string()));
+            return Err(ApiError::Status(
+                r.status,
+                String::from_utf8_lossy(&r.body).trim().to_string(),
+            ));
         }
         let pairs: Option<Vec<KvPair>> = r.json()?;
         Ok((pairs.and_then(|p| p.into_iter().next()), r.index))
@@ -240,7 +274,8 @@ impl Client {
 
     /// `GET /v1/kv/PREFIX?recurse`: every entry under the prefix (empty on 404).
     pub fn kv_list(&self, prefix: &str) -> Result<Vec<KvPair>, ApiError> {
-        self.kv_list_q(prefix, Query::read()).map(|(pairs, _)| pairs)
+        self.kv_list_q(prefix, Query::read())
+            .map(|(pairs, _)| pairs)
     }
 
     /// `GET /v1/kv/PREFIX?recurse` with extra query options (blocking, consistent); also
@@ -251,7 +286,10 @@ impl Client {
             return Ok((Vec::new(), r.index));
         }
         if !(200..300).contains(&r.status) {
-            return Err(ApiError::Status(r.status, String::from_utf8_lossy(&r.body).trim().to_string()));
+            return Err(ApiError::Status(
+                r.status,
+                String::from_utf8_lossy(&r.body).trim().to_string(),
+            ));
         }
         let pairs: Option<Vec<KvPair>> = r.json()?;
         Ok((pairs.unwrap_or_default(), r.index))
@@ -268,7 +306,10 @@ impl Client {
             return Ok(Vec::new());
         }
         if !(200..300).contains(&r.status) {
-            return Err(ApiError::Status(r.status, String::from_utf8_lossy(&r.body).trim().to_string()));
+            return Err(ApiError::Status(
+                r.status,
+                String::from_utf8_lossy(&r.body).trim().to_string(),
+            ));
         }
         let keys: Option<Vec<String>> = r.json()?;
         Ok(keys.unwrap_or_default())
@@ -304,27 +345,42 @@ impl Client {
 
     /// `PUT /v1/session/renew/ID`: `Ok(false)` if the session no longer exists.
     pub fn session_renew(&self, id: &str) -> Result<bool, ApiError> {
-        let r = self.request("PUT", &format!("/v1/session/renew/{}", encode_path(id)), &Query::write(), None)?;
+        let r = self.request(
+            "PUT",
+            &format!("/v1/session/renew/{}", encode_path(id)),
+            &Query::write(),
+            None,
+        )?;
         match r.status {
             200..=299 => {
-                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+                let v: serde_json::Value =
+                    serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
                 Ok(!(v.is_null() || v.as_array().is_some_and(|a| a.is_empty())))
             }
             404 => Ok(false),
-            s => Err(ApiError::Status(s, String::from_utf8_lossy(&r.body).trim().to_string())),
+            s => Err(ApiError::Status(
+                s,
+                String::from_utf8_lossy(&r.body).trim().to_string(),
+            )),
         }
     }
 
     /// `PUT /v1/session/destroy/ID`.
     pub fn session_destroy(&self, id: &str) -> Result<(), ApiError> {
-        self.request_ok("PUT", &format!("/v1/session/destroy/{}", encode_path(id)), &Query::write(), None)?;
+        self.request_ok(
+            "PUT",
+            &format!("/v1/session/destroy/{}", encode_path(id)),
+            &Query::write(),
+            None,
+        )?;
         Ok(())
     }
 
     // ---- agent -------------------------------------------------------------------------------
 
     pub fn agent_self(&self) -> Result<serde_json::Value, ApiError> {
-        self.request_ok("GET", "/v1/agent/self", &Query::default(), None)?.json()
+        self.request_ok("GET", "/v1/agent/self", &Query::default(), None)?
+            .json()
     }
 }
 
@@ -397,10 +453,25 @@ mod tests {
             stale: true,
             ..Default::default()
         });
-        assert_eq!(c.query_string(&Query::read().flag("recurse")), "?dc=dc2&stale&recurse");
-        assert_eq!(c.query_string(&Query::write().param("cas", 5)), "?dc=dc2&cas=5");
-        let q = Query { wait_index: Some(7), wait_time: Some(Duration::from_secs(15)), read: true, consistent: true, ..Default::default() };
-        assert_eq!(c.query_string(&q), "?dc=dc2&consistent&index=7&wait=15000ms");
+        assert_eq!(
+            c.query_string(&Query::read().flag("recurse")),
+            "?dc=dc2&stale&recurse"
+        );
+        assert_eq!(
+            c.query_string(&Query::write().param("cas", 5)),
+            "?dc=dc2&cas=5"
+        );
+        let q = Query {
+            wait_index: Some(7),
+            wait_time: Some(Duration::from_secs(15)),
+            read: true,
+            consistent: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.query_string(&q),
+            "?dc=dc2&consistent&index=7&wait=15000ms"
+        );
     }
 
     #[test]
@@ -419,7 +490,10 @@ mod tests {
 
     #[test]
     fn errors_read_like_consul() {
-        assert_eq!(ApiError::Status(500, "boom".into()).to_string(), "Unexpected response code: 500 (boom)");
+        assert_eq!(
+            ApiError::Status(500, "boom".into()).to_string(),
+            "Unexpected response code: 500 (boom)"
+        );
         assert!(ApiError::Status(503, String::new()).is_retryable());
         assert!(!ApiError::Status(403, String::new()).is_retryable());
     }
@@ -427,9 +501,16 @@ mod tests {
     #[test]
     fn connection_refused_is_an_error_not_a_panic() {
         // Port 1 on loopback: nothing listens there.
-        let c = Client::new(HttpConfig { base: "http://127.0.0.1:1".into(), ..Default::default() });
+        let c = Client::new(HttpConfig {
+            base: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        });
         let e = c.kv_get("x", Query::read()).unwrap_err();
         assert!(matches!(e, ApiError::Transport(_)));
-        assert!(e.to_string().starts_with("Get \"http://127.0.0.1:1/v1/kv/x\": "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Get \"http://127.0.0.1:1/v1/kv/x\": "),
+            "{e}"
+        );
     }
 }

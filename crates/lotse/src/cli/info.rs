@@ -14,7 +14,9 @@ struct InfoArgs {
 }
 
 pub fn help() -> String {
-    flags::usage::<InfoArgs>("Usage: lotse info [options]\n\n  Provides debugging information for operators")
+    flags::usage::<InfoArgs>(
+        "Usage: lotse info [options]\n\n  Provides debugging information for operators",
+    )
 }
 
 /// `section:` lines, each followed by its `\tkey = value` lines, both sorted by name.

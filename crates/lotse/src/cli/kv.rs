@@ -67,7 +67,12 @@ struct GetArgs {
     recurse: bool,
     /// String to use as a separator between keys. The default value is "/", but this option is
     /// only taken into account when paired with the -keys flag.
-    #[arg(long, default_value = "/", value_name = "string", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "/",
+        value_name = "string",
+        allow_hyphen_values = true
+    )]
     separator: String,
     #[arg(num_args = 0.., allow_hyphen_values = true)]
     args: Vec<String>,
@@ -111,7 +116,11 @@ pub fn pretty_pair(pair: &KvPair, base64_value: bool, keys_only: bool) -> Vec<u8
     text.push_str(&format!("Key\t{}\n", pair.key));
     text.push_str(&format!("LockIndex\t{}\n", pair.lock_index));
     text.push_str(&format!("ModifyIndex\t{}\n", pair.modify_index));
-    let session = if pair.session_id().is_empty() { "-" } else { pair.session_id() };
+    let session = if pair.session_id().is_empty() {
+        "-"
+    } else {
+        pair.session_id()
+    };
     text.push_str(&format!("Session\t{session}\n"));
     if !keys_only {
         let value = pair.value_bytes();
@@ -333,13 +342,19 @@ pub fn run_put(args: &[String]) -> i32 {
             }
         },
         n => {
-            error(&format!("Error! Too many arguments (expected 1 or 2, got {n})"));
+            error(&format!(
+                "Error! Too many arguments (expected 1 or 2, got {n})"
+            ));
             return 1;
         }
     };
     let data = if a.base64 {
         // Go's decoder ignores newlines anywhere in the input.
-        let text: Vec<u8> = data.iter().copied().filter(|b| *b != b'\n' && *b != b'\r').collect();
+        let text: Vec<u8> = data
+            .iter()
+            .copied()
+            .filter(|b| *b != b'\n' && *b != b'\r')
+            .collect();
         match B64.decode(&text) {
             Ok(d) => d,
             Err(e) => {
@@ -494,7 +509,9 @@ pub fn run_delete(args: &[String]) -> i32 {
         return 1;
     }
     if a.cas && a.modify_index == 0 {
-        error("Cannot delete a key that does not exist. Provide a -modify-index greater than than 0.");
+        error(
+            "Cannot delete a key that does not exist. Provide a -modify-index greater than than 0.",
+        );
         return 1;
     }
     if a.modify_index != 0 && !a.cas {
@@ -586,7 +603,11 @@ pub fn export_json(pairs: &[KvPair]) -> String {
     }
     let entries: Vec<Entry> = pairs
         .iter()
-        .map(|p| Entry { key: p.key.clone(), flags: p.flags, value: B64.encode(p.value_bytes()) })
+        .map(|p| Entry {
+            key: p.key.clone(),
+            flags: p.flags,
+            value: B64.encode(p.value_bytes()),
+        })
         .collect();
     flags::json_indent(&entries, b"\t")
 }
@@ -748,7 +769,8 @@ pub fn run_import(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let entries: Vec<ImportEntry> = match serde_json::from_slice::<Option<Vec<ImportEntry>>>(&data) {
+    let entries: Vec<ImportEntry> = match serde_json::from_slice::<Option<Vec<ImportEntry>>>(&data)
+    {
         Ok(e) => e.unwrap_or_default(),
         Err(e) => {
             error(&format!("Cannot unmarshal data: {e}"));
@@ -759,7 +781,10 @@ pub fn run_import(args: &[String]) -> i32 {
         let value = match B64.decode(entry.value.as_bytes()) {
             Ok(v) => v,
             Err(e) => {
-                error(&format!("Error base 64 decoding value for key {}: {e}", entry.key));
+                error(&format!(
+                    "Error base 64 decoding value for key {}: {e}",
+                    entry.key
+                ));
                 return 1;
             }
         };

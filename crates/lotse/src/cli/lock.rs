@@ -56,13 +56,23 @@ struct LockArgs {
     /// Optional limit on the number of concurrent lock holders. The underlying implementation
     /// switches from a lock to a semaphore when the value is greater than 1. The default value
     /// is 1.
-    #[arg(long = "n", default_value_t = 1, value_name = "int", allow_negative_numbers = true)]
+    #[arg(
+        long = "n",
+        default_value_t = 1,
+        value_name = "int",
+        allow_negative_numbers = true
+    )]
     limit: i64,
     /// Number of times to retry if Lotse returns a 500 error while monitoring the lock. This
     /// allows riding out brief periods of unavailability without causing leader elections, but
     /// increases the amount of time required to detect a lost lock in some cases. The default
     /// value is 3, with a 1s wait between retries. Set this value to 0 to disable retires.
-    #[arg(long = "monitor-retry", default_value_t = 3, value_name = "int", allow_negative_numbers = true)]
+    #[arg(
+        long = "monitor-retry",
+        default_value_t = 3,
+        value_name = "int",
+        allow_negative_numbers = true
+    )]
     monitor_retry: i64,
     /// Optional name to associate with the lock session. It not provided, one is generated
     /// based on the provided child command.
@@ -185,7 +195,10 @@ fn send_signal(pid: u32, sig: &str) -> Result<(), String> {
 fn listen_for_signals(tx: Sender<Event>) {
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(_) => {
                 let _ = ready_tx.send(());
@@ -197,7 +210,9 @@ fn listen_for_signals(tx: Sender<Event>) {
             let int = signal(SignalKind::interrupt());
             let term = signal(SignalKind::terminate());
             let _ = ready_tx.send(());
-            let (Ok(mut int), Ok(mut term)) = (int, term) else { return };
+            let (Ok(mut int), Ok(mut term)) = (int, term) else {
+                return;
+            };
             loop {
                 let name = tokio::select! {
                     _ = int.recv() => "INT",
@@ -247,30 +262,52 @@ enum Mode {
 }
 
 impl Mode {
-    fn acquire(&self, client: &Client, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
+    fn acquire(
+        &self,
+        client: &Client,
+        session: &str,
+        timeout: Option<Duration>,
+    ) -> Result<bool, String> {
         match self {
             Mode::Lock { key } => acquire_lock(client, key, session, timeout),
-            Mode::Semaphore { prefix, limit } => semaphore::acquire(client, prefix, *limit, session, timeout),
+            Mode::Semaphore { prefix, limit } => {
+                semaphore::acquire(client, prefix, *limit, session, timeout)
+            }
         }
     }
 
     /// Whether `session` still holds the lock or its slot, and the index to block on next.
-    fn holds(&self, client: &Client, session: &str, q: Query) -> Result<(bool, u64), super::http::ApiError> {
+    fn holds(
+        &self,
+        client: &Client,
+        session: &str,
+        q: Query,
+    ) -> Result<(bool, u64), super::http::ApiError> {
         match self {
             Mode::Lock { key } => client
                 .kv_get(key, q)
                 .map(|(pair, index)| (pair.is_some_and(|p| p.session_id() == session), index)),
-            Mode::Semaphore { prefix, limit } => semaphore::holds(client, prefix, *limit, session, q),
+            Mode::Semaphore { prefix, limit } => {
+                semaphore::holds(client, prefix, *limit, session, q)
+            }
         }
     }
 
     fn release(&self, client: &Client, session: &str) -> Result<(), String> {
         match self {
             Mode::Lock { key } => client
-                .kv_put(key, b"", Query::write().param("flags", LOCK_FLAG_VALUE).param("release", session))
+                .kv_put(
+                    key,
+                    b"",
+                    Query::write()
+                        .param("flags", LOCK_FLAG_VALUE)
+                        .param("release", session),
+                )
                 .map(|_| ())
                 .map_err(|e| format!("failed to release lock: {e}")),
-            Mode::Semaphore { prefix, limit } => semaphore::release(client, prefix, *limit, session),
+            Mode::Semaphore { prefix, limit } => {
+                semaphore::release(client, prefix, *limit, session)
+            }
         }
     }
 
@@ -291,7 +328,12 @@ impl Mode {
 }
 
 /// The acquisition loop of consul's `Lock.Lock`. `Ok(true)`: held; `Ok(false)`: timed out.
-fn acquire_lock(client: &Client, key: &str, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
+fn acquire_lock(
+    client: &Client,
+    key: &str,
+    session: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, String> {
     let start = Instant::now();
     let mut attempts = 0u32;
     let mut wait_index: Option<u64> = None;
@@ -333,20 +375,26 @@ fn acquire_lock(client: &Client, key: &str, session: &str, timeout: Option<Durat
             .kv_put(
                 key,
                 b"",
-                Query::write().param("flags", LOCK_FLAG_VALUE).param("acquire", session),
+                Query::write()
+                    .param("flags", LOCK_FLAG_VALUE)
+                    .param("acquire", session),
             )
             .map_err(|e| format!("failed to acquire lock: {e}"))?;
         if locked {
             return Ok(true);
         }
         // Why did it fail? A holder: wait for it. None: lock-delay, retry later.
-        let (pair, index) = client.kv_get(key, Query::read()).map_err(|e| e.to_string())?;
+        let (pair, index) = client
+            .kv_get(key, Query::read())
+            .map_err(|e| e.to_string())?;
         if pair.as_ref().is_some_and(|p| !p.session_id().is_empty()) {
             wait_index = Some(index);
         } else {
             wait_index = None;
             let pause = match timeout {
-                Some(limit) => LOCK_RETRY.min(limit.saturating_sub(start.elapsed()) + Duration::from_millis(1)),
+                Some(limit) => {
+                    LOCK_RETRY.min(limit.saturating_sub(start.elapsed()) + Duration::from_millis(1))
+                }
                 None => LOCK_RETRY,
             };
             thread::sleep(pause);
@@ -364,7 +412,14 @@ pub(super) fn pace(began: Instant, wait_index: Option<u64>, index: u64) {
 }
 
 /// Watches the lock (or semaphore); sends `LockLost` when our session no longer holds it.
-fn spawn_monitor(client: Client, mode: Mode, session: String, retries: u32, stopping: Arc<AtomicBool>, tx: Sender<Event>) {
+fn spawn_monitor(
+    client: Client,
+    mode: Mode,
+    session: String,
+    retries: u32,
+    stopping: Arc<AtomicBool>,
+    tx: Sender<Event>,
+) {
     thread::spawn(move || {
         let mut wait_index: Option<u64> = None;
         let mut left = retries;
@@ -406,7 +461,10 @@ fn spawn_monitor(client: Client, mode: Mode, session: String, retries: u32, stop
 
 fn start_child(args: &[String], pass_stdin: bool, shell: bool) -> std::io::Result<Child> {
     let mut cmd = if shell {
-        let sh = std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into());
+        let sh = std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
         let mut c = Command::new(sh);
         c.arg("-c").arg(args.join(" "));
         c
@@ -415,8 +473,13 @@ fn start_child(args: &[String], pass_stdin: bool, shell: bool) -> std::io::Resul
         c.args(&args[1..]);
         c
     };
-    cmd.env("CONSUL_LOCK_HELD", "true").env("LOTSE_LOCK_HELD", "true");
-    cmd.stdin(if pass_stdin { Stdio::inherit() } else { Stdio::null() });
+    cmd.env("CONSUL_LOCK_HELD", "true")
+        .env("LOTSE_LOCK_HELD", "true");
+    cmd.stdin(if pass_stdin {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
     cmd.spawn()
 }
 
@@ -444,14 +507,22 @@ fn kill_child(pid: u32, events: &Receiver<Event>, verbose_on: bool) -> Result<()
         }
     }
     term.map_err(|e| format!("Failed to terminate {pid}: {e}"))?;
-    verbose(verbose_on, &format!("Child did not exit after grace period of {}s", KILL_GRACE.as_secs()));
+    verbose(
+        verbose_on,
+        &format!(
+            "Child did not exit after grace period of {}s",
+            KILL_GRACE.as_secs()
+        ),
+    );
     verbose(verbose_on, &format!("Killing child pid {pid}"));
     send_signal(pid, "KILL").map_err(|e| format!("Failed to kill {pid}: {e}"))
 }
 
 /// consul's `Lock.Destroy`: delete the key unless someone holds it. `Ok(false)`: in use.
 fn destroy_lock(client: &Client, key: &str) -> Result<bool, String> {
-    let (pair, _) = client.kv_get(key, Query::read()).map_err(|e| format!("failed to read lock: {e}"))?;
+    let (pair, _) = client
+        .kv_get(key, Query::read())
+        .map_err(|e| format!("failed to read lock: {e}"))?;
     let Some(pair) = pair else { return Ok(true) };
     if pair.flags != LOCK_FLAG_VALUE {
         return Err("Existing key does not match lock use".into());
@@ -484,7 +555,11 @@ pub fn run(args: &[String]) -> i32 {
         eprintln!("Timeout must be positive");
         return 1;
     }
-    let name = if a.name.is_empty() { default_session_name(&child_args, &prefix) } else { a.name.clone() };
+    let name = if a.name.is_empty() {
+        default_session_name(&child_args, &prefix)
+    } else {
+        a.name.clone()
+    };
     let timeout = (timeout_ns > 0).then(|| flags::nanos_to_duration(timeout_ns));
     if a.monitor_retry < 0 {
         eprintln!("Number for 'monitor-retry' must be >= 0");
@@ -513,8 +588,17 @@ pub fn run(args: &[String]) -> i32 {
             eprintln!("Lock setup failed: missing prefix");
             return 1;
         }
-        verbose(a.verbose, &format!("Setting up semaphore (limit {}) at prefix: {prefix}", a.limit));
-        Mode::Semaphore { prefix: prefix.clone(), limit: a.limit }
+        verbose(
+            a.verbose,
+            &format!(
+                "Setting up semaphore (limit {}) at prefix: {prefix}",
+                a.limit
+            ),
+        );
+        Mode::Semaphore {
+            prefix: prefix.clone(),
+            limit: a.limit,
+        }
     };
 
     let (tx, events) = mpsc::channel::<Event>();
@@ -535,11 +619,17 @@ pub fn run(args: &[String]) -> i32 {
     };
     let (renew_stop, renew_rx) = mpsc::channel::<()>();
     let renewer = spawn_renewer(client.clone(), session.clone(), renew_rx);
-    let holder = Holder { client: client.clone(), session: session.clone(), renew_stop, renewer: Some(renewer) };
+    let holder = Holder {
+        client: client.clone(),
+        session: session.clone(),
+        renew_stop,
+        renewer: Some(renewer),
+    };
 
     // Acquire in a thread so that a signal can interrupt a long wait.
     {
-        let (client, mode, session, tx) = (client.clone(), mode.clone(), session.clone(), tx.clone());
+        let (client, mode, session, tx) =
+            (client.clone(), mode.clone(), session.clone(), tx.clone());
         thread::spawn(move || {
             let _ = tx.send(Event::Acquired(mode.acquire(&client, &session, timeout)));
         });
@@ -696,9 +786,15 @@ mod tests {
     #[test]
     fn exit_descriptions_like_go() {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(describe_exit(&ExitStatus::from_raw(3 << 8)), "exit status 3");
+        assert_eq!(
+            describe_exit(&ExitStatus::from_raw(3 << 8)),
+            "exit status 3"
+        );
         assert_eq!(describe_exit(&ExitStatus::from_raw(9)), "signal: killed");
-        assert_eq!(describe_exit(&ExitStatus::from_raw(15)), "signal: terminated");
+        assert_eq!(
+            describe_exit(&ExitStatus::from_raw(15)),
+            "signal: terminated"
+        );
     }
 
     #[test]
@@ -716,11 +812,13 @@ mod tests {
 
     #[test]
     fn child_arguments_are_not_parsed_as_flags() {
-        let a: LockArgs = flags::parse(&s(&["-verbose", "p", "ls", "-verbose", "-n", "2"])).unwrap();
+        let a: LockArgs =
+            flags::parse(&s(&["-verbose", "p", "ls", "-verbose", "-n", "2"])).unwrap();
         assert!(a.verbose);
         assert_eq!(a.limit, 1);
         assert_eq!(a.args, s(&["p", "ls", "-verbose", "-n", "2"]));
-        let a: LockArgs = flags::parse(&s(&["-shell=false", "-timeout", "1m", "-n=1", "p", "x"])).unwrap();
+        let a: LockArgs =
+            flags::parse(&s(&["-shell=false", "-timeout", "1m", "-n=1", "p", "x"])).unwrap();
         assert!(!a.shell);
         assert_eq!(a.timeout, 60_000_000_000);
     }

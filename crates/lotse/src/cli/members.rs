@@ -42,7 +42,9 @@ struct MembersArgs {
 }
 
 pub fn help() -> String {
-    flags::usage::<MembersArgs>("Usage: lotse members [options]\n\n  Outputs the members of a running Lotse agent.")
+    flags::usage::<MembersArgs>(
+        "Usage: lotse members [options]\n\n  Outputs the members of a running Lotse agent.",
+    )
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -85,7 +87,11 @@ fn tcp_addr(addr: &str, port: u16) -> String {
 }
 
 fn tag<'a>(m: &'a Member, k: &str) -> &'a str {
-    m.tags.as_ref().and_then(|t| t.get(k)).map(String::as_str).unwrap_or("")
+    m.tags
+        .as_ref()
+        .and_then(|t| t.get(k))
+        .map(String::as_str)
+        .unwrap_or("")
 }
 
 fn is_default_partition(p: &str) -> bool {
@@ -94,7 +100,12 @@ fn is_default_partition(p: &str) -> bool {
 
 /// Fills in partition/segment tags as consul does, filters by status, sorts, and renders the
 /// table. `None` when no member matches (consul then exits 2 without output).
-pub fn render(mut members: Vec<Member>, status_re: &Regex, segment: &str, detailed: bool) -> Option<String> {
+pub fn render(
+    mut members: Vec<Member>,
+    status_re: &Regex,
+    segment: &str,
+    detailed: bool,
+) -> Option<String> {
     for m in &mut members {
         let tags = m.tags.get_or_insert_with(BTreeMap::new);
         if tags.get("ap").is_none_or(|p| p.is_empty()) {
@@ -145,7 +156,10 @@ pub fn render(mut members: Vec<Member>, status_re: &Regex, segment: &str, detail
             ));
         }
     } else {
-        lines.push("Node\x1fAddress\x1fStatus\x1fType\x1fBuild\x1fProtocol\x1fDC\x1fPartition\x1fSegment".to_string());
+        lines.push(
+            "Node\x1fAddress\x1fStatus\x1fType\x1fBuild\x1fProtocol\x1fDC\x1fPartition\x1fSegment"
+                .to_string(),
+        );
         for m in &members {
             let addr = tcp_addr(&m.addr, m.port);
             let status = status_string(m.status);
@@ -159,7 +173,10 @@ pub fn render(mut members: Vec<Member>, status_re: &Regex, segment: &str, detail
                 "node" => "client",
                 "consul" => "server",
                 _ => {
-                    lines.push(format!("{}\x1f{addr}\x1f{status}\x1funknown\x1f\x1f\x1f\x1f\x1f", m.name));
+                    lines.push(format!(
+                        "{}\x1f{addr}\x1f{status}\x1funknown\x1f\x1f\x1f\x1f\x1f",
+                        m.name
+                    ));
                     continue;
                 }
             };
@@ -238,13 +255,25 @@ mod tests {
         tags.insert("dc".to_string(), "dc1".to_string());
         tags.insert("build".to_string(), "1.2.3:abcdef".to_string());
         tags.insert("vsn".to_string(), "2".to_string());
-        Member { name: name.into(), addr: "127.0.0.1".into(), port: 8301, tags: Some(tags), status }
+        Member {
+            name: name.into(),
+            addr: "127.0.0.1".into(),
+            port: 8301,
+            tags: Some(tags),
+            status,
+        }
     }
 
     #[test]
     fn standard_table() {
         let all = Regex::new(".*").unwrap();
-        let t = render(vec![member("zeta", "node", 1), member("alpha", "consul", 1)], &all, "_all", false).unwrap();
+        let t = render(
+            vec![member("zeta", "node", 1), member("alpha", "consul", 1)],
+            &all,
+            "_all",
+            false,
+        )
+        .unwrap();
         assert_eq!(
             t,
             "Node   Address         Status  Type    Build  Protocol  DC   Partition  Segment\n\
@@ -257,7 +286,13 @@ mod tests {
     fn status_filter_and_no_match() {
         let failed = Regex::new("failed").unwrap();
         assert!(render(vec![member("a", "consul", 1)], &failed, "_all", false).is_none());
-        let t = render(vec![member("a", "consul", 1), member("b", "node", 4)], &failed, "_all", false).unwrap();
+        let t = render(
+            vec![member("a", "consul", 1), member("b", "node", 4)],
+            &failed,
+            "_all",
+            false,
+        )
+        .unwrap();
         assert!(t.contains("b ") && !t.contains("\na "), "{t}");
     }
 

@@ -10,12 +10,19 @@ use std::collections::BTreeSet;
 enum Node {
     Char(char),
     Any,
-    Class { ranges: Vec<(char, char)>, negated: bool },
+    Class {
+        ranges: Vec<(char, char)>,
+        negated: bool,
+    },
     Start,
     End,
     Concat(Vec<Node>),
     Alt(Vec<Node>),
-    Repeat { node: Box<Node>, min: usize, max: Option<usize> },
+    Repeat {
+        node: Box<Node>,
+        min: usize,
+        max: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -26,7 +33,10 @@ pub struct Regex {
 impl Regex {
     pub fn new(pattern: &str) -> Result<Regex, String> {
         let chars: Vec<char> = pattern.chars().collect();
-        let mut p = Parser { chars: &chars, pos: 0 };
+        let mut p = Parser {
+            chars: &chars,
+            pos: 0,
+        };
         let root = p.alt()?;
         if p.pos < chars.len() {
             return Err(format!("error parsing regexp: unexpected ): `{pattern}`"));
@@ -57,7 +67,11 @@ impl Parser<'_> {
             self.pos += 1;
             branches.push(self.concat()?);
         }
-        Ok(if branches.len() == 1 { branches.pop().unwrap() } else { Node::Alt(branches) })
+        Ok(if branches.len() == 1 {
+            branches.pop().unwrap()
+        } else {
+            Node::Alt(branches)
+        })
     }
 
     fn concat(&mut self) -> Result<Node, String> {
@@ -101,7 +115,11 @@ impl Parser<'_> {
             if self.peek() == Some('?') {
                 self.pos += 1;
             }
-            node = Node::Repeat { node: Box::new(node), min, max };
+            node = Node::Repeat {
+                node: Box::new(node),
+                min,
+                max,
+            };
         }
     }
 
@@ -143,21 +161,43 @@ impl Parser<'_> {
             }
             '[' => self.class()?,
             '\\' => self.escape()?,
-            '*' | '+' | '?' => return Err("error parsing regexp: missing argument to repetition operator".into()),
+            '*' | '+' | '?' => {
+                return Err("error parsing regexp: missing argument to repetition operator".into())
+            }
             c => Node::Char(c),
         })
     }
 
     fn escape(&mut self) -> Result<Node, String> {
-        let c = self.peek().ok_or("error parsing regexp: trailing backslash at end of expression")?;
+        let c = self
+            .peek()
+            .ok_or("error parsing regexp: trailing backslash at end of expression")?;
         self.pos += 1;
         Ok(match c {
-            'd' => Node::Class { ranges: vec![('0', '9')], negated: false },
-            'D' => Node::Class { ranges: vec![('0', '9')], negated: true },
-            'w' => Node::Class { ranges: word_ranges(), negated: false },
-            'W' => Node::Class { ranges: word_ranges(), negated: true },
-            's' => Node::Class { ranges: space_ranges(), negated: false },
-            'S' => Node::Class { ranges: space_ranges(), negated: true },
+            'd' => Node::Class {
+                ranges: vec![('0', '9')],
+                negated: false,
+            },
+            'D' => Node::Class {
+                ranges: vec![('0', '9')],
+                negated: true,
+            },
+            'w' => Node::Class {
+                ranges: word_ranges(),
+                negated: false,
+            },
+            'W' => Node::Class {
+                ranges: word_ranges(),
+                negated: true,
+            },
+            's' => Node::Class {
+                ranges: space_ranges(),
+                negated: false,
+            },
+            'S' => Node::Class {
+                ranges: space_ranges(),
+                negated: true,
+            },
             't' => Node::Char('\t'),
             'n' => Node::Char('\n'),
             c => Node::Char(c),
@@ -173,14 +213,18 @@ impl Parser<'_> {
         let mut ranges = Vec::new();
         let mut first = true;
         loop {
-            let c = self.peek().ok_or("error parsing regexp: missing closing ]")?;
+            let c = self
+                .peek()
+                .ok_or("error parsing regexp: missing closing ]")?;
             self.pos += 1;
             if c == ']' && !first {
                 break;
             }
             first = false;
             let lo = if c == '\\' {
-                let e = self.peek().ok_or("error parsing regexp: missing closing ]")?;
+                let e = self
+                    .peek()
+                    .ok_or("error parsing regexp: missing closing ]")?;
                 self.pos += 1;
                 match e {
                     'd' => {
@@ -293,7 +337,10 @@ fn ends(node: &Node, text: &[char], pos: usize) -> BTreeSet<usize> {
             let mut seen = frontier.clone();
             let mut count = *min;
             while max.is_none_or(|m| count < m) {
-                let next: BTreeSet<usize> = step(&frontier).into_iter().filter(|p| !seen.contains(p)).collect();
+                let next: BTreeSet<usize> = step(&frontier)
+                    .into_iter()
+                    .filter(|p| !seen.contains(p))
+                    .collect();
                 if next.is_empty() {
                     break;
                 }

@@ -27,7 +27,9 @@ pub struct SemaphoreLock {
 }
 
 /// Go decodes a JSON `null` map as an empty (nil) map.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, bool>, D::Error> {
     Ok(Option::<BTreeMap<String, bool>>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -46,40 +48,65 @@ fn find_lock(pairs: &[KvPair], prefix: &str) -> KvPair {
         .iter()
         .find(|p| p.key == key)
         .cloned()
-        .unwrap_or(KvPair { key, flags: SEMAPHORE_FLAG_VALUE, ..Default::default() })
+        .unwrap_or(KvPair {
+            key,
+            flags: SEMAPHORE_FLAG_VALUE,
+            ..Default::default()
+        })
 }
 
 fn decode(pair: &KvPair, limit: i64) -> Result<SemaphoreLock, String> {
     if pair.value.is_none() {
-        return Ok(SemaphoreLock { limit, holders: BTreeMap::new() });
+        return Ok(SemaphoreLock {
+            limit,
+            holders: BTreeMap::new(),
+        });
     }
     serde_json::from_slice(&pair.value_bytes()).map_err(|e| format!("lock decoding failed: {e}"))
 }
 
 /// Drops holders whose session holds no key under the prefix any more.
 pub fn prune_dead_holders(lock: &mut SemaphoreLock, pairs: &[KvPair]) {
-    let alive: std::collections::HashSet<&str> =
-        pairs.iter().map(KvPair::session_id).filter(|s| !s.is_empty()).collect();
+    let alive: std::collections::HashSet<&str> = pairs
+        .iter()
+        .map(KvPair::session_id)
+        .filter(|s| !s.is_empty())
+        .collect();
     lock.holders.retain(|h, _| alive.contains(h.as_str()));
 }
 
-fn cas_lock(client: &Client, prefix: &str, lock: &SemaphoreLock, index: u64) -> Result<bool, String> {
+fn cas_lock(
+    client: &Client,
+    prefix: &str,
+    lock: &SemaphoreLock,
+    index: u64,
+) -> Result<bool, String> {
     let body = serde_json::to_vec(lock).expect("semaphore lock serializes");
     client
         .kv_put(
             &lock_key(prefix),
             &body,
-            Query::write().param("flags", SEMAPHORE_FLAG_VALUE).param("cas", index),
+            Query::write()
+                .param("flags", SEMAPHORE_FLAG_VALUE)
+                .param("cas", index),
         )
         .map_err(|e| format!("failed to update lock: {e}"))
 }
 
 /// consul's `Semaphore.Acquire`. `Ok(true)`: a slot is ours; `Ok(false)`: timed out.
-pub fn acquire(client: &Client, prefix: &str, limit: i64, session: &str, timeout: Option<Duration>) -> Result<bool, String> {
+pub fn acquire(
+    client: &Client,
+    prefix: &str,
+    limit: i64,
+    session: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, String> {
     let made = client.kv_put(
         &contender_key(prefix, session),
         b"",
-        Query::write().param("flags", SEMAPHORE_FLAG_VALUE).param("acquire", session),
+        Query::write()
+            .param("flags", SEMAPHORE_FLAG_VALUE)
+            .param("acquire", session),
     );
     match made {
         Ok(true) => {}
@@ -105,7 +132,9 @@ pub fn acquire(client: &Client, prefix: &str, limit: i64, session: &str, timeout
         q.wait_index = wait_index;
         q.wait_time = Some(wait_time);
         let began = Instant::now();
-        let (pairs, index) = client.kv_list_q(prefix, q).map_err(|e| format!("failed to read prefix: {e}"))?;
+        let (pairs, index) = client
+            .kv_list_q(prefix, q)
+            .map_err(|e| format!("failed to read prefix: {e}"))?;
         super::lock::pace(began, wait_index, index);
         let lock_pair = find_lock(&pairs, prefix);
         if lock_pair.flags != SEMAPHORE_FLAG_VALUE {
@@ -113,7 +142,10 @@ pub fn acquire(client: &Client, prefix: &str, limit: i64, session: &str, timeout
         }
         let mut lock = decode(&lock_pair, limit)?;
         if lock.limit != limit {
-            return Err(format!("semaphore limit conflict (lock: {}, local: {limit})", lock.limit));
+            return Err(format!(
+                "semaphore limit conflict (lock: {}, local: {limit})",
+                lock.limit
+            ));
         }
         prune_dead_holders(&mut lock, &pairs);
         if lock.holders.len() as i64 >= lock.limit {
@@ -130,7 +162,13 @@ pub fn acquire(client: &Client, prefix: &str, limit: i64, session: &str, timeout
 }
 
 /// Whether `session` still holds a slot; also the index to block on next.
-pub fn holds(client: &Client, prefix: &str, limit: i64, session: &str, q: Query) -> Result<(bool, u64), ApiError> {
+pub fn holds(
+    client: &Client,
+    prefix: &str,
+    limit: i64,
+    session: &str,
+    q: Query,
+) -> Result<(bool, u64), ApiError> {
     let (pairs, index) = client.kv_list_q(prefix, q)?;
     let lock_pair = find_lock(&pairs, prefix);
     let Ok(mut lock) = decode(&lock_pair, limit) else {
@@ -144,7 +182,9 @@ pub fn holds(client: &Client, prefix: &str, limit: i64, session: &str, q: Query)
 pub fn release(client: &Client, prefix: &str, limit: i64, session: &str) -> Result<(), String> {
     let key = lock_key(prefix);
     loop {
-        let (pair, _) = client.kv_get(&key, Query::read()).map_err(|e| e.to_string())?;
+        let (pair, _) = client
+            .kv_get(&key, Query::read())
+            .map_err(|e| e.to_string())?;
         let pair = pair.unwrap_or_default();
         let mut lock = decode(&pair, limit)?;
         if lock.holders.remove(session).is_none() {
@@ -163,7 +203,9 @@ pub fn release(client: &Client, prefix: &str, limit: i64, session: &str) -> Resu
 /// consul's `Semaphore.Destroy`: delete `.lock` unless a live holder remains. `Ok(false)`: in
 /// use.
 pub fn destroy(client: &Client, prefix: &str, limit: i64) -> Result<bool, String> {
-    let pairs = client.kv_list(prefix).map_err(|e| format!("failed to read prefix: {e}"))?;
+    let pairs = client
+        .kv_list(prefix)
+        .map_err(|e| format!("failed to read prefix: {e}"))?;
     let lock_pair = find_lock(&pairs, prefix);
     if lock_pair.modify_index == 0 {
         return Ok(true);
@@ -177,7 +219,10 @@ pub fn destroy(client: &Client, prefix: &str, limit: i64) -> Result<bool, String
         return Ok(false);
     }
     client
-        .kv_delete(&lock_pair.key, Query::write().param("cas", lock_pair.modify_index))
+        .kv_delete(
+            &lock_pair.key,
+            Query::write().param("cas", lock_pair.modify_index),
+        )
         .map_err(|e| format!("failed to remove semaphore: {e}"))
 }
 
@@ -187,12 +232,24 @@ mod tests {
 
     #[test]
     fn lock_value_is_consuls_json() {
-        let mut l = SemaphoreLock { limit: 2, holders: BTreeMap::new() };
+        let mut l = SemaphoreLock {
+            limit: 2,
+            holders: BTreeMap::new(),
+        };
         l.holders.insert("b".into(), true);
         l.holders.insert("a".into(), true);
-        assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"Limit":2,"Holders":{"a":true,"b":true}}"#);
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"Limit":2,"Holders":{"a":true,"b":true}}"#
+        );
         let back: SemaphoreLock = serde_json::from_str(r#"{"Limit":3,"Holders":null}"#).unwrap();
-        assert_eq!(back, SemaphoreLock { limit: 3, holders: BTreeMap::new() });
+        assert_eq!(
+            back,
+            SemaphoreLock {
+                limit: 3,
+                holders: BTreeMap::new()
+            }
+        );
     }
 
     #[test]
@@ -203,12 +260,22 @@ mod tests {
 
     #[test]
     fn dead_holders_are_pruned() {
-        let mut l = SemaphoreLock { limit: 2, holders: BTreeMap::new() };
+        let mut l = SemaphoreLock {
+            limit: 2,
+            holders: BTreeMap::new(),
+        };
         l.holders.insert("live".into(), true);
         l.holders.insert("dead".into(), true);
         let pairs = vec![
-            KvPair { key: "p/live".into(), session: Some("live".into()), ..Default::default() },
-            KvPair { key: "p/.lock".into(), ..Default::default() },
+            KvPair {
+                key: "p/live".into(),
+                session: Some("live".into()),
+                ..Default::default()
+            },
+            KvPair {
+                key: "p/.lock".into(),
+                ..Default::default()
+            },
         ];
         prune_dead_holders(&mut l, &pairs);
         assert_eq!(l.holders.keys().collect::<Vec<_>>(), vec!["live"]);
@@ -219,6 +286,12 @@ mod tests {
         let p = find_lock(&[], "p");
         assert_eq!(p.modify_index, 0);
         let l = decode(&p, 4).unwrap();
-        assert_eq!(l, SemaphoreLock { limit: 4, holders: BTreeMap::new() });
+        assert_eq!(
+            l,
+            SemaphoreLock {
+                limit: 4,
+                holders: BTreeMap::new()
+            }
+        );
     }
 }

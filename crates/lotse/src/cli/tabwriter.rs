@@ -14,7 +14,15 @@ pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
     }
     let mut out = String::new();
     let mut widths: Vec<usize> = Vec::new();
-    format_block(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
+    format_block(
+        &lines,
+        0,
+        lines.len(),
+        &mut widths,
+        minwidth,
+        padding,
+        &mut out,
+    );
     if !ends_with_newline && out.ends_with('\n') {
         out.pop();
     }
@@ -58,7 +66,13 @@ fn format_block(
     write_lines(lines, line0, line1, widths, out);
 }
 
-fn write_lines(lines: &[Vec<&str>], line0: usize, line1: usize, widths: &[usize], out: &mut String) {
+fn write_lines(
+    lines: &[Vec<&str>],
+    line0: usize,
+    line1: usize,
+    widths: &[usize],
+    out: &mut String,
+) {
     for line in &lines[line0..line1] {
         for (j, cell) in line.iter().enumerate() {
             out.push_str(cell);
@@ -123,7 +137,10 @@ mod tests {
     fn tabwriter_value_with_newline_and_tab() {
         // A line without tabs ends the column block; a second tab opens a column of its own.
         let text = "Key\tk\nValue\ta\tb\nrest";
-        assert_eq!(tabwrite(text, 0, 6), "Key        k\nValue      a      b\nrest");
+        assert_eq!(
+            tabwrite(text, 0, 6),
+            "Key        k\nValue      a      b\nrest"
+        );
         let text = "Key\tk\nValue\tl1\nl2";
         assert_eq!(tabwrite(text, 0, 6), "Key        k\nValue      l1\nl2");
     }

@@ -11,7 +11,10 @@ fn set_creates_then_updates_with_indexes() {
     assert_eq!(e.value, b"1");
     assert_eq!(e.session, None);
 
-    h.ok(Command::KvSet(KvWrite { flags: 42, ..write("a", "2") }));
+    h.ok(Command::KvSet(KvWrite {
+        flags: 42,
+        ..write("a", "2")
+    }));
     let e = h.get("a");
     assert_eq!((e.create_index, e.modify_index), (1, 2));
     assert_eq!((e.value.as_slice(), e.flags), (&b"2"[..], 42));
@@ -22,7 +25,10 @@ fn set_keeps_lock_holder_and_lock_index() {
     let mut h = H::with_sessions();
     h.ok(lock("a", "locked", "s1"));
     let locked = h.get("a");
-    assert_eq!((locked.session.as_deref(), locked.lock_index), (Some("s1"), 1));
+    assert_eq!(
+        (locked.session.as_deref(), locked.lock_index),
+        (Some("s1"), 1)
+    );
 
     h.ok(set("a", "stolen"));
     let e = h.get("a");
@@ -64,7 +70,10 @@ fn cas_with_index_needs_matching_modify_index() {
     assert_eq!(h.get("a").value, b"1");
     assert_eq!(h.out(cas("a", "2", m)), Outcome::Bool(true));
     let e = h.get("a");
-    assert_eq!((e.value.as_slice(), e.create_index, e.modify_index), (&b"2"[..], 2, h.idx()));
+    assert_eq!(
+        (e.value.as_slice(), e.create_index, e.modify_index),
+        (&b"2"[..], 2, h.idx())
+    );
     // The old index is stale now.
     assert_eq!(h.out(cas("a", "3", m)), Outcome::Bool(false));
 }
@@ -76,7 +85,10 @@ fn cas_keeps_lock_holder() {
     let m = h.get("a").modify_index;
     h.ok(cas("a", "w", m));
     let e = h.get("a");
-    assert_eq!((e.value.as_slice(), e.session.as_deref(), e.lock_index), (&b"w"[..], Some("s1"), 1));
+    assert_eq!(
+        (e.value.as_slice(), e.session.as_deref(), e.lock_index),
+        (&b"w"[..], Some("s1"), 1)
+    );
 }
 
 #[test]
@@ -87,7 +99,10 @@ fn lock_needs_a_live_session() {
     assert_eq!(out, Outcome::Rejected(StoreError::MissingSession));
     assert!(changes.is_empty());
     let (out, changes) = h.apply(lock("a", "v", "nope"));
-    assert_eq!(out, Outcome::Rejected(StoreError::InvalidSession("nope".into())));
+    assert_eq!(
+        out,
+        Outcome::Rejected(StoreError::InvalidSession("nope".into()))
+    );
     assert!(changes.is_empty());
     assert_eq!(h.store, unchanged(&before, &h.store));
 
@@ -108,7 +123,10 @@ fn lock_on_missing_key_creates_it_with_lock_index_1() {
     assert_eq!(keys_of(&changes), strs(&["a"]));
     let e = h.get("a");
     assert_eq!(e.session.as_deref(), Some("s1"));
-    assert_eq!((e.lock_index, e.create_index, e.modify_index), (1, h.idx(), h.idx()));
+    assert_eq!(
+        (e.lock_index, e.create_index, e.modify_index),
+        (1, h.idx(), h.idx())
+    );
     assert_eq!(e.value, b"v");
 }
 
@@ -163,7 +181,10 @@ fn unlock_only_by_the_holder() {
     let before = h.store.clone();
     assert_eq!(h.out(unlock("a", "x", "s2")), Outcome::Bool(false));
     assert_eq!(h.out(unlock("a", "x", "nope")), Outcome::Bool(false));
-    assert_eq!(h.out(unlock("a", "x", "")), Outcome::Rejected(StoreError::MissingSession));
+    assert_eq!(
+        h.out(unlock("a", "x", "")),
+        Outcome::Rejected(StoreError::MissingSession)
+    );
     assert_eq!(h.out(unlock("missing", "x", "s1")), Outcome::Bool(false));
     assert_eq!(h.store, unchanged(&before, &h.store));
 
@@ -211,7 +232,10 @@ fn recreated_key_gets_a_new_create_index() {
     h.ok(delete("a"));
     h.ok(set("a", "2"));
     let e = h.get("a");
-    assert_eq!((e.create_index, e.modify_index, e.lock_index), (h.idx(), h.idx(), 0));
+    assert_eq!(
+        (e.create_index, e.modify_index, e.lock_index),
+        (h.idx(), h.idx(), 0)
+    );
     assert_eq!(e.session, None, "a deleted key forgets its holder");
     assert!(!h.store.kv.tombstones.contains_key("a"));
     // s1 does not hold the new key: its destroy does not touch it.
@@ -248,7 +272,13 @@ fn delete_tree_deletes_exactly_the_prefix() {
     let (out, changes) = h.apply(delete_tree("x/"));
     assert_eq!(out, Outcome::Bool(true));
     assert_eq!(keys_of(&changes), strs(&["x/", "x/a", "x/b/c"]));
-    let left: Vec<&str> = h.store.kv_list("").1.iter().map(|e| e.key.as_str()).collect();
+    let left: Vec<&str> = h
+        .store
+        .kv_list("")
+        .1
+        .iter()
+        .map(|e| e.key.as_str())
+        .collect();
     assert_eq!(left, vec!["x", "xy", "y/x/a"]);
     for k in ["x/", "x/a", "x/b/c"] {
         assert_eq!(h.store.kv.tombstones.get(k), Some(&h.idx()));
@@ -282,7 +312,10 @@ fn list_and_keys_read_the_prefix() {
     }
     let (idx, list) = h.store.kv_list("a/");
     assert_eq!(idx, 3);
-    assert_eq!(list.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["a/b", "a/c/d", "a/c/e"]);
+    assert_eq!(
+        list.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        vec!["a/b", "a/c/d", "a/c/e"]
+    );
     let (idx, keys) = h.store.kv_keys("a/", "/");
     assert_eq!((idx, keys), (3, strs(&["a/b", "a/c/"])));
     let (idx, keys) = h.store.kv_keys("", "/");

@@ -52,18 +52,52 @@ struct TOp {
 #[derive(Debug, Clone)]
 enum Op {
     Noop,
-    Set { key: usize, value: u8, flags: u64 },
-    Cas { key: usize, value: u8, idx: Idx },
-    Lock { key: usize, value: u8, session: Sp },
-    Unlock { key: usize, value: u8, session: Sp },
-    Delete { key: usize },
-    DeleteCas { key: usize, idx: Idx },
-    DeleteTree { prefix: usize },
-    Txn { ops: Vec<TOp> },
-    Create { session: usize, delete: bool, delay_halves: u64, on_node: bool },
-    Destroy { session: usize },
+    Set {
+        key: usize,
+        value: u8,
+        flags: u64,
+    },
+    Cas {
+        key: usize,
+        value: u8,
+        idx: Idx,
+    },
+    Lock {
+        key: usize,
+        value: u8,
+        session: Sp,
+    },
+    Unlock {
+        key: usize,
+        value: u8,
+        session: Sp,
+    },
+    Delete {
+        key: usize,
+    },
+    DeleteCas {
+        key: usize,
+        idx: Idx,
+    },
+    DeleteTree {
+        prefix: usize,
+    },
+    Txn {
+        ops: Vec<TOp>,
+    },
+    Create {
+        session: usize,
+        delete: bool,
+        delay_halves: u64,
+        on_node: bool,
+    },
+    Destroy {
+        session: usize,
+    },
     /// Reaps tombstones up to `last_index * quarters / 4`.
-    Reap { quarters: u64 },
+    Reap {
+        quarters: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -94,9 +128,22 @@ fn value() -> impl Strategy<Value = u8> {
 }
 
 fn top() -> impl Strategy<Value = TOp> {
-    (proptest::sample::select(VERBS.to_vec()), key(), 0..PREFIXES.len(), value(), idx(), sess()).prop_map(
-        |(verb, key, prefix, value, idx, session)| TOp { verb, key, prefix, value, idx, session },
+    (
+        proptest::sample::select(VERBS.to_vec()),
+        key(),
+        0..PREFIXES.len(),
+        value(),
+        idx(),
+        sess(),
     )
+        .prop_map(|(verb, key, prefix, value, idx, session)| TOp {
+            verb,
+            key,
+            prefix,
+            value,
+            idx,
+            session,
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -130,7 +177,12 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
             .enumerate()
             .map(|(session, (delete, delay_halves))| Step {
                 dt: 0,
-                op: Op::Create { session, delete, delay_halves, on_node: true },
+                op: Op::Create {
+                    session,
+                    delete,
+                    delay_halves,
+                    on_node: true,
+                },
             })
             .collect();
         steps.extend(rest);
@@ -168,6 +220,10 @@ impl Model {
 
     fn set(&mut self, i: u64, key: &str, value: &[u8], flags: u64) -> KvEntry {
         let old = self.kv.get(key);
+        // Consul: rewriting exactly what is stored is a no-op (ModifyIndex stays).
+        if let Some(o) = old.filter(|o| o.value == value && o.flags == flags) {
+            return o.clone();
+        }
         let e = KvEntry {
             key: key.to_string(),
             value: value.to_vec(),
@@ -189,7 +245,15 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn lock(&mut self, i: u64, key: &str, value: &[u8], flags: u64, s: &str, now: u64) -> Result<bool, StoreError> {
+    fn lock(
+        &mut self,
+        i: u64,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        s: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         if s.is_empty() {
             return Err(StoreError::MissingSession);
         }
@@ -218,11 +282,20 @@ impl Model {
         Ok(true)
     }
 
-    fn unlock(&mut self, i: u64, key: &str, value: &[u8], flags: u64, s: &str) -> Result<bool, StoreError> {
+    fn unlock(
+        &mut self,
+        i: u64,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        s: &str,
+    ) -> Result<bool, StoreError> {
         if s.is_empty() {
             return Err(StoreError::MissingSession);
         }
-        let Some(e) = self.kv.get_mut(key) else { return Ok(false) };
+        let Some(e) = self.kv.get_mut(key) else {
+            return Ok(false);
+        };
         if e.session.as_deref() != Some(s) {
             return Ok(false);
         }
@@ -249,7 +322,11 @@ impl Model {
     }
 
     fn tree(&self, prefix: &str) -> Vec<KvEntry> {
-        self.kv.values().filter(|e| e.key.starts_with(prefix)).cloned().collect()
+        self.kv
+            .values()
+            .filter(|e| e.key.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// One transaction operation: its results, or `Err(())` when it fails.
@@ -314,7 +391,9 @@ impl Model {
     }
 
     fn destroy(&mut self, i: u64, s: &str, now: u64) {
-        let Some((behavior, delay)) = self.sessions.remove(s) else { return };
+        let Some((behavior, delay)) = self.sessions.remove(s) else {
+            return;
+        };
         let held: Vec<String> = self
             .kv
             .values()
@@ -349,19 +428,23 @@ enum Expect {
 }
 
 fn kv_write(key: &str, value: u8, flags: u64) -> KvWrite {
-    KvWrite { key: key.to_string(), value: val(value), flags }
+    KvWrite {
+        key: key.to_string(),
+        value: val(value),
+        flags,
+    }
 }
 
 fn session_name(m: &Model, key: &str, s: Sp) -> String {
     match s {
         None => String::new(),
         Some(i) if i < SESSIONS.len() => SESSIONS[i].to_string(),
-        Some(_) => m
-            .kv
-            .get(key)
-            .and_then(|e| e.session.clone())
-            .or_else(|| m.sessions.keys().next().cloned())
-            .unwrap_or_default(),
+        Some(_) => {
+            m.kv.get(key)
+                .and_then(|e| e.session.clone())
+                .or_else(|| m.sessions.keys().next().cloned())
+                .unwrap_or_default()
+        }
     }
 }
 
@@ -384,23 +467,44 @@ fn run_model(m: &mut Model, i: u64, last_index: u64, now: u64, op: &Op) -> (Comm
             }
             (Command::KvCas { write: w, index: c }, O(Outcome::Bool(ok)))
         }
-        Op::Lock { key, value, session } => {
+        Op::Lock {
+            key,
+            value,
+            session,
+        } => {
             let w = kv_write(KEYS[*key], *value, 1);
             let s = session_name(m, &w.key, *session);
             let out = match m.lock(i, &w.key, &w.value, w.flags, &s, now) {
                 Ok(b) => Outcome::Bool(b),
                 Err(e) => Outcome::Rejected(e),
             };
-            (Command::KvLock { write: w, session: s, now_ms: now }, O(out))
+            (
+                Command::KvLock {
+                    write: w,
+                    session: s,
+                    now_ms: now,
+                },
+                O(out),
+            )
         }
-        Op::Unlock { key, value, session } => {
+        Op::Unlock {
+            key,
+            value,
+            session,
+        } => {
             let w = kv_write(KEYS[*key], *value, 0);
             let s = session_name(m, &w.key, *session);
             let out = match m.unlock(i, &w.key, &w.value, w.flags, &s) {
                 Ok(b) => Outcome::Bool(b),
                 Err(e) => Outcome::Rejected(e),
             };
-            (Command::KvUnlock { write: w, session: s }, O(out))
+            (
+                Command::KvUnlock {
+                    write: w,
+                    session: s,
+                },
+                O(out),
+            )
         }
         Op::Delete { key } => {
             m.kv.remove(KEYS[*key]);
@@ -420,7 +524,11 @@ fn run_model(m: &mut Model, i: u64, last_index: u64, now: u64, op: &Op) -> (Comm
                 .iter()
                 .map(|t| {
                     let tree = matches!(t.verb, KvVerb::DeleteTree | KvVerb::GetTree);
-                    let key = if tree { PREFIXES[t.prefix] } else { KEYS[t.key] };
+                    let key = if tree {
+                        PREFIXES[t.prefix]
+                    } else {
+                        KEYS[t.key]
+                    };
                     KvOp {
                         verb: t.verb,
                         key: key.to_string(),
@@ -435,16 +543,35 @@ fn run_model(m: &mut Model, i: u64, last_index: u64, now: u64, op: &Op) -> (Comm
                 Ok(r) => Expect::TxnOk(r),
                 Err(at) => Expect::TxnErrAt(at),
             };
-            (Command::Txn { ops: ops.into_iter().map(TxnOp::Kv).collect(), now_ms: now }, expect)
+            (
+                Command::Txn {
+                    ops: ops.into_iter().map(TxnOp::Kv).collect(),
+                    now_ms: now,
+                },
+                expect,
+            )
         }
-        Op::Create { session: s, delete, delay_halves, on_node } => {
+        Op::Create {
+            session: s,
+            delete,
+            delay_halves,
+            on_node,
+        } => {
             let id = SESSIONS[*s];
-            let behavior = if *delete { SessionBehavior::Delete } else { SessionBehavior::Release };
+            let behavior = if *delete {
+                SessionBehavior::Delete
+            } else {
+                SessionBehavior::Release
+            };
             let delay_ms = delay_halves * 500;
             let sess = Session {
                 behavior,
                 lock_delay_ns: delay_ms * 1_000_000,
-                node: if *on_node { NODE.to_string() } else { "ghost".to_string() },
+                node: if *on_node {
+                    NODE.to_string()
+                } else {
+                    "ghost".to_string()
+                },
                 ..session(id)
             };
             let out = if m.sessions.contains_key(id) {
@@ -455,15 +582,24 @@ fn run_model(m: &mut Model, i: u64, last_index: u64, now: u64, op: &Op) -> (Comm
                 m.sessions.insert(id.to_string(), (behavior, delay_ms));
                 Outcome::Done
             };
-            (Command::SessionCreate { session: sess, now_ms: now }, O(out))
+            (
+                Command::SessionCreate {
+                    session: sess,
+                    now_ms: now,
+                },
+                O(out),
+            )
         }
         Op::Destroy { session: s } => {
             m.destroy(i, SESSIONS[*s], now);
             (destroy(SESSIONS[*s], now), O(Outcome::Bool(true)))
         }
-        Op::Reap { quarters } => {
-            (Command::TombstoneReap { up_to_index: last_index * quarters / 4 }, O(Outcome::Done))
-        }
+        Op::Reap { quarters } => (
+            Command::TombstoneReap {
+                up_to_index: last_index * quarters / 4,
+            },
+            O(Outcome::Done),
+        ),
     }
 }
 
@@ -526,12 +662,18 @@ fn run(steps: &[Step]) {
         assert_eq!(after.last_index(), i, "{ctx}");
         assert!(after.last_index() > before.last_index(), "{ctx}");
         for (k, e) in &after.kv.entries {
-            assert!(e.create_index <= e.modify_index && e.modify_index <= i, "{ctx}: {e:?}");
+            assert!(
+                e.create_index <= e.modify_index && e.modify_index <= i,
+                "{ctx}: {e:?}"
+            );
             if let Some(old) = before.kv.entries.get(k) {
                 assert!(e.modify_index >= old.modify_index, "{ctx}: {k}");
                 // Only a transaction can delete a key and create it again in one command.
                 if e.create_index != old.create_index {
-                    assert!(matches!(cmd, Command::Txn { .. }) && e.create_index == i, "{ctx}: {k}");
+                    assert!(
+                        matches!(cmd, Command::Txn { .. }) && e.create_index == i,
+                        "{ctx}: {k}"
+                    );
                 }
             }
         }
@@ -539,7 +681,10 @@ fn run(steps: &[Step]) {
         // One holder per key, always a live session; the derived lock index agrees.
         for e in after.kv.entries.values() {
             if let Some(s) = &e.session {
-                assert!(after.session_map().contains_key(s), "{ctx}: {e:?} held by a dead session");
+                assert!(
+                    after.session_map().contains_key(s),
+                    "{ctx}: {e:?} held by a dead session"
+                );
                 assert!(e.lock_index >= 1, "{ctx}: {e:?}");
             }
         }
@@ -551,21 +696,36 @@ fn run(steps: &[Step]) {
         for ((w, b), a) in watched.iter().zip(&indexes_before).zip(&indexes_after) {
             assert!(a >= b, "{ctx}: {w:?} went back from {b} to {a}");
             if a != b && !matches!(cmd, Command::TombstoneReap { .. }) {
-                assert!(changes.affects(w), "{ctx}: {w:?} moved {b} -> {a}, not in {changes:?}");
+                assert!(
+                    changes.affects(w),
+                    "{ctx}: {w:?} moved {b} -> {a}, not in {changes:?}"
+                );
             }
         }
         for k in KEYS {
             if let Some(e) = after.kv.entries.get(k) {
-                assert_eq!(h.wi(&WatchKey::Key(k.to_string())), e.modify_index.max(1), "{ctx}");
+                assert_eq!(
+                    h.wi(&WatchKey::Key(k.to_string())),
+                    e.modify_index.max(1),
+                    "{ctx}"
+                );
             }
         }
 
         // Changes name every key whose entry differs, and only keys that really changed
         // (entry or tombstone).
-        let all: BTreeSet<&String> = before.kv.entries.keys().chain(after.kv.entries.keys()).collect();
+        let all: BTreeSet<&String> = before
+            .kv
+            .entries
+            .keys()
+            .chain(after.kv.entries.keys())
+            .collect();
         for k in all {
             if before.kv.entries.get(k) != after.kv.entries.get(k) {
-                assert!(changes.keys.contains(k), "{ctx}: {k} changed, not in {changes:?}");
+                assert!(
+                    changes.keys.contains(k),
+                    "{ctx}: {k} changed, not in {changes:?}"
+                );
             }
         }
         for k in &changes.keys {
@@ -597,7 +757,11 @@ fn run(steps: &[Step]) {
 
 /// No regression files: the suite must not write into the source tree.
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -619,7 +783,10 @@ fn run_split(steps: &[Step], split: usize) {
         if n == split {
             let mut image = SnapshotImage::of(&a.store);
             image.store.kv.held.clear();
-            b = Some(H { store: image.into_store().unwrap(), next: a.next });
+            b = Some(H {
+                store: image.into_store().unwrap(),
+                next: a.next,
+            });
         }
         now += step.dt;
         let (cmd, _) = run_model(&mut m, a.next, a.store.last_index(), now, &step.op);
@@ -640,4 +807,3 @@ proptest! {
         run_split(&steps, split);
     }
 }
-

@@ -19,7 +19,9 @@ fn busy() -> H {
     h.ok(lock("gone", "v", "d"));
     h.ok(set("old", "v"));
     h.ok(delete("old"));
-    h.ok(Command::TombstoneReap { up_to_index: h.idx() });
+    h.ok(Command::TombstoneReap {
+        up_to_index: h.idx(),
+    });
     h.ok(destroy("d", 1_000)); // tombstone for "gone" and a lock-delay until 6_000
     h
 }
@@ -41,7 +43,11 @@ fn round_trip_gives_an_equal_store() {
     assert_eq!(restored, h.store, "the lock index is rebuilt on restore");
     assert_eq!(restored.last_index(), h.store.last_index());
     assert!(restored.lock_delayed("gone", 5_999));
-    for w in [WatchKey::Prefix(String::new()), WatchKey::Key("old".into()), WatchKey::Key("gone".into())] {
+    for w in [
+        WatchKey::Prefix(String::new()),
+        WatchKey::Key("old".into()),
+        WatchKey::Key("gone".into()),
+    ] {
         assert_eq!(restored.watch_index(&w), h.store.watch_index(&w));
     }
 }
@@ -49,7 +55,10 @@ fn round_trip_gives_an_equal_store() {
 #[test]
 fn destroying_a_session_after_restore_releases_its_keys() {
     let h = busy();
-    let mut r = H { store: as_decoded(&h.store).into_store().unwrap(), next: h.next };
+    let mut r = H {
+        store: as_decoded(&h.store).into_store().unwrap(),
+        next: h.next,
+    };
     assert_eq!(r.store.kv.held_by("s1"), strs(&["l/1", "l/2"]));
     let (_, changes) = r.apply(destroy("s1", 0));
     assert_eq!(keys_of(&changes), strs(&["l/1", "l/2"]));
@@ -65,13 +74,19 @@ fn destroying_a_session_after_restore_releases_its_keys() {
 #[test]
 fn restored_store_keeps_applying_like_the_original() {
     let mut a = busy();
-    let mut b = H { store: as_decoded(&a.store).into_store().unwrap(), next: a.next };
+    let mut b = H {
+        store: as_decoded(&a.store).into_store().unwrap(),
+        next: a.next,
+    };
     let script = vec![
         lock("l/1", "x", "s2"),
         lock_at("gone", "x", "s2", 2_000),
         lock_at("gone", "x", "s2", 6_000),
         set("l/3", "y"),
-        txn(vec![kv_sess(KvVerb::Unlock, "l/3", "s2"), kv_sess(KvVerb::Lock, "l/3", "s1")]),
+        txn(vec![
+            kv_sess(KvVerb::Unlock, "l/3", "s2"),
+            kv_sess(KvVerb::Lock, "l/3", "s1"),
+        ]),
         destroy("s2", 7_000),
     ];
     for cmd in script {
@@ -85,5 +100,8 @@ fn unknown_format_is_refused() {
     let h = busy();
     let mut image = SnapshotImage::of(&h.store);
     image.format = SNAPSHOT_FORMAT + 1;
-    assert_eq!(image.into_store().unwrap_err(), SnapshotError::Format(SNAPSHOT_FORMAT + 1));
+    assert_eq!(
+        image.into_store().unwrap_err(),
+        SnapshotError::Format(SNAPSHOT_FORMAT + 1)
+    );
 }

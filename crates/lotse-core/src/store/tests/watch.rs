@@ -13,7 +13,12 @@ fn prefix(p: &str) -> WatchKey {
 #[test]
 fn indexes_are_never_zero() {
     let h = H::new();
-    for w in [key("a"), prefix(""), prefix("x/"), WatchKey::Table(Table::Kv)] {
+    for w in [
+        key("a"),
+        prefix(""),
+        prefix("x/"),
+        WatchKey::Table(Table::Kv),
+    ] {
         assert_eq!(h.wi(&w), 1);
     }
     assert_eq!(h.store.kv_get("a"), (1, None));
@@ -75,7 +80,15 @@ fn tombstone_reap_never_moves_indexes_backwards() {
     h.ok(delete("x/a")); // 4
     h.ok(delete("x/b")); // 5
     h.ok(set("y", "1")); // 6
-    let watched = [key("x/a"), key("x/b"), key("keep"), key("never"), prefix("x/"), prefix(""), prefix("q")];
+    let watched = [
+        key("x/a"),
+        key("x/b"),
+        key("keep"),
+        key("never"),
+        prefix("x/"),
+        prefix(""),
+        prefix("q"),
+    ];
     let mut last: Vec<u64> = watched.iter().map(|w| h.wi(w)).collect();
     assert_eq!(last, vec![4, 5, 1, 1, 5, 6, 1]);
 
@@ -88,7 +101,10 @@ fn tombstone_reap_never_moves_indexes_backwards() {
         assert_eq!(h.store.kv.entries, before.kv.entries);
         let now: Vec<u64> = watched.iter().map(|w| h.wi(w)).collect();
         for ((w, a), b) in watched.iter().zip(&last).zip(&now) {
-            assert!(b >= a, "{w:?} went from {a} to {b} after reaping up to {up_to}");
+            assert!(
+                b >= a,
+                "{w:?} went from {a} to {b} after reaping up to {up_to}"
+            );
         }
         last = now;
     }
@@ -115,7 +131,10 @@ fn table_indexes() {
     h.out(cas("a", "v", 0)); // 4
     h.out(create(session("s1"))); // 5
     h.out(delete("missing")); // 6
-    h.out(txn(vec![kv_val(KvVerb::Set, "b", "1"), kv(KvVerb::Get, "missing")])); // 7
+    h.out(txn(vec![
+        kv_val(KvVerb::Set, "b", "1"),
+        kv(KvVerb::Get, "missing"),
+    ])); // 7
     assert_eq!(h.wi(&WatchKey::Table(Table::Kv)), 3);
     assert_eq!(h.wi(&WatchKey::Table(Table::Sessions)), 2);
     h.ok(destroy("s1", 0)); // 8: releases a
@@ -159,7 +178,13 @@ fn changes_name_exactly_what_was_touched() {
     assert!(!c.affects(&prefix("")));
 
     // Nothing for refused or empty commands.
-    for cmd in [cas("a", "v", 0), Command::Noop, delete("zz"), delete_tree("nothing/"), unlock("a", "v", "s9")] {
+    for cmd in [
+        cas("a", "v", 0),
+        Command::Noop,
+        delete("zz"),
+        delete_tree("nothing/"),
+        unlock("a", "v", "s9"),
+    ] {
         let (_, c) = h.apply(cmd);
         assert!(c.is_empty(), "{c:?}");
     }
@@ -193,7 +218,10 @@ fn every_changed_watch_index_is_reported() {
         delete_tree("a"),
         lock("a/b", "v", "s2"),
         destroy("s1", 0),
-        txn(vec![kv_val(KvVerb::Set, "zz", "1"), kv(KvVerb::Delete, "b")]),
+        txn(vec![
+            kv_val(KvVerb::Set, "zz", "1"),
+            kv(KvVerb::Delete, "b"),
+        ]),
         create(session("s3")),
         destroy("s2", 0),
     ];
@@ -205,7 +233,10 @@ fn every_changed_watch_index_is_reported() {
             let a = h.wi(w);
             assert!(a >= b);
             if a != b {
-                assert!(c.affects(w), "{desc}: {w:?} moved {b} -> {a} but {c:?} does not affect it");
+                assert!(
+                    c.affects(w),
+                    "{desc}: {w:?} moved {b} -> {a} but {c:?} does not affect it"
+                );
             }
         }
     }
