@@ -17,6 +17,7 @@ pub mod authorizer;
 pub mod query;
 pub mod sessions;
 pub mod telemetry;
+mod tombstones;
 pub mod watch_hub;
 
 use std::sync::Arc;

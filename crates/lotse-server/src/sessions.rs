@@ -198,10 +198,12 @@ pub fn go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(total))
 }
 
-/// The leader's background work: register this node, keep session timers, expire sessions.
+/// The leader's background work: register this node, keep session timers, expire sessions,
+/// reap old tombstones.
 pub(crate) async fn run_leader_duties(server: Weak<Server>) {
     let mut was_leader = false;
     let mut registered = false;
+    let mut reaper = crate::tombstones::Reaper::default();
     loop {
         tokio::time::sleep(if was_leader {
             TICK
@@ -217,6 +219,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         }
         if !was_leader {
             s.rearm_all_sessions();
+            reaper.reset();
             was_leader = true;
         }
         if !registered {
@@ -226,6 +229,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
             }
         }
         s.expire_sessions().await;
+        s.reap_tombstones(&mut reaper).await;
     }
 }
 
