@@ -181,6 +181,8 @@ impl LogStore {
         self.inner.mem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    // openraft's own error type is large; it is built only when the writer has stopped.
+    #[allow(clippy::result_large_err)]
     fn queue(&self, job: Job) -> Result<(), StorageError<NodeId>> {
         self.inner.jobs.send(job).map_err(|_| {
             StorageIOError::write_logs(openraft::AnyError::error("log writer stopped")).into()

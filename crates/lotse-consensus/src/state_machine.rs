@@ -104,9 +104,10 @@ impl StateMachine {
     }
 }
 
-fn read_snapshot(
-    db: &Database,
-) -> Result<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>, ConsensusError> {
+/// A stored snapshot: its meta and its encoded image.
+type StoredParts = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
+fn read_snapshot(db: &Database) -> Result<Option<StoredParts>, ConsensusError> {
     let corrupt = |e: &dyn std::fmt::Display| ConsensusError::Corrupt(format!("snapshot: {e}"));
     let read = db.begin_read().map_err(|e| corrupt(&e))?;
     let meta = read.open_table(META).map_err(|e| corrupt(&e))?;

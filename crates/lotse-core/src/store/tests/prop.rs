@@ -371,7 +371,7 @@ impl Model {
                 Some(e) if e.session.as_deref().unwrap_or("") == op.session => Ok(blank(e.clone())),
                 _ => Err(()),
             },
-            KvVerb::CheckNotExists => self.kv.get(k).is_none().then(Vec::new).ok_or(()),
+            KvVerb::CheckNotExists => (!self.kv.contains_key(k)).then(Vec::new).ok_or(()),
         }
     }
 
