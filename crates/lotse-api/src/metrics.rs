@@ -67,6 +67,11 @@ fn snapshot(state: &State) -> Snapshot {
                 "lotse.raft.log.entries",
                 num("log_entries_persisted") as u64,
             ),
+            ("lotse.raft.batches", t.batches.load(Relaxed)),
+            (
+                "lotse.raft.batched_commands",
+                t.batched_commands.load(Relaxed),
+            ),
         ],
         samples: vec![
             sample("consul.kvs.apply", &t.kvs_apply),

@@ -60,6 +60,14 @@ pub(crate) enum Job {
     /// means re-applying entries that are in the log anyway, so it rides on the next durable
     /// commit instead of costing one.
     Committed(Vec<u8>),
+    /// A snapshot's image and meta, written together in one transaction. `index` is the last
+    /// log index it covers (0 for none): a snapshot older than the stored one is dropped, so
+    /// a slow build can never overwrite a newer installed snapshot.
+    Snapshot {
+        index: u64,
+        meta: Vec<u8>,
+        data: Vec<u8>,
+    },
     /// Acknowledged once every job queued before it is durable.
     Barrier(oneshot::Sender<Result<(), String>>),
 }
@@ -90,10 +98,15 @@ pub struct Persist {
 }
 
 impl Persist {
-    /// Queues `key = value` and waits until it and everything before it is durable.
-    pub async fn put(&self, key: &'static str, value: Vec<u8>) -> Result<(), String> {
+    /// Stores a snapshot (image and meta in one transaction) and waits until it is durable.
+    pub async fn put_snapshot(
+        &self,
+        index: u64,
+        meta: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
         self.jobs
-            .send(Job::Meta { key, value })
+            .send(Job::Snapshot { index, meta, data })
             .map_err(|_| "log writer stopped".to_string())?;
         self.barrier().await
     }
@@ -114,7 +127,11 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> ConsensusError {
 
 impl LogStore {
     /// Loads the log and vote from `db` and starts the writer thread.
-    pub fn open(db: Arc<Database>) -> Result<(LogStore, Persist), ConsensusError> {
+    /// `snapshot_index` is the last index covered by the stored snapshot (0 if none).
+    pub fn open(
+        db: Arc<Database>,
+        snapshot_index: u64,
+    ) -> Result<(LogStore, Persist), ConsensusError> {
         let mut mem = Mem {
             entries: BTreeMap::new(),
             last_purged: None,
@@ -159,7 +176,7 @@ impl LogStore {
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("lotse-raft-log".into())
-            .spawn(move || writer_loop(db, rx, writer_stats))
+            .spawn(move || writer_loop(db, rx, writer_stats, snapshot_index))
             .map_err(|e| ConsensusError::Raft(format!("cannot start log writer: {e}")))?;
         let store = LogStore {
             inner: Arc::new(Inner {
@@ -201,7 +218,14 @@ impl LogStore {
 }
 
 /// The writer thread: batches every queued job into one durable transaction.
-fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>) {
+fn writer_loop(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<Job>,
+    stats: Arc<LogStats>,
+    snapshot_index: u64,
+) {
+    let mut failed: Option<String> = None;
+    let mut snapshot_index = snapshot_index;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 8192 {
@@ -211,8 +235,20 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>)
             }
         }
         let started = std::time::Instant::now();
-        let result = write_batch(&db, &batch);
-        if result.is_ok() {
+        // After one failed batch nothing more is written: a later batch committing on top of a
+        // failed one could leave a hole in the log. The node must be restarted.
+        let result = match &failed {
+            Some(e) => Err(e.clone()),
+            None => write_batch(&db, &batch, &mut snapshot_index),
+        };
+        if let Err(e) = &result {
+            if failed.is_none() {
+                tracing::error!(error = %e, "raft log write failed; refusing all further writes");
+                failed = Some(e.clone());
+            }
+        }
+        let durable = batch.iter().any(|j| !matches!(j, Job::Committed(_)));
+        if result.is_ok() && durable {
             let n: usize = batch
                 .iter()
                 .map(|j| match j {
@@ -225,8 +261,6 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>)
             stats
                 .commit_micros
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        } else if let Err(e) = &result {
-            tracing::error!(error = %e, "raft log write failed");
         }
         for job in batch {
             match job {
@@ -244,7 +278,7 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>, stats: Arc<LogStats>)
     }
 }
 
-fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
+fn write_batch(db: &Database, batch: &[Job], snapshot_index: &mut u64) -> Result<(), String> {
     let mut txn = db.begin_write().map_err(|e| e.to_string())?;
     if batch.iter().all(|j| matches!(j, Job::Committed(_))) {
         txn.set_durability(Durability::None)
@@ -274,6 +308,19 @@ fn write_batch(db: &Database, batch: &[Job]) -> Result<(), String> {
                 Job::Meta { key, value } => {
                     meta.insert(*key, value.as_slice())
                         .map_err(|e| e.to_string())?;
+                }
+                Job::Snapshot {
+                    index,
+                    meta: m,
+                    data,
+                } => {
+                    if *index >= *snapshot_index {
+                        meta.insert(SNAPSHOT_DATA_KEY, data.as_slice())
+                            .map_err(|e| e.to_string())?;
+                        meta.insert(SNAPSHOT_META_KEY, m.as_slice())
+                            .map_err(|e| e.to_string())?;
+                        *snapshot_index = *index;
+                    }
                 }
                 Job::Committed(value) => {
                     meta.insert(COMMITTED_KEY, value.as_slice())

@@ -41,7 +41,8 @@ impl Consensus {
         observer: Arc<dyn ApplyObserver>,
     ) -> Result<Consensus, ConsensusError> {
         let db = Arc::new(open_db(cfg.data_dir.as_ref())?);
-        let (log_store, persist) = LogStore::open(db.clone())?;
+        let snapshot_index = StateMachine::stored_snapshot_index(&db)?;
+        let (log_store, persist) = LogStore::open(db.clone(), snapshot_index)?;
         let log_stats = log_store.stats();
         let sm = StateMachine::open(db, persist, observer)?;
         let state = sm.shared();

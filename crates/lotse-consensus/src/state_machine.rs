@@ -73,6 +73,13 @@ struct StoredSnapshot {
 
 impl StateMachine {
     /// Opens the state machine, restoring the latest stored snapshot if there is one.
+    /// The last log index covered by the stored snapshot (0 if none).
+    pub fn stored_snapshot_index(db: &Database) -> Result<u64, ConsensusError> {
+        Ok(read_snapshot(db)?
+            .and_then(|(meta, _)| meta.last_log_id)
+            .map_or(0, |l| l.index))
+    }
+
     pub fn open(
         db: Arc<Database>,
         persist: Persist,
@@ -110,7 +117,12 @@ type StoredParts = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
 fn read_snapshot(db: &Database) -> Result<Option<StoredParts>, ConsensusError> {
     let corrupt = |e: &dyn std::fmt::Display| ConsensusError::Corrupt(format!("snapshot: {e}"));
     let read = db.begin_read().map_err(|e| corrupt(&e))?;
-    let meta = read.open_table(META).map_err(|e| corrupt(&e))?;
+    let meta = match read.open_table(META) {
+        Ok(t) => t,
+        // A fresh database: no tables, so no snapshot.
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(corrupt(&e)),
+    };
     let (Some(m), Some(d)) = (
         meta.get(SNAPSHOT_META_KEY).map_err(|e| corrupt(&e))?,
         meta.get(SNAPSHOT_DATA_KEY).map_err(|e| corrupt(&e))?,
@@ -150,20 +162,17 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: membership,
             snapshot_id,
         };
-        // Data first, then the meta that points at it: a crash between the two leaves the old
-        // meta, whose data is now newer, which is harmless since replay skips applied indexes.
+        let bytes = data.len();
+        // Image and meta in one transaction; an older snapshot never replaces a newer one.
         self.persist
-            .put(SNAPSHOT_DATA_KEY, data.clone())
-            .await
-            .map_err(snap_error)?;
-        self.persist
-            .put(
-                SNAPSHOT_META_KEY,
+            .put_snapshot(
+                meta.last_log_id.map_or(0, |l| l.index),
                 encode(&StoredSnapshot { meta: meta.clone() }),
+                data.clone(),
             )
             .await
             .map_err(snap_error)?;
-        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = data.len(), "snapshot built");
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes, "snapshot built");
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -239,13 +248,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let image: SnapshotImage = decode(&data).map_err(sm_error)?;
         let store = image.into_store().map_err(sm_error)?;
         self.persist
-            .put(SNAPSHOT_DATA_KEY, data)
-            .await
-            .map_err(snap_error)?;
-        self.persist
-            .put(
-                SNAPSHOT_META_KEY,
+            .put_snapshot(
+                meta.last_log_id.map_or(0, |l| l.index),
                 encode(&StoredSnapshot { meta: meta.clone() }),
+                data,
             )
             .await
             .map_err(snap_error)?;

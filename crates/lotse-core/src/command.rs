@@ -49,6 +49,10 @@ pub enum Command {
     NodeRegister { node: Node, checks: Vec<NodeCheck> },
     /// Forgets KV tombstones with an index at or below `up_to_index`.
     TombstoneReap { up_to_index: u64 },
+    /// Several independent commands that arrived together, applied in order at one log index
+    /// (group commit: one log entry and one fsync for all of them). Each keeps its own outcome;
+    /// one refused command does not affect the others. Never nested.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -68,6 +72,25 @@ impl Command {
             Command::SessionDestroy { .. } => "session_destroy",
             Command::NodeRegister { .. } => "node_register",
             Command::TombstoneReap { .. } => "tombstone_reap",
+            Command::Batch(_) => "batch",
+        }
+    }
+
+    /// Roughly how many bytes the command carries, to bound batches.
+    pub fn approx_size(&self) -> usize {
+        use crate::txn::TxnOp;
+        let write = |w: &KvWrite| w.key.len() + w.value.len() + 16;
+        match self {
+            Command::KvSet(w)
+            | Command::KvCas { write: w, .. }
+            | Command::KvLock { write: w, .. }
+            | Command::KvUnlock { write: w, .. } => write(w) + 64,
+            Command::Txn { ops, .. } => ops
+                .iter()
+                .map(|TxnOp::Kv(op)| op.key.len() + op.value.len() + op.session.len() + 32)
+                .sum(),
+            Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
+            _ => 128,
         }
     }
 }
@@ -86,4 +109,6 @@ pub enum Outcome {
     Txn(TxnOutcome),
     /// The command was refused as a whole (Consul answers these with 500 and the message).
     Rejected(StoreError),
+    /// The outcomes of a [`Command::Batch`], in order.
+    Batch(Vec<Outcome>),
 }

@@ -77,63 +77,12 @@ impl Store {
         self.last_index = index;
         let mut changes = Changes::default();
         let outcome = match cmd {
-            Command::Noop => Outcome::Done,
-            Command::KvSet(w) => {
-                let e = self.kv_set(index, w, None, &mut changes);
-                Outcome::Bool(e.is_some())
-            }
-            Command::KvCas { write, index: cas } => {
-                let ok = self.kv_cas_allowed(&write.key, *cas);
-                if ok {
-                    self.kv_set(index, write, None, &mut changes);
-                }
-                Outcome::Bool(ok)
-            }
-            Command::KvLock {
-                write,
-                session,
-                now_ms,
-            } => match self.kv_lock(index, write, session, *now_ms, &mut changes) {
-                Ok(ok) => Outcome::Bool(ok),
-                Err(e) => Outcome::Rejected(e),
-            },
-            Command::KvUnlock { write, session } => {
-                match self.kv_unlock(index, write, session, &mut changes) {
-                    Ok(ok) => Outcome::Bool(ok),
-                    Err(e) => Outcome::Rejected(e),
-                }
-            }
-            Command::KvDelete { key } => {
-                self.kv_delete(index, key, &mut changes);
-                Outcome::Bool(true)
-            }
-            Command::KvDeleteCas { key, index: cas } => {
-                Outcome::Bool(self.kv_delete_cas(index, key, *cas, &mut changes))
-            }
-            Command::KvDeleteTree { prefix } => {
-                self.kv_delete_tree(index, prefix, &mut changes);
-                Outcome::Bool(true)
-            }
-            Command::Txn { ops, now_ms } => {
-                Outcome::Txn(self.apply_txn(index, ops, *now_ms, &mut changes))
-            }
-            Command::SessionCreate { session, now_ms: _ } => {
-                match self.session_create(index, session, &mut changes) {
-                    Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Rejected(e),
-                }
-            }
-            Command::SessionDestroy { id, now_ms } => {
-                Outcome::Bool(self.session_destroy(index, id, *now_ms, &mut changes))
-            }
-            Command::NodeRegister { node, checks } => {
-                self.node_register(index, node, checks, &mut changes);
-                Outcome::Done
-            }
-            Command::TombstoneReap { up_to_index } => {
-                self.kv.reap(*up_to_index);
-                Outcome::Done
-            }
+            Command::Batch(cmds) => Outcome::Batch(
+                cmds.iter()
+                    .map(|c| self.apply_one(index, c, &mut changes))
+                    .collect(),
+            ),
+            other => self.apply_one(index, other, &mut changes),
         };
         if changes.tables.contains(&Table::Kv) {
             self.kv_index = index;
@@ -145,6 +94,72 @@ impl Store {
             self.nodes_index = index;
         }
         (outcome, changes)
+    }
+
+    /// Applies one (non-batch) command at `index`, adding what it touched to `changes`.
+    fn apply_one(&mut self, index: u64, cmd: &Command, changes: &mut Changes) -> Outcome {
+        let changes = changes;
+        match cmd {
+            Command::Noop => Outcome::Done,
+            Command::KvSet(w) => {
+                let e = self.kv_set(index, w, None, changes);
+                Outcome::Bool(e.is_some())
+            }
+            Command::KvCas { write, index: cas } => {
+                let ok = self.kv_cas_allowed(&write.key, *cas);
+                if ok {
+                    self.kv_set(index, write, None, changes);
+                }
+                Outcome::Bool(ok)
+            }
+            Command::KvLock {
+                write,
+                session,
+                now_ms,
+            } => match self.kv_lock(index, write, session, *now_ms, changes) {
+                Ok(ok) => Outcome::Bool(ok),
+                Err(e) => Outcome::Rejected(e),
+            },
+            Command::KvUnlock { write, session } => {
+                match self.kv_unlock(index, write, session, changes) {
+                    Ok(ok) => Outcome::Bool(ok),
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
+            Command::KvDelete { key } => {
+                self.kv_delete(index, key, changes);
+                Outcome::Bool(true)
+            }
+            Command::KvDeleteCas { key, index: cas } => {
+                Outcome::Bool(self.kv_delete_cas(index, key, *cas, changes))
+            }
+            Command::KvDeleteTree { prefix } => {
+                self.kv_delete_tree(index, prefix, changes);
+                Outcome::Bool(true)
+            }
+            Command::Txn { ops, now_ms } => {
+                Outcome::Txn(self.apply_txn(index, ops, *now_ms, changes))
+            }
+            Command::SessionCreate { session, now_ms: _ } => {
+                match self.session_create(index, session, changes) {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
+            Command::SessionDestroy { id, now_ms } => {
+                Outcome::Bool(self.session_destroy(index, id, *now_ms, changes))
+            }
+            Command::NodeRegister { node, checks } => {
+                self.node_register(index, node, checks, changes);
+                Outcome::Done
+            }
+            Command::TombstoneReap { up_to_index } => {
+                self.kv.reap(*up_to_index);
+                Outcome::Done
+            }
+            // Batches are flattened by `apply`; a nested one is refused rather than recursed.
+            Command::Batch(_) => Outcome::Done,
+        }
     }
 
     // ---- KV writes (shared by the single-key commands and transactions) ----
@@ -314,6 +329,11 @@ impl Store {
             separator,
         );
         (self.kv.prefix_index(prefix).max(1), keys)
+    }
+
+    /// Is there any tombstone at or below `index` (something for a reap to do)?
+    pub fn has_tombstones_up_to(&self, index: u64) -> bool {
+        self.kv.tombstones.values().any(|i| *i <= index)
     }
 
     /// The number of live keys.

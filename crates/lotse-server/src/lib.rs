@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authorizer;
+mod batcher;
 pub mod query;
 pub mod sessions;
 pub mod telemetry;
@@ -93,8 +94,11 @@ pub struct Server {
     hub: Arc<WatchHub>,
     pub telemetry: Arc<Telemetry>,
     sessions: sessions::SessionTimers,
+    proposals: tokio::sync::mpsc::UnboundedSender<batcher::Proposal>,
     authorizer: Arc<dyn Authorizer>,
     started: std::time::Instant,
+    /// Set once this leader has applied its own term's first entry; cleared on losing office.
+    ready_for_reads: std::sync::atomic::AtomicBool,
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -134,14 +138,18 @@ impl Server {
         )
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let telemetry = Arc::new(Telemetry::default());
+        let proposals = batcher::spawn(consensus.raft.clone(), telemetry.clone());
         let server = Arc::new(Server {
             config,
             consensus,
             hub,
-            telemetry: Arc::new(Telemetry::default()),
+            proposals,
+            telemetry,
             sessions: sessions::SessionTimers::default(),
             authorizer: Arc::new(AllowAll),
             started: std::time::Instant::now(),
+            ready_for_reads: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -245,22 +253,14 @@ impl Server {
         }
     }
 
-    /// Appends `cmd` to the log and waits until it is applied. Returns the log index and the
-    /// outcome. A `Rejected` outcome is turned into an error.
+    /// Appends `cmd` to the log (batched with whatever else is being written) and waits until
+    /// it is applied. Returns the log index and the outcome; a `Rejected` outcome is an error.
     pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
-        let kind = cmd.kind();
-        let started = std::time::Instant::now();
-        let res = self
-            .consensus
-            .raft
-            .client_write(cmd)
-            .await
-            .map_err(|e| classify(&e))?;
-        self.telemetry.record_apply(kind, started.elapsed());
-        match res.data {
-            Outcome::Rejected(e) => Err(ServerError::Rejected(e)),
-            other => Ok((res.log_id.index, other)),
-        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.proposals
+            .send(batcher::Proposal { cmd, reply })
+            .map_err(|_| ServerError::ShuttingDown)?;
+        answer.await.map_err(|_| ServerError::ShuttingDown)?
     }
 
     /// Checks that a read in `mode` may be served here now.
@@ -268,8 +268,15 @@ impl Server {
         match mode {
             Consistency::Stale => Ok(()),
             Consistency::Default => {
-                if self.is_leader() {
+                if self.is_leader()
+                    && self
+                        .ready_for_reads
+                        .load(std::sync::atomic::Ordering::Acquire)
+                {
                     Ok(())
+                } else if self.is_leader() {
+                    // Just elected: confirm through the log before serving.
+                    self.catch_up_as_leader().await
                 } else if self.leader_addr().is_none() {
                     Err(ServerError::NoLeader)
                 } else {
@@ -284,6 +291,23 @@ impl Server {
                 .map(|_| ())
                 .map_err(|e| classify(&e)),
         }
+    }
+
+    /// Confirms leadership through the log (a read index) and waits until this term's entries
+    /// are applied; then default reads may be served from the local store.
+    pub(crate) async fn catch_up_as_leader(&self) -> Result<(), ServerError> {
+        self.consensus
+            .raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| classify(&e))?;
+        self.set_ready_for_reads(true);
+        Ok(())
+    }
+
+    pub(crate) fn set_ready_for_reads(&self, ready: bool) {
+        self.ready_for_reads
+            .store(ready, std::sync::atomic::Ordering::Release);
     }
 
     /// Runs `f` on the store now (no blocking), after the consistency check.

@@ -73,7 +73,12 @@ impl Server {
             meta.index = index.max(1);
             return Ok((meta, value));
         }
-        let wait = opts.wait.unwrap_or(DEFAULT_WAIT).min(MAX_WAIT);
+        // As Consul: no wait, or a zero one, means the default.
+        let wait = opts
+            .wait
+            .filter(|w| !w.is_zero())
+            .unwrap_or(DEFAULT_WAIT)
+            .min(MAX_WAIT);
         let jitter_ms = (wait.as_millis() / 16) as u64;
         let jitter = if jitter_ms > 0 {
             Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms))

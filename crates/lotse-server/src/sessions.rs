@@ -40,6 +40,22 @@ impl SessionTimers {
         self.lock().remove(id);
     }
 
+    /// Arms a timer for every listed session that has none (a create whose caller went away
+    /// before the timer was armed, or a session written just before a leadership change).
+    fn arm_missing(&self, sessions: &[(String, Duration)]) {
+        let mut timers = self.lock();
+        for (id, ttl) in sessions {
+            timers
+                .entry(id.clone())
+                .or_insert_with(|| Instant::now() + *ttl * TTL_MULTIPLIER);
+        }
+    }
+
+    /// Is the session's deadline still in the past (not renewed meanwhile)?
+    fn still_expired(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|d| *d <= Instant::now())
+    }
+
     fn expired(&self) -> Vec<String> {
         let now = Instant::now();
         self.lock()
@@ -84,16 +100,24 @@ impl Server {
             create_index: 0,
             modify_index: 0,
         };
-        let (index, _) = self
+        // Armed before the write: if the caller goes away mid-write the timer still runs (and a
+        // timer for a session that never got created only destroys nothing).
+        if let Some(ttl) = req.ttl.as_ref().map(|(_, d)| *d).filter(|d| !d.is_zero()) {
+            self.sessions.arm(&id, ttl);
+        }
+        match self
             .write(Command::SessionCreate {
                 session,
                 now_ms: now_ms(),
             })
-            .await?;
-        if let Some(ttl) = req.ttl.as_ref().map(|(_, d)| *d).filter(|d| !d.is_zero()) {
-            self.sessions.arm(&id, ttl);
+            .await
+        {
+            Ok((index, _)) => Ok((index, id)),
+            Err(e) => {
+                self.sessions.disarm(&id);
+                Err(e)
+            }
         }
-        Ok((index, id))
     }
 
     /// Renews a TTL session on the leader. `None` if there is no such session.
@@ -122,17 +146,28 @@ impl Server {
         Ok(index)
     }
 
+    /// TTL sessions in the store, with their parsed TTLs.
+    fn ttl_sessions(&self) -> Vec<(String, Duration)> {
+        self.peek(|s| s.session_ttls())
+            .into_iter()
+            .filter_map(|(id, ttl)| parse_ttl(&ttl).map(|d| (id, d)))
+            .collect()
+    }
+
     /// Starts every TTL session's timer afresh (on gaining leadership).
     fn rearm_all_sessions(&self) {
-        for (id, ttl) in self.peek(|s| s.session_ttls()) {
-            if let Some(ttl) = parse_ttl(&ttl) {
-                self.sessions.arm(&id, ttl);
-            }
+        for (id, ttl) in self.ttl_sessions() {
+            self.sessions.arm(&id, ttl);
         }
     }
 
     async fn expire_sessions(&self) {
+        self.sessions.arm_missing(&self.ttl_sessions());
         for id in self.sessions.expired() {
+            // A renewal may have landed while earlier expiries were being written.
+            if !self.sessions.still_expired(&id) {
+                continue;
+            }
             match self.session_destroy(&id).await {
                 Ok(_) => {
                     self.telemetry
@@ -213,11 +248,19 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         .await;
         let Some(s) = server.upgrade() else { return };
         if !s.is_leader() {
+            s.set_ready_for_reads(false);
             was_leader = false;
             registered = false;
             continue;
         }
         if !was_leader {
+            // Serve nothing that depends on the state until this term's first entry is applied
+            // (Consul's readyForConsistentReads): before that the store may lag writes that
+            // were acknowledged under an earlier term.
+            if let Err(e) = s.catch_up_as_leader().await {
+                tracing::warn!(error = %e, "new leader cannot confirm its state yet");
+                continue;
+            }
             s.rearm_all_sessions();
             reaper.reset();
             was_leader = true;

@@ -32,6 +32,9 @@ pub struct Telemetry {
     pub http_errors: AtomicU64,
     parked: AtomicI64,
     pub sessions_expired: AtomicU64,
+    /// Log entries proposed by the write batcher, and the commands they carried.
+    pub batches: AtomicU64,
+    pub batched_commands: AtomicU64,
 }
 
 impl Telemetry {
@@ -43,6 +46,11 @@ impl Telemetry {
             _ => &self.other_apply,
         };
         s.record(d);
+    }
+
+    pub(crate) fn record_batch(&self, commands: usize) {
+        self.batches.fetch_add(1, Relaxed);
+        self.batched_commands.fetch_add(commands as u64, Relaxed);
     }
 
     pub(crate) fn parked_inc(&self) {

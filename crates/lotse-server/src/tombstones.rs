@@ -64,7 +64,14 @@ impl Server {
         let Some(up_to) = reaper.tick(Instant::now(), current, TOMBSTONE_TTL) else {
             return;
         };
-        if let Err(e) = self.write(Command::TombstoneReap { up_to_index: up_to }).await {
+        // An idle store must not grow a log entry every round for nothing.
+        if !self.peek(|s| s.has_tombstones_up_to(up_to)) {
+            return;
+        }
+        if let Err(e) = self
+            .write(Command::TombstoneReap { up_to_index: up_to })
+            .await
+        {
             tracing::warn!(error = %e, "cannot reap tombstones");
         }
     }

@@ -87,9 +87,11 @@ impl Store {
             },
             KvVerb::Unlock => match self.kv_unlock(index, &write(), &op.session, changes) {
                 Ok(true) => self.kv.get(key).cloned(),
-                Ok(false) => return Err(format!(
+                Ok(false) => {
+                    return Err(format!(
                     "failed to unlock key {key:?}, lock isn't held, or is held by another session"
-                )),
+                ))
+                }
                 Err(e) => return Err(e.to_string()),
             },
             KvVerb::Delete => {
