@@ -98,7 +98,6 @@ impl Store {
 
     /// Applies one (non-batch) command at `index`, adding what it touched to `changes`.
     fn apply_one(&mut self, index: u64, cmd: &Command, changes: &mut Changes) -> Outcome {
-        let changes = changes;
         match cmd {
             Command::Noop => Outcome::Done,
             Command::KvSet(w) => {
