@@ -10,9 +10,13 @@
 //! snapshots) go through the same queue, so they reach the disk in the order openraft issued
 //! them, as its correctness rules demand.
 
+// openraft's `StorageError` is large, and the storage traits return it; it is built only on
+// the rare failure path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
@@ -72,15 +76,68 @@ pub(crate) enum Job {
     Barrier(oneshot::Sender<Result<(), String>>),
 }
 
+/// Bytes of durable entries kept in memory for openraft's reads; older ones are read back from
+/// redb. Entries not yet durable always stay (openraft must read them; the disk has none yet).
+const MEM_LIMIT: usize = 32 << 20;
+
 struct Mem {
-    entries: BTreeMap<u64, Entry>,
+    /// The tail of the log: every entry not yet durable, and durable ones up to `MEM_LIMIT`
+    /// bytes. Invariant: if the log has any entry, the newest one is here.
+    entries: BTreeMap<u64, (Entry, usize)>,
+    /// Encoded bytes of `entries`.
+    bytes: usize,
+    /// The budget for durable entries in memory (`MEM_LIMIT` outside tests).
+    limit: usize,
     last_purged: Option<LogId>,
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId>,
 }
 
+impl Mem {
+    fn insert(&mut self, e: Entry, size: usize) {
+        if let Some((_, old)) = self.entries.insert(e.log_id.index, (e, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+    }
+
+    /// Drops entries at or after `from`.
+    fn truncate(&mut self, from: u64) {
+        let tail = self.entries.split_off(&from);
+        self.bytes -= tail.values().map(|(_, n)| n).sum::<usize>();
+    }
+
+    /// Drops entries at or before `upto`.
+    fn purge(&mut self, upto: u64) {
+        let keep = self.entries.split_off(&upto.saturating_add(1));
+        let gone = std::mem::replace(&mut self.entries, keep);
+        self.bytes -= gone.values().map(|(_, n)| n).sum::<usize>();
+    }
+
+    /// Forgets the oldest durable entries while over the memory budget, keeping the newest.
+    fn evict(&mut self, durable: u64) {
+        while self.bytes > self.limit && self.entries.len() > 1 {
+            match self.entries.first_key_value() {
+                Some((&i, _)) if i <= durable => {
+                    if let Some((_, (_, n))) = self.entries.pop_first() {
+                        self.bytes -= n;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn first_index(&self) -> Option<u64> {
+        self.entries.first_key_value().map(|(i, _)| *i)
+    }
+}
+
 struct Inner {
     mem: Mutex<Mem>,
+    db: Arc<Database>,
+    /// The highest log index the writer has made durable (lowered by truncation).
+    durable: Arc<AtomicU64>,
     jobs: mpsc::Sender<Job>,
     stats: Arc<LogStats>,
 }
@@ -132,8 +189,20 @@ impl LogStore {
         db: Arc<Database>,
         snapshot_index: u64,
     ) -> Result<(LogStore, Persist), ConsensusError> {
+        Self::open_with_memory_limit(db, snapshot_index, MEM_LIMIT)
+    }
+
+    /// As [`LogStore::open`], keeping at most `limit` bytes of durable entries in memory
+    /// (tests use a tiny limit to drive every read through the disk).
+    pub fn open_with_memory_limit(
+        db: Arc<Database>,
+        snapshot_index: u64,
+        limit: usize,
+    ) -> Result<(LogStore, Persist), ConsensusError> {
         let mut mem = Mem {
             entries: BTreeMap::new(),
+            bytes: 0,
+            limit,
             last_purged: None,
             vote: None,
             committed: None,
@@ -164,23 +233,35 @@ impl LogStore {
             mem.committed = decode(&v).map_err(|e| corrupt("committed", e))?;
         }
         let log = read.open_table(LOG).map_err(|e| corrupt("open log", e))?;
-        for row in log.iter().map_err(|e| corrupt("log", e))? {
+        // Only the tail comes into memory; older entries are read from disk when asked for.
+        for row in log.iter().map_err(|e| corrupt("log", e))?.rev() {
             let (k, v) = row.map_err(|e| corrupt("log", e))?;
             let entry: Entry = decode(v.value()).map_err(|e| corrupt("log entry", e))?;
-            mem.entries.insert(k.value(), entry);
+            debug_assert_eq!(entry.log_id.index, k.value());
+            mem.insert(entry, v.value().len());
+            if mem.bytes > limit {
+                break;
+            }
         }
         drop((log, meta, read));
 
+        let durable = Arc::new(AtomicU64::new(
+            mem.entries.last_key_value().map_or(0, |(i, _)| *i),
+        ));
         let (jobs, rx) = mpsc::channel();
         let stats = Arc::new(LogStats::default());
         let writer_stats = stats.clone();
+        let writer_db = db.clone();
+        let writer_durable = durable.clone();
         std::thread::Builder::new()
             .name("lotse-raft-log".into())
-            .spawn(move || writer_loop(db, rx, writer_stats, snapshot_index))
+            .spawn(move || writer_loop(writer_db, rx, writer_stats, writer_durable, snapshot_index))
             .map_err(|e| ConsensusError::Raft(format!("cannot start log writer: {e}")))?;
         let store = LogStore {
             inner: Arc::new(Inner {
                 mem: Mutex::new(mem),
+                db,
+                durable,
                 jobs: jobs.clone(),
                 stats,
             }),
@@ -198,8 +279,6 @@ impl LogStore {
         self.inner.mem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    // openraft's own error type is large; it is built only when the writer has stopped.
-    #[allow(clippy::result_large_err)]
     fn queue(&self, job: Job) -> Result<(), StorageError<NodeId>> {
         self.inner.jobs.send(job).map_err(|_| {
             StorageIOError::write_logs(openraft::AnyError::error("log writer stopped")).into()
@@ -222,6 +301,7 @@ fn writer_loop(
     db: Arc<Database>,
     rx: mpsc::Receiver<Job>,
     stats: Arc<LogStats>,
+    durable: Arc<AtomicU64>,
     snapshot_index: u64,
 ) {
     let mut failed: Option<String> = None;
@@ -247,8 +327,18 @@ fn writer_loop(
                 failed = Some(e.clone());
             }
         }
-        let durable = batch.iter().any(|j| !matches!(j, Job::Committed(_)));
-        if result.is_ok() && durable {
+        let synced = batch.iter().any(|j| !matches!(j, Job::Committed(_)));
+        if result.is_ok() && synced {
+            let newest = batch
+                .iter()
+                .filter_map(|j| match j {
+                    Job::Append { records, .. } => records.last().map(|(i, _)| *i),
+                    _ => None,
+                })
+                .max();
+            if let Some(i) = newest {
+                durable.fetch_max(i, Ordering::Release);
+            }
             let n: usize = batch
                 .iter()
                 .map(|j| match j {
@@ -338,12 +428,72 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        Ok(self
-            .mem()
-            .entries
-            .range(range)
-            .map(|(_, e)| e.clone())
-            .collect())
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        // The memory part first: anything older than what memory holds is durable and stays
+        // on disk (eviction only drops durable entries), so the two parts meet without a gap.
+        let (first_in_mem, tail) = {
+            let mem = self.mem();
+            let tail: Vec<Entry> = mem
+                .entries
+                .range(range.clone())
+                .map(|(_, (e, _))| e.clone())
+                .collect();
+            (mem.first_index(), tail)
+        };
+        let Some(first_in_mem) = first_in_mem.filter(|f| start < *f) else {
+            return Ok(tail);
+        };
+        let mut out = self.read_from_disk(start, first_in_mem, &range)?;
+        out.extend(tail);
+        Ok(out)
+    }
+}
+
+impl LogStore {
+    /// Entries in `[start, before)` that are also in `range`, from redb.
+    fn read_from_disk<RB: RangeBounds<u64>>(
+        &self,
+        start: u64,
+        before: u64,
+        range: &RB,
+    ) -> Result<Vec<Entry>, StorageError<NodeId>> {
+        let err = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
+            StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+        };
+        let read = self.inner.db.begin_read().map_err(|e| err(&e))?;
+        let log = read.open_table(LOG).map_err(|e| err(&e))?;
+        let mut out = Vec::new();
+        for row in log.range(start..before).map_err(|e| err(&e))? {
+            let (k, v) = row.map_err(|e| err(&e))?;
+            if !range.contains(&k.value()) {
+                break;
+            }
+            out.push(decode(v.value()).map_err(|e| err(&e))?);
+        }
+        Ok(out)
+    }
+
+    /// Keeps the invariant that memory holds the newest entry: after a truncation below the
+    /// memory window, the newest surviving entry is read back from disk.
+    fn refill_tail(&self) -> Result<(), StorageError<NodeId>> {
+        if !self.mem().entries.is_empty() {
+            return Ok(());
+        }
+        let err = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
+            StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+        };
+        let read = self.inner.db.begin_read().map_err(|e| err(&e))?;
+        let log = read.open_table(LOG).map_err(|e| err(&e))?;
+        let last = log.last().map_err(|e| err(&e))?;
+        if let Some((_, v)) = last {
+            let entry: Entry = decode(v.value()).map_err(|e| err(&e))?;
+            self.mem().insert(entry, v.value().len());
+        }
+        Ok(())
     }
 }
 
@@ -352,7 +502,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let mem = self.mem();
-        let last = mem.entries.values().next_back().map(|e| e.log_id);
+        let last = mem.entries.values().next_back().map(|(e, _)| e.log_id);
         Ok(LogState {
             last_purged_log_id: mem.last_purged,
             last_log_id: last.or(mem.last_purged),
@@ -403,9 +553,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut mem = self.mem();
             for e in entries {
-                records.push((e.log_id.index, encode(&e)));
-                mem.entries.insert(e.log_id.index, e);
+                let bytes = encode(&e);
+                let index = e.log_id.index;
+                mem.insert(e, bytes.len());
+                records.push((index, bytes));
             }
+            mem.evict(self.inner.durable.load(Ordering::Acquire));
         }
         self.queue(Job::Append {
             records,
@@ -414,16 +567,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
-        self.mem().entries.split_off(&log_id.index);
+        self.mem().truncate(log_id.index);
         self.queue_and_wait(Job::Truncate { from: log_id.index })
-            .await
+            .await?;
+        // Entries from here on are new and not durable until the writer says so.
+        self.inner
+            .durable
+            .fetch_min(log_id.index.saturating_sub(1), Ordering::Release);
+        self.refill_tail()
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         {
             let mut mem = self.mem();
-            let keep = mem.entries.split_off(&(log_id.index + 1));
-            mem.entries = keep;
+            mem.purge(log_id.index);
             mem.last_purged = Some(log_id);
         }
         self.queue_and_wait(Job::Purge {
