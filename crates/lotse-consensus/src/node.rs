@@ -14,6 +14,9 @@ use crate::network::NoPeers;
 use crate::state_machine::{ApplyObserver, SharedState, StateMachine};
 use crate::{ConsensusError, LotseRaft, NodeId};
 
+/// redb's page cache for the Raft log.
+const REDB_CACHE_BYTES: usize = 16 << 20;
+
 pub struct ConsensusConfig {
     pub node_id: NodeId,
     /// The server RPC address other servers would reach this one at (`127.0.0.1:8300`).
@@ -114,7 +117,12 @@ fn open_db(dir: Option<&PathBuf>) -> Result<Database, ConsensusError> {
                 reason: e.to_string(),
             })?;
             let path = raft_dir.join("raft.redb");
-            Database::create(&path).map_err(|e| ConsensusError::Open {
+            // redb's page cache defaults to 1 GiB; the log is written once and rarely read
+            // back (the tail lives in memory), so a small cache keeps the resident set small.
+            Database::builder()
+                .set_cache_size(REDB_CACHE_BYTES)
+                .create(&path)
+                .map_err(|e| ConsensusError::Open {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })
