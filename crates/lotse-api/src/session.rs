@@ -185,17 +185,23 @@ pub async fn create(
     Ok(json(&j!({ "ID": id }), params.pretty()))
 }
 
+/// The checks every session write makes first: the datacenter, then the ACL seam.
+fn check_session_write(state: &State, params: &Params, id: &str) -> Result<(), ApiError> {
+    params.check_dc(state)?;
+    state.server.authorize(
+        params.token.as_deref(),
+        Resource::Session(id),
+        Access::Write,
+    )?;
+    Ok(())
+}
+
 pub async fn destroy(
     AxState(state): AxState<State>,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult {
-    params.check_dc(&state)?;
-    state.server.authorize(
-        params.token.as_deref(),
-        Resource::Session(&id),
-        Access::Write,
-    )?;
+    check_session_write(&state, &params, &id)?;
     state.server.session_destroy(&id).await?;
     Ok(json(&true, params.pretty()))
 }
@@ -205,12 +211,7 @@ pub async fn renew(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult {
-    params.check_dc(&state)?;
-    state.server.authorize(
-        params.token.as_deref(),
-        Resource::Session(&id),
-        Access::Write,
-    )?;
+    check_session_write(&state, &params, &id)?;
     match state.server.session_renew(&id).await? {
         Some((_, s)) => Ok(json(&[session_json(&s)], params.pretty())),
         None => Err(ApiError::new(

@@ -123,9 +123,9 @@ fn open_db(dir: Option<&PathBuf>) -> Result<Database, ConsensusError> {
                 .set_cache_size(REDB_CACHE_BYTES)
                 .create(&path)
                 .map_err(|e| ConsensusError::Open {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
         }
     }
 }

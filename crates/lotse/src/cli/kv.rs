@@ -403,35 +403,11 @@ pub fn run_put(args: &[String]) -> i32 {
             }
         }
     } else if a.acquire {
-        match client.kv_put(&key, &data, q.param("acquire", &a.session)) {
-            Err(e) => {
-                error(&format!("Error! Failed writing data: {e}"));
-                1
-            }
-            Ok(false) => {
-                error("Error! Did not acquire lock");
-                1
-            }
-            Ok(true) => {
-                info(&format!("Success! Lock acquired on: {key}"));
-                0
-            }
-        }
+        let res = client.kv_put(&key, &data, q.param("acquire", &a.session));
+        report_lock(res, "acquire", &format!("Success! Lock acquired on: {key}"))
     } else if a.release {
-        match client.kv_put(&key, &data, q.param("release", &a.session)) {
-            Err(e) => {
-                error(&format!("Error! Failed writing data: {e}"));
-                1
-            }
-            Ok(false) => {
-                error("Error! Did not release lock");
-                1
-            }
-            Ok(true) => {
-                info(&format!("Success! Lock released on: {key}"));
-                0
-            }
-        }
+        let res = client.kv_put(&key, &data, q.param("release", &a.session));
+        report_lock(res, "release", &format!("Success! Lock released on: {key}"))
     } else {
         match client.kv_put(&key, &data, q) {
             Err(e) => {
@@ -442,6 +418,24 @@ pub fn run_put(args: &[String]) -> i32 {
                 info(&format!("Success! Data written to: {key}"));
                 0
             }
+        }
+    }
+}
+
+/// Prints the outcome of `kv put -acquire|-release` as consul does; returns the exit code.
+fn report_lock<E: std::fmt::Display>(res: Result<bool, E>, verb: &str, success: &str) -> i32 {
+    match res {
+        Err(e) => {
+            error(&format!("Error! Failed writing data: {e}"));
+            1
+        }
+        Ok(false) => {
+            error(&format!("Error! Did not {verb} lock"));
+            1
+        }
+        Ok(true) => {
+            info(success);
+            0
         }
     }
 }
