@@ -23,7 +23,6 @@ pub mod session;
 pub mod status;
 pub mod txn;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -136,17 +135,55 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `addr` until `shutdown` resolves; in-flight requests finish first.
+/// Serves the API from `listener` until `shutdown` resolves, then waits for open connections to
+/// finish (the caller bounds that wait: parked blocking queries can last minutes).
+///
+/// The accept loop is ours rather than `axum::serve` for one setting: HTTP/1 half-close. With
+/// it, hyper does not keep reading a connection whose request is still being answered, so a
+/// parked blocking query does not hold a second, larger read buffer for the whole wait. The
+/// cost: a client that disconnects mid-wait is noticed when the query answers (at most `wait`
+/// plus jitter later), not at once.
 pub async fn serve(
     state: State,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.half_close(true)
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
