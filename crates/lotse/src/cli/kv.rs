@@ -39,6 +39,22 @@ fn strip_slash(key: &str) -> &str {
     key.strip_prefix('/').unwrap_or(key)
 }
 
+/// The optional single KEY argument of `get`, `delete` and `export` (empty when absent, its
+/// leading slash stripped); more than one prints consul's error and gives the exit code.
+fn optional_key(args: &[String]) -> Result<&str, i32> {
+    match args {
+        [] => Ok(""),
+        [key] => Ok(strip_slash(key)),
+        more => {
+            error(&format!(
+                "Too many arguments (expected 1, got {})",
+                more.len()
+            ));
+            Err(1)
+        }
+    }
+}
+
 mod delete;
 mod get;
 mod put;

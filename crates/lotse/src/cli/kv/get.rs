@@ -100,15 +100,10 @@ pub fn run_get(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let key = match a.args.len() {
-        0 => "",
-        1 => a.args[0].as_str(),
-        n => {
-            error(&format!("Too many arguments (expected 1, got {n})"));
-            return 1;
-        }
+    let key = match optional_key(&a.args) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
-    let key = strip_slash(key);
     if key.is_empty() && !(a.recurse || a.keys) {
         error("Error! Missing KEY argument");
         return 1;

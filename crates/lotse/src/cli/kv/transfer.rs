@@ -48,15 +48,10 @@ pub fn run_export(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let key = match a.args.len() {
-        0 => "",
-        1 => a.args[0].as_str(),
-        n => {
-            error(&format!("Too many arguments (expected 1, got {n})"));
-            return 1;
-        }
+    let key = match optional_key(&a.args) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
-    let key = strip_slash(key);
     let client = match a.http.client() {
         Ok(c) => c,
         Err(e) => {
