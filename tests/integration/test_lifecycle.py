@@ -32,8 +32,10 @@ def test_sigterm_with_a_parked_blocking_query_stops_promptly_and_cleanly(tmp_pat
         elapsed = time.monotonic() - started
         t.join(timeout=15)
         assert code == 0, a.output()
-        # In-flight requests get a bounded drain (3 s), not the query's 5 minutes.
-        assert elapsed < 8, elapsed
+        # Shutdown answers parked queries at once (with what they have) instead of letting them
+        # run into the 3 s drain limit.
+        assert elapsed < 2.5, elapsed
+        assert answered.get("status") == 200, answered
         assert "shutdown complete" in a.output()
     finally:
         a.stop()

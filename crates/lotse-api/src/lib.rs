@@ -135,6 +135,12 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
+/// How long a request's head may take to arrive. hyper also applies it to an idle keep-alive
+/// connection waiting for its next request, so it is longer than the 90 s for which Go's HTTP
+/// clients (Consul's API client among them) keep idle connections: clients, not the server,
+/// retire idle connections, and a slow-header client is still cut off.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Serves the API from `listener` until `shutdown` resolves, then waits for open connections to
 /// finish (the caller bounds that wait: parked blocking queries can last minutes).
 ///
@@ -156,7 +162,7 @@ pub async fn serve(
     http.half_close(true)
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30));
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -97,8 +97,11 @@ pub struct Server {
     proposals: tokio::sync::mpsc::UnboundedSender<batcher::Proposal>,
     authorizer: Arc<dyn Authorizer>,
     started: std::time::Instant,
-    /// Set once this leader has applied its own term's first entry; cleared on losing office.
-    ready_for_reads: std::sync::atomic::AtomicBool,
+    /// The term in which this node, as leader, confirmed its state (0: none). Default reads are
+    /// served locally only while it leads in that same term.
+    ready_term: std::sync::atomic::AtomicU64,
+    /// Set when shutdown begins: parked blocking queries answer at once.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -149,7 +152,8 @@ impl Server {
             sessions: sessions::SessionTimers::default(),
             authorizer: Arc::new(AllowAll),
             started: std::time::Instant::now(),
-            ready_for_reads: std::sync::atomic::AtomicBool::new(false),
+            ready_term: std::sync::atomic::AtomicU64::new(0),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -268,11 +272,7 @@ impl Server {
         match mode {
             Consistency::Stale => Ok(()),
             Consistency::Default => {
-                if self.is_leader()
-                    && self
-                        .ready_for_reads
-                        .load(std::sync::atomic::Ordering::Acquire)
-                {
+                if self.ready_to_read() {
                     Ok(())
                 } else if self.is_leader() {
                     // Just elected: confirm through the log before serving.
@@ -293,21 +293,59 @@ impl Server {
         }
     }
 
+    /// This node's current term and whether it leads in it.
+    fn term_and_leadership(&self) -> (u64, bool) {
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        (
+            m.current_term,
+            m.current_leader == Some(self.consensus.node_id),
+        )
+    }
+
+    /// Leads now, in the term in which it confirmed its state.
+    fn ready_to_read(&self) -> bool {
+        let (term, leads) = self.term_and_leadership();
+        leads && term == self.ready_term.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Confirms leadership through the log (a read index) and waits until this term's entries
-    /// are applied; then default reads may be served from the local store.
+    /// are applied; then default reads may be served from the local store, for this term only.
     pub(crate) async fn catch_up_as_leader(&self) -> Result<(), ServerError> {
+        let (term, _) = self.term_and_leadership();
         self.consensus
             .raft
             .ensure_linearizable()
             .await
             .map_err(|e| classify(&e))?;
-        self.set_ready_for_reads(true);
+        // Recorded only if nothing changed meanwhile: a confirmation from an earlier term must
+        // never vouch for a later one.
+        if self.term_and_leadership() == (term, true) {
+            self.ready_term
+                .store(term, std::sync::atomic::Ordering::Release);
+        }
         Ok(())
     }
 
-    pub(crate) fn set_ready_for_reads(&self, ready: bool) {
-        self.ready_for_reads
-            .store(ready, std::sync::atomic::Ordering::Release);
+    /// The term this node confirmed its leadership in (0: not a confirmed leader).
+    pub(crate) fn confirmed_term(&self) -> u64 {
+        if self.ready_to_read() {
+            self.ready_term.load(std::sync::atomic::Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    /// Starts shutting down: parked blocking queries answer now instead of being cut off.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.hub.notify_all();
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` on the store now (no blocking), after the consistency check.

@@ -91,7 +91,10 @@ impl Server {
         loop {
             let w = self.hub().watch(watch);
             let (index, value) = self.peek(&f);
-            if index > opts.min_index || tokio::time::Instant::now() >= deadline {
+            if index > opts.min_index
+                || tokio::time::Instant::now() >= deadline
+                || self.is_shutting_down()
+            {
                 meta.index = index.max(1);
                 return Ok((meta, value));
             }

@@ -6,7 +6,7 @@
 //! leadership change can only lengthen a session's life, never cut it short.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use lotse_core::node::SERF_HEALTH;
@@ -161,23 +161,40 @@ impl Server {
         }
     }
 
-    async fn expire_sessions(&self) {
-        self.sessions.arm_missing(&self.ttl_sessions());
-        for id in self.sessions.expired() {
-            // A renewal may have landed while earlier expiries were being written.
-            if !self.sessions.still_expired(&id) {
-                continue;
-            }
-            match self.session_destroy(&id).await {
-                Ok(_) => {
-                    self.telemetry
-                        .sessions_expired
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(session = %id, "session ttl expired");
-                }
-                Err(e) => tracing::warn!(session = %id, error = %e, "cannot expire session"),
-            }
+    /// Arms a timer for TTL sessions that have none, if the sessions table moved since the
+    /// last look (`seen` remembers its index).
+    fn reconcile_timers(&self, seen: &mut u64) {
+        let index = self.peek(|s| s.session_list().0);
+        if index != *seen {
+            self.sessions.arm_missing(&self.ttl_sessions());
+            *seen = index;
         }
+    }
+
+    /// Destroys every expired session. The destroys are proposed together, so the write
+    /// batcher folds them into a few log entries instead of one fsync each.
+    async fn expire_sessions(self: &Arc<Self>) {
+        let mut destroys = tokio::task::JoinSet::new();
+        for id in self.sessions.expired() {
+            let server = self.clone();
+            destroys.spawn(async move {
+                // A renewal may have landed since the deadline was read.
+                if !server.sessions.still_expired(&id) {
+                    return;
+                }
+                match server.session_destroy(&id).await {
+                    Ok(_) => {
+                        server
+                            .telemetry
+                            .sessions_expired
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(session = %id, "session ttl expired");
+                    }
+                    Err(e) => tracing::warn!(session = %id, error = %e, "cannot expire session"),
+                }
+            });
+        }
+        while destroys.join_next().await.is_some() {}
     }
 }
 
@@ -236,11 +253,13 @@ pub fn go_duration(s: &str) -> Option<Duration> {
 /// The leader's background work: register this node, keep session timers, expire sessions,
 /// reap old tombstones.
 pub(crate) async fn run_leader_duties(server: Weak<Server>) {
-    let mut was_leader = false;
+    // The term this loop last took office in (0: not leading).
+    let mut led_term = 0;
     let mut registered = false;
+    let mut sessions_seen = 0;
     let mut reaper = crate::tombstones::Reaper::default();
     loop {
-        tokio::time::sleep(if was_leader {
+        tokio::time::sleep(if led_term != 0 {
             TICK
         } else {
             Duration::from_millis(20)
@@ -248,12 +267,13 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         .await;
         let Some(s) = server.upgrade() else { return };
         if !s.is_leader() {
-            s.set_ready_for_reads(false);
-            was_leader = false;
+            led_term = 0;
             registered = false;
             continue;
         }
-        if !was_leader {
+        // A new term (even one won right after losing office between two ticks) starts over.
+        let term = s.confirmed_term();
+        if term == 0 || term != led_term {
             // Serve nothing that depends on the state until this term's first entry is applied
             // (Consul's readyForConsistentReads): before that the store may lag writes that
             // were acknowledged under an earlier term.
@@ -261,9 +281,14 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
                 tracing::warn!(error = %e, "new leader cannot confirm its state yet");
                 continue;
             }
+            let term = s.confirmed_term();
+            if term == 0 {
+                continue;
+            }
             s.rearm_all_sessions();
             reaper.reset();
-            was_leader = true;
+            sessions_seen = 0;
+            led_term = term;
         }
         if !registered {
             match s.ensure_self_registered().await {
@@ -271,6 +296,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
                 Err(e) => tracing::warn!(error = %e, "cannot register this node"),
             }
         }
+        s.reconcile_timers(&mut sessions_seen);
         s.expire_sessions().await;
         s.reap_tombstones(&mut reaper).await;
     }

@@ -240,6 +240,8 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
     wait_for_stop(&args, &filter).await;
     tracing::info!("caught signal, shutting down");
     let _ = stop_tx.send(true);
+    // Parked blocking queries answer now, with what they have, instead of being cut off.
+    server.begin_shutdown();
     match tokio::time::timeout(DRAIN_TIMEOUT, http).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server error"),
         Err(_) => tracing::warn!("in-flight requests still running after the drain timeout"),
