@@ -642,15 +642,7 @@ fn finalize(
         enable_key_list_policy: p.acl.enable_key_list_policy.unwrap_or(false),
         enable_token_replication: p.acl.enable_token_replication.unwrap_or(false),
         enable_token_persistence: p.acl.enable_token_persistence.unwrap_or(false),
-        tokens: AclTokens {
-            initial_management: t.initial_management,
-            agent_recovery: t.agent_recovery,
-            agent: t.agent,
-            default: t.default,
-            replication: t.replication,
-            config_file_service_registration: t.config_file_service_registration,
-            dns: t.dns,
-        },
+        tokens: t,
     };
 
     let limits = Limits {

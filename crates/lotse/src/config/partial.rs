@@ -75,16 +75,9 @@ pub struct PartialAcl {
     pub tokens: PartialTokens,
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct PartialTokens {
-    pub initial_management: Option<String>,
-    pub agent_recovery: Option<String>,
-    pub agent: Option<String>,
-    pub default: Option<String>,
-    pub replication: Option<String>,
-    pub config_file_service_registration: Option<String>,
-    pub dns: Option<String>,
-}
+/// Tokens are optional in a partial configuration and in the final one alike, so both use one
+/// type.
+pub use super::AclTokens as PartialTokens;
 
 /// `dst = src` when `src` is set.
 macro_rules! over {
