@@ -255,6 +255,16 @@ pub struct AclTokens {
     pub dns: Option<String>,
 }
 
+/// Decodes one source (a file or a `-hcl` fragment) into a partial configuration, collecting
+/// its warnings.
+fn decode_source(
+    value: &Value,
+    origin: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Partial, ConfigError> {
+    partial::decode(value, &mut Cx { origin, warnings })
+}
+
 /// Loads the configuration from `args` (what follows `lotse agent`), the files they name and
 /// the process environment.
 pub fn load(args: &[String]) -> Result<Loaded, ConfigError> {
@@ -340,14 +350,7 @@ fn build(
         for (file, format) in files::expand(path, forced, &mut warnings)? {
             let value = files::read(&file, format)?;
             let origin = file.display().to_string();
-            let p = partial::decode(
-                &value,
-                &mut Cx {
-                    origin: &origin,
-                    warnings: &mut warnings,
-                },
-            )?;
-            merged.merge(&p);
+            merged.merge(&decode_source(&value, &origin, &mut warnings)?);
             sources.push(origin);
         }
     }
@@ -358,14 +361,7 @@ fn build(
     for (i, text) in parsed.hcl.iter().enumerate() {
         let origin = format!("-hcl flag #{}", i + 1);
         let value = files::parse(text, Format::Hcl, &origin)?;
-        let p = partial::decode(
-            &value,
-            &mut Cx {
-                origin: &origin,
-                warnings: &mut warnings,
-            },
-        )?;
-        merged.merge(&p);
+        merged.merge(&decode_source(&value, &origin, &mut warnings)?);
     }
 
     let config = finalize(merged, parsed.dev, sources, hostname, &mut warnings)?;
