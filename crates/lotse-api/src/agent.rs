@@ -74,7 +74,7 @@ pub async fn self_(AxState(state): AxState<State>, params: Params) -> ApiResult 
     let a = &state.agent;
     let server = &state.server;
     let raft: BTreeMap<&str, String> = server.raft_stats().into_iter().collect();
-    let (kv_keys, sessions) = server.peek(|s| (s.kv_len(), s.session_list().1.len()));
+    let (kv_keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
     let stats = j!({
         "agent": {
             "check_monitors": "0",
@@ -106,7 +106,7 @@ pub async fn self_(AxState(state): AxState<State>, params: Params) -> ApiResult 
         "kv": {
             "keys": kv_keys.to_string(),
             "sessions": sessions.to_string(),
-            "blocking_queries": server.telemetry.parked().to_string(),
+            "blocking_queries": server.hub().parked().to_string(),
         },
     });
     let body = j!({

@@ -35,7 +35,7 @@ fn sample(name: &'static str, s: &Sample) -> (&'static str, u64, f64, f64) {
 fn snapshot(state: &State) -> Snapshot {
     let server = &state.server;
     let t = &server.telemetry;
-    let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_list().1.len()));
+    let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
     let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
     let num = |k: &str| {
         raft.get(k)
@@ -47,7 +47,7 @@ fn snapshot(state: &State) -> Snapshot {
             ("consul.runtime.alloc_bytes", rss_bytes() as f64),
             ("lotse.kv.keys", keys as f64),
             ("consul.session.active", sessions as f64),
-            ("lotse.http.blocking_queries", t.parked() as f64),
+            ("lotse.http.blocking_queries", server.hub().parked() as f64),
             ("consul.raft.applied_index", num("applied_index")),
             ("consul.raft.last_index", num("last_log_index")),
             (

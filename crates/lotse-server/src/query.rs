@@ -86,8 +86,6 @@ impl Server {
             Duration::ZERO
         };
         let deadline = tokio::time::Instant::now() + wait + jitter;
-        self.telemetry.parked_inc();
-        let _parked = scopeguard(|| self.telemetry.parked_dec());
         loop {
             let w = self.hub().watch(watch);
             let (index, value) = self.peek(&f);
@@ -109,18 +107,4 @@ impl Server {
             }
         }
     }
-}
-
-/// Runs a closure on drop: keeps the parked-queries gauge right when a client disconnects and
-/// the request future is dropped mid-wait.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f()
-            }
-        }
-    }
-    Guard(Some(f))
 }

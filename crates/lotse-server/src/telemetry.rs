@@ -1,7 +1,7 @@
 //! The server's counters, kept as atomics so the hot path never takes a lock. The API renders
 //! them as Consul's JSON metrics and as Prometheus text.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// A running count and sum, enough for Consul's sample fields (count, sum, mean).
@@ -30,7 +30,6 @@ pub struct Telemetry {
     pub other_apply: Sample,
     pub http_requests: AtomicU64,
     pub http_errors: AtomicU64,
-    parked: AtomicI64,
     pub sessions_expired: AtomicU64,
     /// Log entries proposed by the write batcher, and the commands they carried.
     pub batches: AtomicU64,
@@ -51,18 +50,5 @@ impl Telemetry {
     pub(crate) fn record_batch(&self, commands: usize) {
         self.batches.fetch_add(1, Relaxed);
         self.batched_commands.fetch_add(commands as u64, Relaxed);
-    }
-
-    pub(crate) fn parked_inc(&self) {
-        self.parked.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn parked_dec(&self) {
-        self.parked.fetch_sub(1, Relaxed);
-    }
-
-    /// Blocking queries parked right now.
-    pub fn parked(&self) -> i64 {
-        self.parked.load(Relaxed)
     }
 }

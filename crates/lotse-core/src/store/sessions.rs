@@ -89,6 +89,11 @@ impl Store {
         (self.sessions_index.max(1), self.sessions.values().collect())
     }
 
+    /// How many sessions exist.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn session_list_node(&self, node: &str) -> (u64, Vec<&Session>) {
         let list = self.sessions.values().filter(|s| s.node == node).collect();
         (self.sessions_index.max(1), list)
