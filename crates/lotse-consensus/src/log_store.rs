@@ -453,6 +453,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
+/// A failed read of the log from disk, as openraft's storage error.
+fn read_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+}
+
 impl LogStore {
     /// Entries in `[start, before)` that are also in `range`, from redb.
     fn read_from_disk<RB: RangeBounds<u64>>(
@@ -461,18 +466,15 @@ impl LogStore {
         before: u64,
         range: &RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        let err = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
-            StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
-        };
-        let read = self.inner.db.begin_read().map_err(|e| err(&e))?;
-        let log = read.open_table(LOG).map_err(|e| err(&e))?;
+        let read = self.inner.db.begin_read().map_err(read_error)?;
+        let log = read.open_table(LOG).map_err(read_error)?;
         let mut out = Vec::new();
-        for row in log.range(start..before).map_err(|e| err(&e))? {
-            let (k, v) = row.map_err(|e| err(&e))?;
+        for row in log.range(start..before).map_err(read_error)? {
+            let (k, v) = row.map_err(read_error)?;
             if !range.contains(&k.value()) {
                 break;
             }
-            out.push(decode(v.value()).map_err(|e| err(&e))?);
+            out.push(decode(v.value()).map_err(read_error)?);
         }
         Ok(out)
     }
@@ -483,14 +485,11 @@ impl LogStore {
         if !self.mem().entries.is_empty() {
             return Ok(());
         }
-        let err = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
-            StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
-        };
-        let read = self.inner.db.begin_read().map_err(|e| err(&e))?;
-        let log = read.open_table(LOG).map_err(|e| err(&e))?;
-        let last = log.last().map_err(|e| err(&e))?;
+        let read = self.inner.db.begin_read().map_err(read_error)?;
+        let log = read.open_table(LOG).map_err(read_error)?;
+        let last = log.last().map_err(read_error)?;
         if let Some((_, v)) = last {
-            let entry: Entry = decode(v.value()).map_err(|e| err(&e))?;
+            let entry: Entry = decode(v.value()).map_err(read_error)?;
             self.mem().insert(entry, v.value().len());
         }
         Ok(())
