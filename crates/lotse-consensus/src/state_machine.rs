@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use lotse_core::snapshot::SnapshotImage;
+use lotse_core::snapshot::{SnapshotError, SnapshotHeader, SnapshotImage, SNAPSHOT_FORMAT};
 use lotse_core::{Changes, Outcome, Store};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -87,10 +87,7 @@ impl StateMachine {
     ) -> Result<StateMachine, ConsensusError> {
         let shared = Arc::new(SharedState::default());
         if let Some((meta, data)) = read_snapshot(&db)? {
-            let image: SnapshotImage =
-                decode(&data).map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
-            let store = image
-                .into_store()
+            let store = decode_image(&data)
                 .map_err(|e| ConsensusError::Corrupt(format!("snapshot: {e}")))?;
             let mut a = shared.write();
             a.store = store;
@@ -109,6 +106,17 @@ impl StateMachine {
     pub fn shared(&self) -> Arc<SharedState> {
         self.shared.clone()
     }
+}
+
+/// Decodes a snapshot image. The format comes first: an image of another layout is refused by
+/// name, never misread field by field.
+fn decode_image(data: &[u8]) -> Result<Store, String> {
+    let header: SnapshotHeader = decode(data).map_err(|e| e.to_string())?;
+    if header.format != SNAPSHOT_FORMAT {
+        return Err(SnapshotError::Format(header.format).to_string());
+    }
+    let image: SnapshotImage = decode(data).map_err(|e| e.to_string())?;
+    image.into_store().map_err(|e| e.to_string())
 }
 
 /// A stored snapshot: its meta and its encoded image.
@@ -245,8 +253,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
-        let image: SnapshotImage = decode(&data).map_err(sm_error)?;
-        let store = image.into_store().map_err(sm_error)?;
+        let store = decode_image(&data).map_err(sm_error)?;
         self.persist
             .put_snapshot(
                 meta.last_log_id.map_or(0, |l| l.index),

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{DeregisterRequest, RegisterRequest};
 use crate::kv::{KvEntry, KvWrite};
 use crate::node::{Node, NodeCheck};
 use crate::session::Session;
@@ -45,7 +46,8 @@ pub enum Command {
     /// Destroys a session (by a client, or by the leader when its TTL ran out), releasing or
     /// deleting its keys and starting their lock-delay.
     SessionDestroy { id: String, now_ms: u64 },
-    /// Registers (or updates) a node and its node-level checks.
+    /// Registers (or updates) a node and its node-level checks (the first log format; see
+    /// [`crate::node`]). Applies as a [`Command::CatalogRegister`].
     NodeRegister { node: Node, checks: Vec<NodeCheck> },
     /// Forgets KV tombstones with an index at or below `up_to_index`.
     TombstoneReap { up_to_index: u64 },
@@ -53,6 +55,15 @@ pub enum Command {
     /// (group commit: one log entry and one fsync for all of them). Each keeps its own outcome;
     /// one refused command does not affect the others. Never nested.
     Batch(Vec<Command>),
+    /// Registers a node, optionally a service on it, and checks, all or nothing. A check that
+    /// turns critical invalidates the sessions bound to it (their lock-delay starts at `now_ms`).
+    CatalogRegister {
+        req: Box<RegisterRequest>,
+        now_ms: u64,
+    },
+    /// Removes a check, a service with its checks, or a whole node with everything on it,
+    /// invalidating the sessions bound to what went.
+    CatalogDeregister { req: DeregisterRequest, now_ms: u64 },
 }
 
 impl Command {
@@ -73,6 +84,8 @@ impl Command {
             Command::NodeRegister { .. } => "node_register",
             Command::TombstoneReap { .. } => "tombstone_reap",
             Command::Batch(_) => "batch",
+            Command::CatalogRegister { .. } => "catalog_register",
+            Command::CatalogDeregister { .. } => "catalog_deregister",
         }
     }
 
@@ -90,6 +103,17 @@ impl Command {
                 .map(|TxnOp::Kv(op)| op.key.len() + op.value.len() + op.session.len() + 32)
                 .sum(),
             Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
+            Command::CatalogRegister { req, .. } => {
+                let service = req.service.as_ref().map_or(0, |s| {
+                    s.proxy_json.len() + s.connect_json.len() + s.meta.len() * 32 + 256
+                });
+                let checks: usize = req
+                    .checks
+                    .iter()
+                    .map(|c| c.output.len() + c.notes.len() + c.definition_json.len() + 256)
+                    .sum();
+                service + checks + req.node.meta.len() * 32 + 256
+            }
             _ => 128,
         }
     }

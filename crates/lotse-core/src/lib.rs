@@ -20,6 +20,7 @@
 //! No tokio, no I/O, no system time: a test or a simulation controls every input.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod command;
 pub mod kv;
 pub mod node;

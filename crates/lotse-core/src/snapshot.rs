@@ -5,8 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 
-/// Bumped whenever the snapshot layout changes incompatibly.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Bumped whenever the snapshot layout changes incompatibly. 2: the full catalog (nodes with
+/// tagged addresses, services, checks and their indexes).
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+/// The first field of every image, whatever its format: read alone, it tells whether the rest
+/// can be decoded at all (postcard reads fields in order and ignores what follows).
+#[derive(Debug, Deserialize)]
+pub struct SnapshotHeader {
+    pub format: u32,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SnapshotImage {

@@ -5,6 +5,8 @@
 //! index their answer depends on, which is what `X-Consul-Index` reports and what a blocking
 //! query compares against.
 
+mod catalog;
+mod catalog_read;
 mod kv_table;
 mod sessions;
 mod txn_apply;
@@ -15,11 +17,12 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::catalog::{DeregisterRequest, RegisterRequest};
 use crate::command::{Command, Outcome};
 use crate::kv::{keys_with_separator, KvEntry, KvWrite};
-use crate::node::{Node, NodeCheck};
 use crate::session::Session;
 use crate::watch::{Changes, Table, WatchKey};
+use catalog::Catalog;
 use kv_table::KvTable;
 
 /// A command the store refused as a whole. It changed nothing. The texts are Consul's.
@@ -37,6 +40,22 @@ pub enum StoreError {
     CheckCritical(String, String),
     #[error("Session already exists")]
     SessionExists,
+    #[error("Must provide node")]
+    MissingNodeName,
+    #[error("node ID {id:?} for node {node:?} aliases existing node {other:?}")]
+    NodeIdTaken {
+        id: String,
+        node: String,
+        other: String,
+    },
+    #[error("Must provide service ID")]
+    MissingServiceId,
+    #[error("Must provide check ID")]
+    MissingCheckId,
+    #[error("Check {0:?} registered for a different node than the request's")]
+    CheckNodeMismatch(String),
+    #[error("Missing service registration for service {0:?}")]
+    MissingService(String),
 }
 
 /// Lock-delay deadlines, in the leader's milliseconds, per key.
@@ -46,9 +65,7 @@ type LockDelays = BTreeMap<String, u64>;
 pub struct Store {
     kv: KvTable,
     sessions: BTreeMap<String, Session>,
-    nodes: BTreeMap<String, Node>,
-    /// Node checks by (node, check id).
-    checks: BTreeMap<(String, String), NodeCheck>,
+    catalog: Catalog,
     lock_delays: LockDelays,
     /// The highest log index applied.
     last_index: u64,
@@ -56,6 +73,8 @@ pub struct Store {
     kv_index: u64,
     sessions_index: u64,
     nodes_index: u64,
+    services_index: u64,
+    checks_index: u64,
 }
 
 impl Store {
@@ -84,14 +103,14 @@ impl Store {
             ),
             other => self.apply_one(index, other, &mut changes),
         };
-        if changes.tables.contains(&Table::Kv) {
-            self.kv_index = index;
-        }
-        if changes.tables.contains(&Table::Sessions) {
-            self.sessions_index = index;
-        }
-        if changes.tables.contains(&Table::Nodes) {
-            self.nodes_index = index;
+        for t in &changes.tables {
+            match t {
+                Table::Kv => self.kv_index = index,
+                Table::Sessions => self.sessions_index = index,
+                Table::Nodes => self.nodes_index = index,
+                Table::Services => self.services_index = index,
+                Table::Checks => self.checks_index = index,
+            }
         }
         (outcome, changes)
     }
@@ -149,8 +168,15 @@ impl Store {
                 Outcome::Bool(self.session_destroy(index, id, *now_ms, changes))
             }
             Command::NodeRegister { node, checks } => {
-                self.node_register(index, node, checks, changes);
-                Outcome::Done
+                let req = crate::node::legacy_register(node, checks);
+                self.catalog_register(index, &req, 0, changes)
+            }
+            Command::CatalogRegister { req, now_ms } => {
+                self.catalog_register(index, req, *now_ms, changes)
+            }
+            Command::CatalogDeregister { req, now_ms } => {
+                self.catalog_deregister(index, req, *now_ms, changes);
+                Outcome::Bool(true)
             }
             Command::TombstoneReap { up_to_index } => {
                 self.kv.reap(*up_to_index);
@@ -348,49 +374,77 @@ impl Store {
             WatchKey::Table(Table::Kv) => self.kv_index,
             WatchKey::Table(Table::Sessions) => self.sessions_index,
             WatchKey::Table(Table::Nodes) => self.nodes_index,
+            WatchKey::Table(Table::Services) => self.services_index,
+            WatchKey::Table(Table::Checks) => self.checks_index,
+            WatchKey::Service(name) => self.service_index(name),
+            WatchKey::Node(name) => self.node_index(name),
         };
         i.max(1)
-    }
-
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.get(name)
-    }
-
-    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
-    }
-
-    pub fn node_check(&self, node: &str, check: &str) -> Option<&NodeCheck> {
-        self.checks.get(&(node.to_string(), check.to_string()))
-    }
-
-    fn node_register(
-        &mut self,
-        index: u64,
-        node: &Node,
-        checks: &[NodeCheck],
-        changes: &mut Changes,
-    ) {
-        let create_index = self.nodes.get(&node.name).map_or(index, |n| n.create_index);
-        let mut n = node.clone();
-        n.create_index = create_index;
-        n.modify_index = index;
-        self.nodes.insert(n.name.clone(), n);
-        for c in checks {
-            let key = (node.name.clone(), c.check_id.clone());
-            let create_index = self.checks.get(&key).map_or(index, |o| o.create_index);
-            let mut c = c.clone();
-            c.node = node.name.clone();
-            c.create_index = create_index;
-            c.modify_index = index;
-            self.checks.insert(key, c);
-        }
-        changes.touch_table(Table::Nodes);
     }
 
     /// Rebuilds what a snapshot does not carry. Call after deserialising one.
     pub(crate) fn after_restore(&mut self) {
         self.kv.rebuild_held();
+        self.catalog.rebuild_derived();
+    }
+
+    // ---- catalog writes ----
+
+    fn catalog_register(
+        &mut self,
+        index: u64,
+        req: &RegisterRequest,
+        now_ms: u64,
+        changes: &mut Changes,
+    ) -> Outcome {
+        match self.catalog.register(index, req, changes) {
+            Ok(critical) => {
+                for (node, check) in critical {
+                    self.destroy_sessions_on_check(index, &node, &check, now_ms, changes);
+                }
+                Outcome::Bool(true)
+            }
+            Err(e) => Outcome::Rejected(e),
+        }
+    }
+
+    fn catalog_deregister(
+        &mut self,
+        index: u64,
+        req: &DeregisterRequest,
+        now_ms: u64,
+        changes: &mut Changes,
+    ) {
+        let (removed, node_gone) = self.catalog.deregister(index, req, changes);
+        for (node, check) in removed {
+            self.destroy_sessions_on_check(index, &node, &check, now_ms, changes);
+        }
+        if node_gone {
+            let ids: Vec<String> = self
+                .sessions
+                .values()
+                .filter(|s| s.node == req.node)
+                .map(|s| s.id.clone())
+                .collect();
+            for id in ids {
+                self.session_destroy(index, &id, now_ms, changes);
+            }
+        }
+    }
+
+    /// Invalidates every session bound to a check that went critical or away (Consul's
+    /// session/check link): node checks and service checks alike, on the session's node.
+    fn destroy_sessions_on_check(
+        &mut self,
+        index: u64,
+        node: &str,
+        check: &str,
+        now_ms: u64,
+        changes: &mut Changes,
+    ) {
+        for id in self.sessions_on_check(node, check) {
+            self.session_destroy(index, &id, now_ms, changes);
+        }
     }
 
     /// All sessions, by ID.

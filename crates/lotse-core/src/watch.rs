@@ -13,6 +13,8 @@ pub enum Table {
     Kv,
     Sessions,
     Nodes,
+    Services,
+    Checks,
 }
 
 /// One thing a query read.
@@ -24,6 +26,11 @@ pub enum WatchKey {
     Prefix(String),
     /// A whole table.
     Table(Table),
+    /// Everything a health query on one service name shows: its instances, their checks,
+    /// their nodes and those nodes' checks.
+    Service(String),
+    /// One node, its services and its checks.
+    Node(String),
 }
 
 /// What one applied command touched.
@@ -33,11 +40,33 @@ pub struct Changes {
     pub keys: Vec<String>,
     /// Tables whose index moved.
     pub tables: Vec<Table>,
+    /// Service names whose index moved.
+    pub services: Vec<String>,
+    /// Node names whose index moved.
+    pub nodes: Vec<String>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.tables.is_empty()
+    }
+
+    /// Adds everything `other` touched.
+    pub fn merge(&mut self, other: Changes) {
+        self.keys.extend(other.keys);
+        for t in other.tables {
+            self.touch_table(t);
+        }
+        for s in other.services {
+            if !self.services.contains(&s) {
+                self.services.push(s);
+            }
+        }
+        for n in other.nodes {
+            if !self.nodes.contains(&n) {
+                self.nodes.push(n);
+            }
+        }
     }
 
     pub(crate) fn touch_key(&mut self, key: &str) {
@@ -57,6 +86,8 @@ impl Changes {
             WatchKey::Key(k) => self.keys.iter().any(|c| c == k),
             WatchKey::Prefix(p) => self.keys.iter().any(|c| c.starts_with(p.as_str())),
             WatchKey::Table(t) => self.tables.contains(t),
+            WatchKey::Service(s) => self.services.contains(s),
+            WatchKey::Node(n) => self.nodes.contains(n),
         }
     }
 }

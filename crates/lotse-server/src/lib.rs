@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lotse_consensus::{ApplyObserver, Consensus, ConsensusConfig};
-use lotse_core::node::{Node, NodeCheck, SERF_HEALTH};
+use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest};
+use lotse_core::node::SERF_HEALTH;
 use lotse_core::{Changes, Command, Outcome, Store, StoreError};
 use openraft_error::classify;
 
@@ -111,6 +112,16 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The node's gossip health check, as the agent reports it while it runs (until gossip lands,
+/// an agent that answers is alive).
+pub fn serf_health(node: &str) -> HealthCheck {
+    HealthCheck {
+        status: CheckStatus::Passing,
+        output: "Agent alive and reachable".into(),
+        ..HealthCheck::new(node, SERF_HEALTH, "Serf Health Status")
+    }
 }
 
 /// A stable Raft node ID from the node's UUID.
@@ -376,46 +387,58 @@ impl Server {
     }
 
     /// Registers this agent's own node with its `serfHealth` check, if it is not registered
-    /// with the same address already.
+    /// with the same address already. (The agent's anti-entropy keeps it so afterwards; this
+    /// covers a server before its agent is up.)
     pub(crate) async fn ensure_self_registered(&self) -> Result<(), ServerError> {
         let c = &self.config;
-        let current = self.peek(|s| {
-            s.node(&c.node_name).cloned().map(|n| {
-                let passing = s
-                    .node_check(&c.node_name, SERF_HEALTH)
-                    .is_some_and(|ch| ch.status == "passing");
-                (n, passing)
-            })
+        let registered = self.peek(|s| {
+            let same_node = s.node(&c.node_name).is_some_and(|n| {
+                n.address == c.advertise_addr && n.id == c.node_id && n.datacenter == c.datacenter
+            });
+            let alive = s
+                .check(&c.node_name, SERF_HEALTH)
+                .is_some_and(|ch| ch.status == CheckStatus::Passing);
+            same_node && alive
         });
-        if let Some((n, true)) = &current {
-            if n.address == c.advertise_addr && n.id == c.node_id && n.datacenter == c.datacenter {
-                return Ok(());
-            }
+        if registered {
+            return Ok(());
         }
-        let node = Node {
+        let req = RegisterRequest {
+            node: self.self_node(),
+            skip_node_update: false,
+            service: None,
+            checks: vec![serf_health(&c.node_name)],
+        };
+        self.write(Command::CatalogRegister {
+            req: Box::new(req),
+            now_ms: now_ms(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// This agent's node record as it registers it.
+    pub fn self_node(&self) -> Node {
+        let c = &self.config;
+        Node {
             id: c.node_id.clone(),
             name: c.node_name.clone(),
             address: c.advertise_addr.clone(),
             datacenter: c.datacenter.clone(),
-            meta: Default::default(),
+            tagged_addresses: [
+                ("lan".to_string(), c.advertise_addr.clone()),
+                ("lan_ipv4".to_string(), c.advertise_addr.clone()),
+                ("wan".to_string(), c.advertise_addr.clone()),
+                ("wan_ipv4".to_string(), c.advertise_addr.clone()),
+            ]
+            .into_iter()
+            .collect(),
+            meta: [("consul-network-segment".to_string(), String::new())]
+                .into_iter()
+                .collect(),
             create_index: 0,
             modify_index: 0,
-        };
-        let check = NodeCheck {
-            node: c.node_name.clone(),
-            check_id: SERF_HEALTH.into(),
-            name: "Serf Health Status".into(),
-            status: "passing".into(),
-            output: "Agent alive and reachable".into(),
-            create_index: 0,
-            modify_index: 0,
-        };
-        self.write(Command::NodeRegister {
-            node,
-            checks: vec![check],
-        })
-        .await
-        .map(|_| ())
+        }
     }
 
     /// Stops consensus after in-flight writes finish.

@@ -22,6 +22,8 @@ struct Inner {
     /// prefix lengths that are in use.
     prefix_lens: BTreeMap<usize, usize>,
     tables: HashMap<Table, Waiters>,
+    services: HashMap<String, Waiters>,
+    nodes: HashMap<String, Waiters>,
     parked: usize,
 }
 
@@ -66,6 +68,8 @@ impl Inner {
                 self.prefixes.entry(p.clone()).or_default()
             }
             WatchKey::Table(t) => self.tables.entry(*t).or_default(),
+            WatchKey::Service(s) => self.services.entry(s.clone()).or_default(),
+            WatchKey::Node(n) => self.nodes.entry(n.clone()).or_default(),
         }
     }
 
@@ -74,6 +78,8 @@ impl Inner {
             WatchKey::Key(k) => (remove_from(&mut self.keys, k, id), None),
             WatchKey::Prefix(p) => (remove_from(&mut self.prefixes, p, id), Some(p.len())),
             WatchKey::Table(t) => (remove_from(&mut self.tables, t, id), None),
+            WatchKey::Service(s) => (remove_from(&mut self.services, s, id), None),
+            WatchKey::Node(n) => (remove_from(&mut self.nodes, n, id), None),
         };
         if let (true, Some(len)) = (emptied, prefix) {
             self.forget_prefix_len(len);
@@ -168,6 +174,12 @@ impl WatchHub {
             for t in &c.tables {
                 wake(inner.tables.remove(t));
             }
+            for s in &c.services {
+                wake(inner.services.remove(s));
+            }
+            for n in &c.nodes {
+                wake(inner.nodes.remove(n));
+            }
         }
     }
 
@@ -177,8 +189,16 @@ impl WatchHub {
         let keys: Vec<Waiters> = inner.keys.drain().map(|(_, w)| w).collect();
         let prefixes: Vec<Waiters> = inner.prefixes.drain().map(|(_, w)| w).collect();
         let tables: Vec<Waiters> = inner.tables.drain().map(|(_, w)| w).collect();
+        let services: Vec<Waiters> = inner.services.drain().map(|(_, w)| w).collect();
+        let nodes: Vec<Waiters> = inner.nodes.drain().map(|(_, w)| w).collect();
         inner.prefix_lens.clear();
-        for w in keys.into_iter().chain(prefixes).chain(tables) {
+        for w in keys
+            .into_iter()
+            .chain(prefixes)
+            .chain(tables)
+            .chain(services)
+            .chain(nodes)
+        {
             wake(Some(w));
         }
     }
@@ -198,6 +218,7 @@ mod tests {
         vec![Changes {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             tables: vec![Table::Kv],
+            ..Default::default()
         }]
     }
 
@@ -233,12 +254,29 @@ mod tests {
         {
             let _a = hub.watch(&[WatchKey::Prefix("p/".into()), WatchKey::Key("k".into())]);
             let _b = hub.watch(&[WatchKey::Table(Table::Sessions)]);
-            assert_eq!(hub.parked(), 2);
+            let _c = hub.watch(&[WatchKey::Service("web".into()), WatchKey::Node("n1".into())]);
+            assert_eq!(hub.parked(), 3);
         }
         assert_eq!(hub.parked(), 0);
         let inner = hub.lock();
         assert!(inner.keys.is_empty() && inner.prefixes.is_empty() && inner.tables.is_empty());
+        assert!(inner.services.is_empty() && inner.nodes.is_empty());
         assert!(inner.prefix_lens.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_service_watch_wakes_only_for_its_service() {
+        let hub = WatchHub::default();
+        let w = hub.watch(&[WatchKey::Service("web".into())]);
+        let touched = |services: &[&str]| Changes {
+            tables: vec![Table::Services],
+            services: services.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        hub.notify(&[touched(&["api", "webby"])]);
+        assert!(!woken(&w).await);
+        hub.notify(&[touched(&["web"])]);
+        assert!(woken(&w).await);
     }
 
     #[tokio::test]
@@ -248,6 +286,7 @@ mod tests {
         hub.notify(&[Changes {
             keys: vec![],
             tables: vec![Table::Sessions],
+            ..Default::default()
         }]);
         assert!(woken(&w).await);
     }

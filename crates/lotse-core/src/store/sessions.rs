@@ -2,6 +2,7 @@
 //! the keys held, starting their lock-delay), and reads.
 
 use super::{Changes, Store, StoreError};
+use crate::catalog::CheckStatus;
 use crate::node::SERF_HEALTH;
 use crate::session::{Session, SessionBehavior};
 use crate::watch::Table;
@@ -19,21 +20,21 @@ impl Store {
         if self.sessions.contains_key(&s.id) {
             return Err(StoreError::SessionExists);
         }
-        if !self.nodes.contains_key(&s.node) {
+        if !self.catalog.nodes.contains_key(&s.node) {
             return Err(StoreError::MissingNode);
         }
-        for check in &s.node_checks {
-            match self.node_check(&s.node, check) {
+        let service_checks = s.service_checks.iter().map(|c| &c.id);
+        for check in s.node_checks.iter().chain(service_checks) {
+            match self.check(&s.node, check) {
                 None => return Err(StoreError::MissingCheck(check.clone())),
-                Some(c) if c.status == "critical" => {
-                    return Err(StoreError::CheckCritical(check.clone(), c.status.clone()))
+                Some(c) if c.status == CheckStatus::Critical => {
+                    return Err(StoreError::CheckCritical(
+                        check.clone(),
+                        c.status.as_str().into(),
+                    ))
                 }
                 Some(_) => {}
             }
-        }
-        if let Some(c) = s.service_checks.first() {
-            // Service checks arrive with the catalog; until then none can exist.
-            return Err(StoreError::MissingCheck(c.id.clone()));
         }
         let mut s = s.clone();
         s.create_index = index;
@@ -108,13 +109,17 @@ impl Store {
             .collect()
     }
 
-    /// Sessions bound to a node's serfHealth check that should die with the node. Kept for the
-    /// cluster issue; today the only node is the agent's own.
+    /// Sessions bound to `check` on `node` (as a node check or a service check): they die
+    /// when it turns critical or goes away. An empty `check` means the node's serfHealth.
     pub fn sessions_on_check(&self, node: &str, check: &str) -> Vec<String> {
         let check = if check.is_empty() { SERF_HEALTH } else { check };
         self.sessions
             .values()
-            .filter(|s| s.node == node && s.node_checks.iter().any(|c| c == check))
+            .filter(|s| {
+                s.node == node
+                    && (s.node_checks.iter().any(|c| c == check)
+                        || s.service_checks.iter().any(|c| c.id == check))
+            })
             .map(|s| s.id.clone())
             .collect()
     }

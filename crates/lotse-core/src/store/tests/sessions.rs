@@ -333,12 +333,12 @@ fn node_register_keeps_create_index() {
         (n.create_index, n.modify_index, n.address.as_str()),
         (1, 2, "10.0.0.1")
     );
-    let c = h.store.node_check("n", "c").unwrap();
+    let c = h.store.check("n", "c").unwrap();
     assert_eq!(
         (c.node.as_str(), c.create_index, c.modify_index),
         ("n", 2, 2)
     );
-    assert_eq!(h.store.nodes().count(), 1);
+    assert_eq!(h.store.catalog_counts().0, 1);
     assert_eq!(h.wi(&WatchKey::Table(Table::Nodes)), 2);
 }
 

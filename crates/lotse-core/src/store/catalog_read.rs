@@ -1,0 +1,219 @@
+//! Catalog reads. Each returns the index its answer depends on, as the blocking queries that
+//! watch the matching [`WatchKey`](crate::WatchKey) compare it.
+
+use std::collections::BTreeMap;
+
+use super::catalog::node_range;
+use super::Store;
+use crate::catalog::{node_meta_matches, CheckStatus, HealthCheck, Node, Service, ServiceEntry};
+
+/// Filters shared by the service queries.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceQuery<'q> {
+    /// Every tag must be on the instance (Consul's repeatable `?tag`).
+    pub tags: &'q [String],
+    /// Every `key: value` must be in the node's meta (`?node-meta`).
+    pub node_meta: &'q [(String, String)],
+}
+
+impl ServiceQuery<'_> {
+    fn admits(&self, node: &Node, service: &Service) -> bool {
+        self.tags.iter().all(|t| service.has_tag(t)) && node_meta_matches(node, self.node_meta)
+    }
+}
+
+impl Store {
+    /// The index of everything a health query on `name` shows (1 for a name never seen).
+    pub fn service_index(&self, name: &str) -> u64 {
+        self.catalog.service_indexes.get(name).copied().unwrap_or(1)
+    }
+
+    /// The index of one node, its services and checks (1 for a name never seen).
+    pub fn node_index(&self, name: &str) -> u64 {
+        self.catalog.node_indexes.get(name).copied().unwrap_or(1)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.catalog.nodes.get(name)
+    }
+
+    pub fn check(&self, node: &str, id: &str) -> Option<&HealthCheck> {
+        self.catalog.checks.get(&(node.to_string(), id.to_string()))
+    }
+
+    pub fn service(&self, node: &str, id: &str) -> Option<&Service> {
+        self.catalog
+            .services
+            .get(&(node.to_string(), id.to_string()))
+    }
+
+    /// How many nodes, service instances and checks the catalog holds.
+    pub fn catalog_counts(&self) -> (usize, usize, usize) {
+        let c = &self.catalog;
+        (c.nodes.len(), c.services.len(), c.checks.len())
+    }
+
+    /// Every node (sorted by name) whose meta matches.
+    pub fn catalog_nodes(&self, node_meta: &[(String, String)]) -> (u64, Vec<&Node>) {
+        let nodes = self
+            .catalog
+            .nodes
+            .values()
+            .filter(|n| node_meta_matches(n, node_meta))
+            .collect();
+        (self.nodes_index.max(1), nodes)
+    }
+
+    /// Every service name with the union of its instances' tags (sorted, without repeats),
+    /// counting only instances on nodes whose meta matches.
+    pub fn catalog_services(
+        &self,
+        node_meta: &[(String, String)],
+    ) -> (u64, BTreeMap<&str, Vec<&str>>) {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for ((node, _), s) in &self.catalog.services {
+            if !node_meta.is_empty()
+                && !self
+                    .catalog
+                    .nodes
+                    .get(node)
+                    .is_some_and(|n| node_meta_matches(n, node_meta))
+            {
+                continue;
+            }
+            let tags = out.entry(&s.name).or_default();
+            tags.extend(s.tags.iter().map(String::as_str));
+        }
+        for tags in out.values_mut() {
+            tags.sort_unstable();
+            tags.dedup();
+        }
+        let index = if node_meta.is_empty() {
+            self.services_index
+        } else {
+            self.services_index.max(self.nodes_index)
+        };
+        (index.max(1), out)
+    }
+
+    /// The instances of service `name` with their nodes, by (node, service ID).
+    pub fn catalog_service(
+        &self,
+        name: &str,
+        q: &ServiceQuery<'_>,
+    ) -> (u64, Vec<(&Node, &Service)>) {
+        let rows = self
+            .instances(name)
+            .filter(|(n, s)| q.admits(n, s))
+            .collect();
+        (self.service_index(name), rows)
+    }
+
+    /// Instances of `name` with their nodes; a row whose node is missing cannot exist (a
+    /// service is only registered with its node) and is skipped rather than trusted.
+    fn instances<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a Node, &'a Service)> + 'a {
+        let keys = self.catalog.by_name.get(name).into_iter().flatten();
+        keys.filter_map(move |k| {
+            let s = self.catalog.services.get(k)?;
+            let n = self.catalog.nodes.get(&k.0)?;
+            Some((n, s))
+        })
+    }
+
+    /// A node and its service instances (None: no such node).
+    pub fn catalog_node(&self, name: &str) -> (u64, Option<(&Node, Vec<&Service>)>) {
+        let found = self
+            .catalog
+            .nodes
+            .get(name)
+            .map(|n| (n, self.catalog.node_services(name).collect()));
+        (self.node_index(name), found)
+    }
+
+    /// Every check on a node (node-level and its services').
+    pub fn node_health(&self, name: &str) -> (u64, Vec<&HealthCheck>) {
+        (
+            self.node_index(name),
+            self.catalog.node_checks(name).collect(),
+        )
+    }
+
+    /// Every check bound to an instance of service `name`.
+    pub fn service_checks(
+        &self,
+        name: &str,
+        node_meta: &[(String, String)],
+    ) -> (u64, Vec<&HealthCheck>) {
+        let mut out = Vec::new();
+        for (n, s) in self.instances(name) {
+            if !node_meta_matches(n, node_meta) {
+                continue;
+            }
+            out.extend(
+                self.catalog
+                    .node_checks(&n.name)
+                    .filter(|c| c.service_id == s.id),
+            );
+        }
+        (self.service_index(name), out)
+    }
+
+    /// Every check in `state` (None: any state), on nodes whose meta matches.
+    pub fn checks_in_state(
+        &self,
+        state: Option<CheckStatus>,
+        node_meta: &[(String, String)],
+    ) -> (u64, Vec<&HealthCheck>) {
+        let checks = self
+            .catalog
+            .checks
+            .values()
+            .filter(|c| state.is_none_or(|s| c.status == s))
+            .filter(|c| {
+                node_meta.is_empty()
+                    || self
+                        .catalog
+                        .nodes
+                        .get(&c.node)
+                        .is_some_and(|n| node_meta_matches(n, node_meta))
+            })
+            .collect();
+        (self.checks_index.max(1), checks)
+    }
+
+    /// `/v1/health/service/:s`: each instance with its node and every check bearing on it (the
+    /// node's own checks first, then the instance's). `passing_only` drops an instance with any
+    /// check not passing (warning included), as Consul's `?passing` does.
+    pub fn service_health(
+        &self,
+        name: &str,
+        q: &ServiceQuery<'_>,
+        passing_only: bool,
+    ) -> (u64, Vec<ServiceEntry<'_>>) {
+        let mut out = Vec::new();
+        for (node, service) in self.instances(name) {
+            if !q.admits(node, service) {
+                continue;
+            }
+            let on_node = self
+                .catalog
+                .checks
+                .range(node_range(&node.name))
+                .take_while(|((n, _), _)| *n == node.name)
+                .map(|(_, c)| c);
+            let (mut checks, own): (Vec<&HealthCheck>, Vec<&HealthCheck>) = on_node
+                .filter(|c| c.service_id.is_empty() || c.service_id == service.id)
+                .partition(|c| c.service_id.is_empty());
+            checks.extend(own);
+            if passing_only && checks.iter().any(|c| c.status != CheckStatus::Passing) {
+                continue;
+            }
+            out.push(ServiceEntry {
+                node,
+                service,
+                checks,
+            });
+        }
+        (self.service_index(name), out)
+    }
+}
