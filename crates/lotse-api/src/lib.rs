@@ -11,17 +11,31 @@
 //!   and consistency options, `dc`).
 //! * [`ci_json`]: request bodies read case-insensitively, as Go's `encoding/json` does.
 //! * [`kv`], [`txn`], [`session`], [`status`], [`agent`], [`metrics`]: one file per endpoint group.
+//! * [`catalog`], [`health`] (and the catalog part of `/v1/txn`, [`txn_catalog`]): Consul's
+//!   catalog over the store; request bodies in [`catalog_decode`], rows as Consul's JSON in
+//!   [`catalog_json`], `?filter=` shapes in [`catalog_filter`].
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod agent_checks;
+pub mod agent_health;
+pub mod agent_services;
+pub mod catalog;
+pub mod catalog_decode;
+pub mod catalog_filter;
+pub mod catalog_json;
 pub mod ci_json;
+pub mod filter;
+pub mod health;
 pub mod kv;
 pub mod metrics;
+pub mod monitor;
 pub mod params;
 pub mod reply;
 pub mod session;
 pub mod status;
 pub mod txn;
+pub mod txn_catalog;
 
 use std::sync::Arc;
 
@@ -67,10 +81,23 @@ impl Default for Limits {
     }
 }
 
+/// Re-reads the agent's configuration (`PUT /v1/agent/reload`, SIGHUP) and applies it; the
+/// error is the reason it was refused (the running configuration is kept).
+pub type ReloadHook = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct ApiState {
     pub server: Arc<Server>,
     pub agent: AgentInfo,
     pub limits: Limits,
+    /// The agent's local services and checks.
+    pub local: Arc<lotse_agent::Agent>,
+    pub reload: Option<ReloadHook>,
+    /// Where `/v1/agent/monitor` listens to the agent's logs.
+    pub logs: Arc<monitor::LogHub>,
 }
 
 pub type State = Arc<ApiState>;
@@ -123,9 +150,199 @@ pub fn router(state: State) -> Router {
         .route("/v1/session/list", a(get(session::list), "OPTIONS,GET"))
         .route("/v1/status/leader", a(get(status::leader), "OPTIONS,GET"))
         .route("/v1/status/peers", a(get(status::peers), "OPTIONS,GET"))
+        // Catalog and health (a trailing `/` with no name is Consul's "Missing ... name").
+        .route(
+            "/v1/catalog/register",
+            a(put(catalog::register), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/catalog/deregister",
+            a(put(catalog::deregister), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/catalog/datacenters",
+            a(get(catalog::datacenters), "OPTIONS,GET"),
+        )
+        .route("/v1/catalog/nodes", a(get(catalog::nodes), "OPTIONS,GET"))
+        .route(
+            "/v1/catalog/services",
+            a(get(catalog::services), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/service/",
+            a(get(catalog::service_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/service/{*name}",
+            a(get(catalog::service), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/node/",
+            a(get(catalog::node_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/node/{*name}",
+            a(get(catalog::node), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/node-services/",
+            a(get(catalog::node_services_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/catalog/node-services/{*name}",
+            a(get(catalog::node_services), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/node/",
+            a(get(health::node_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/node/{*name}",
+            a(get(health::node), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/checks/",
+            a(get(health::checks_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/checks/{*name}",
+            a(get(health::checks), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/state/",
+            a(get(health::state_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/state/{*state}",
+            a(get(health::state), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/service/",
+            a(get(health::service_missing), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/health/service/{*name}",
+            a(get(health::service), "OPTIONS,GET"),
+        )
         .route("/v1/agent/self", a(get(agent::self_), "OPTIONS,GET"))
         .route("/v1/agent/members", a(get(agent::members), "OPTIONS,GET"))
         .route("/v1/agent/metrics", a(get(metrics::metrics), "OPTIONS,GET"))
+        // Agent-local services, checks, health, maintenance, monitor (agent_services,
+        // agent_checks, agent_health, monitor). Consul routes these by path prefix, so IDs may
+        // hold slashes (`{*id}`), and the bare prefixes reach the handlers with an empty ID.
+        .route(
+            "/v1/agent/services",
+            a(get(agent_services::list), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/service/",
+            a(get(agent_services::get), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/service/{*id}",
+            a(get(agent_services::get), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/service/register",
+            a(put(agent_services::register), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/service/deregister/",
+            a(put(agent_services::deregister), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/service/deregister/{*id}",
+            a(put(agent_services::deregister), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/service/maintenance/",
+            a(put(agent_services::maintenance), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{*id}",
+            a(put(agent_services::maintenance), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/maintenance",
+            a(put(agent_services::node_maintenance), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/reload",
+            a(put(agent_services::reload), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/token/",
+            a(put(agent_services::token), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/token/{*kind}",
+            a(put(agent_services::token), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/checks",
+            a(get(agent_checks::list), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/check/register",
+            a(put(agent_checks::register), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/deregister/",
+            a(put(agent_checks::deregister), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/deregister/{*id}",
+            a(put(agent_checks::deregister), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/pass/",
+            a(put(agent_checks::pass), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/pass/{*id}",
+            a(put(agent_checks::pass), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/warn/",
+            a(put(agent_checks::warn), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/warn/{*id}",
+            a(put(agent_checks::warn), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/fail/",
+            a(put(agent_checks::fail), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/fail/{*id}",
+            a(put(agent_checks::fail), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/update/",
+            a(put(agent_checks::update), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/check/update/{*id}",
+            a(put(agent_checks::update), "OPTIONS,PUT"),
+        )
+        .route(
+            "/v1/agent/health/service/id/",
+            a(get(agent_health::by_id), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/health/service/id/{*id}",
+            a(get(agent_health::by_id), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/health/service/name/",
+            a(get(agent_health::by_name), "OPTIONS,GET"),
+        )
+        .route(
+            "/v1/agent/health/service/name/{*name}",
+            a(get(agent_health::by_name), "OPTIONS,GET"),
+        )
+        .route("/v1/agent/monitor", a(get(monitor::monitor), "OPTIONS,GET"))
         .fallback(reply::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -36,6 +36,11 @@ fn snapshot(state: &State) -> Snapshot {
     let server = &state.server;
     let t = &server.telemetry;
     let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
+    // Consul's catalog gauges (`consul.state.*`): nodes, service names, service instances.
+    let (nodes, service_names, instances) = server.peek(|s| {
+        let (nodes, instances, _) = s.catalog_counts();
+        (nodes, s.catalog_services(&[]).1.len(), instances)
+    });
     let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
     let num = |k: &str| {
         raft.get(k)
@@ -47,6 +52,9 @@ fn snapshot(state: &State) -> Snapshot {
             ("consul.runtime.alloc_bytes", rss_bytes() as f64),
             ("lotse.kv.keys", keys as f64),
             ("consul.session.active", sessions as f64),
+            ("consul.state.nodes", nodes as f64),
+            ("consul.state.services", service_names as f64),
+            ("consul.state.service_instances", instances as f64),
             ("lotse.http.blocking_queries", server.hub().parked() as f64),
             ("consul.raft.applied_index", num("applied_index")),
             ("consul.raft.last_index", num("last_log_index")),

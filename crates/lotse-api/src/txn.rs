@@ -1,5 +1,6 @@
-//! `PUT /v1/txn`: up to `txn_max_ops` KV operations applied atomically. A transaction of reads
-//! only is served without the log, with the query headers of its consistency mode.
+//! `PUT /v1/txn`: up to `txn_max_ops` KV, Node, Service and Check operations applied
+//! atomically. A transaction of reads only is served without the log, with the query headers
+//! of its consistency mode. The catalog operations are decoded in [`crate::txn_catalog`].
 
 use axum::body::Body;
 use axum::extract::State as AxState;
@@ -12,20 +13,53 @@ use lotse_server::{now_ms, Access, Resource};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog_json::{self as cj, HealthCheckJson, NodeJson, NodeServiceJson};
 use crate::ci_json;
 use crate::kv::{read_body, KvJson};
 use crate::params::Params;
 use crate::reply::{json, with_meta, ApiError, ApiResult};
+use crate::txn_catalog;
 use crate::State;
 
 const TXN_LIMIT_DOC: &str =
     "https://developer.hashicorp.com/docs/agent/config/config-files#txn_max_req_len";
 
-#[derive(Serialize)]
+/// Consul's `TxnResult`: exactly one field set, the others omitted.
+#[derive(Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 struct ResultJson<'a> {
-    #[serde(rename = "KV")]
-    kv: KvJson<'a>,
+    #[serde(rename = "KV", skip_serializing_if = "Option::is_none")]
+    kv: Option<KvJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<NodeJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<NodeServiceJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<HealthCheckJson<'a>>,
+}
+
+impl<'a> From<&'a TxnResult> for ResultJson<'a> {
+    /// Results are the state store's objects: catalog rows in their stored form.
+    fn from(r: &'a TxnResult) -> Self {
+        match r {
+            TxnResult::Kv(e) => ResultJson {
+                kv: Some(KvJson::from(e)),
+                ..Default::default()
+            },
+            TxnResult::Node(n) => ResultJson {
+                node: Some(cj::node(n)),
+                ..Default::default()
+            },
+            TxnResult::Service(s) => ResultJson {
+                service: Some(cj::stored_node_service(s)),
+                ..Default::default()
+            },
+            TxnResult::Check(c) => ResultJson {
+                check: Some(cj::stored_health_check(c)),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -42,7 +76,6 @@ struct TxnJson<'a> {
     errors: Option<Vec<ErrorJson<'a>>>,
 }
 
-/// Decodes one `{"KV": {...}}` operation; the error is Consul's conversion error for op `i`.
 /// The fields a KV operation may carry; Consul's decoder refuses any other.
 const KV_FIELDS: [&str; 8] = [
     "Verb",
@@ -66,15 +99,30 @@ fn refuse_unknown(obj: &serde_json::Map<String, Value>, known: &[&str]) -> Resul
     }
 }
 
-fn decode_op(i: usize, v: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
+/// An operation, a refusal of it (answered with 409), or `None` for an operation with no
+/// member set, which Consul's `convertOps` drops.
+type DecodedOp = Option<Result<TxnOp, TxnError>>;
+
+/// Decodes operation `i`: as Consul's `convertOps`, the first of its `KV`, `Node`, `Service`,
+/// `Check` members that is set.
+fn decode_op(i: usize, v: &Value, datacenter: &str) -> Result<DecodedOp, ApiError> {
     let op = ci_json::object(v, "operation")?;
     refuse_unknown(op, &OP_KINDS)?;
-    let Some(kv) = ci_json::field(op, "KV") else {
-        let kind = op.keys().next().cloned().unwrap_or_default();
-        return Err(ApiError::bad_request(format!(
-            "Operation {i}: {kind:?} operations are not supported yet (only KV)"
-        )));
-    };
+    let member = |name: &str| ci_json::field(op, name).filter(|m| !m.is_null());
+    if let Some(kv) = member("KV") {
+        decode_kv(i, kv).map(Some)
+    } else if let Some(node) = member("Node") {
+        txn_catalog::node_op(i, node, datacenter).map(Some)
+    } else if let Some(service) = member("Service") {
+        txn_catalog::service_op(i, service).map(Some)
+    } else if let Some(check) = member("Check") {
+        txn_catalog::check_op(i, check).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn decode_kv(i: usize, kv: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
     let kv = ci_json::object(kv, "KV")?;
     refuse_unknown(kv, &KV_FIELDS)?;
     let verb = ci_json::string(kv, "Verb")?.unwrap_or_default();
@@ -113,14 +161,7 @@ fn decode_op(i: usize, v: &Value) -> Result<Result<TxnOp, TxnError>, ApiError> {
 fn respond(outcome: &TxnOutcome, pretty: bool) -> Response {
     match outcome {
         Ok(results) => {
-            let results = results
-                .iter()
-                .map(|r| match r {
-                    TxnResult::Kv(e) => ResultJson {
-                        kv: KvJson::from(e),
-                    },
-                })
-                .collect();
+            let results = results.iter().map(ResultJson::from).collect();
             json(
                 &TxnJson {
                     results: Some(results),
@@ -181,10 +222,14 @@ pub async fn txn(
     }
     let mut ops = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match decode_op(i, item).map_err(parse_error)? {
-            Ok(op) => ops.push(op),
-            Err(e) => errors.push(e),
+    for item in &items {
+        // Indexes count the operations kept (Consul drops an empty one before numbering).
+        match decode_op(ops.len() + errors.len(), item, &state.agent.datacenter)
+            .map_err(parse_error)?
+        {
+            Some(Ok(op)) => ops.push(op),
+            Some(Err(e)) => errors.push(e),
+            None => {}
         }
     }
     if !errors.is_empty() {
@@ -192,15 +237,19 @@ pub async fn txn(
     }
     let server = &state.server;
     for op in &ops {
-        let TxnOp::Kv(kv) = op;
-        let access = if kv.verb.is_read() {
+        let access = if op.is_read() {
             Access::Read
         } else {
             Access::Write
         };
-        let resource = match kv.verb {
-            KvVerb::DeleteTree | KvVerb::GetTree => Resource::KeyPrefix(&kv.key),
-            _ => Resource::Key(&kv.key),
+        let resource = match op {
+            TxnOp::Kv(kv) => match kv.verb {
+                KvVerb::DeleteTree | KvVerb::GetTree => Resource::KeyPrefix(&kv.key),
+                _ => Resource::Key(&kv.key),
+            },
+            TxnOp::Node(n) => Resource::Node(&n.node.name),
+            TxnOp::Service(s) => Resource::Node(&s.node),
+            TxnOp::Check(c) => Resource::Node(&c.check.node),
         };
         server.authorize(opts.token.as_deref(), resource, access)?;
     }

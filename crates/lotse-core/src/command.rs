@@ -100,7 +100,16 @@ impl Command {
             | Command::KvUnlock { write: w, .. } => write(w) + 64,
             Command::Txn { ops, .. } => ops
                 .iter()
-                .map(|TxnOp::Kv(op)| op.key.len() + op.value.len() + op.session.len() + 32)
+                .map(|op| match op {
+                    TxnOp::Kv(op) => op.key.len() + op.value.len() + op.session.len() + 32,
+                    TxnOp::Node(op) => op.node.meta.len() * 32 + 256,
+                    TxnOp::Service(op) => {
+                        op.service.proxy_json.len() + op.service.meta.len() * 32 + 256
+                    }
+                    TxnOp::Check(op) => {
+                        op.check.output.len() + op.check.definition_json.len() + 256
+                    }
+                })
                 .sum(),
             Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
             Command::CatalogRegister { req, .. } => {

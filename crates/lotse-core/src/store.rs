@@ -7,9 +7,11 @@
 
 mod catalog;
 mod catalog_read;
+pub use catalog_read::ServiceQuery;
 mod kv_table;
 mod sessions;
 mod txn_apply;
+mod txn_catalog;
 
 #[cfg(test)]
 mod tests;
@@ -59,7 +61,7 @@ pub enum StoreError {
 }
 
 /// Lock-delay deadlines, in the leader's milliseconds, per key.
-type LockDelays = BTreeMap<String, u64>;
+pub(crate) type LockDelays = BTreeMap<String, u64>;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Store {
@@ -397,15 +399,26 @@ impl Store {
         now_ms: u64,
         changes: &mut Changes,
     ) -> Outcome {
-        match self.catalog.register(index, req, changes) {
-            Ok(critical) => {
-                for (node, check) in critical {
-                    self.destroy_sessions_on_check(index, &node, &check, now_ms, changes);
-                }
-                Outcome::Bool(true)
-            }
+        match self.catalog_apply_register(index, req, now_ms, changes) {
+            Ok(()) => Outcome::Bool(true),
             Err(e) => Outcome::Rejected(e),
         }
+    }
+
+    /// Applies a registration and invalidates the sessions of every check it turned critical.
+    /// A refused registration changed nothing.
+    fn catalog_apply_register(
+        &mut self,
+        index: u64,
+        req: &RegisterRequest,
+        now_ms: u64,
+        changes: &mut Changes,
+    ) -> Result<(), StoreError> {
+        let critical = self.catalog.register(index, req, changes)?;
+        for (node, check) in critical {
+            self.destroy_sessions_on_check(index, &node, &check, now_ms, changes);
+        }
+        Ok(())
     }
 
     fn catalog_deregister(

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lotse_consensus::{ApplyObserver, Consensus, ConsensusConfig};
-use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest};
+use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest, Service};
 use lotse_core::node::SERF_HEALTH;
 use lotse_core::{Changes, Command, Outcome, Store, StoreError};
 use openraft_error::classify;
@@ -113,6 +113,9 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// The service a server registers for itself (never an agent's to deregister).
+pub const CONSUL_SERVICE: &str = "consul";
 
 /// The node's gossip health check, as the agent reports it while it runs (until gossip lands,
 /// an agent that answers is alive).
@@ -398,7 +401,10 @@ impl Server {
             let alive = s
                 .check(&c.node_name, SERF_HEALTH)
                 .is_some_and(|ch| ch.status == CheckStatus::Passing);
-            same_node && alive
+            let listed = s
+                .service(&c.node_name, CONSUL_SERVICE)
+                .is_some_and(|svc| svc.same_as(&self.consul_service()));
+            same_node && alive && listed
         });
         if registered {
             return Ok(());
@@ -406,7 +412,7 @@ impl Server {
         let req = RegisterRequest {
             node: self.self_node(),
             skip_node_update: false,
-            service: None,
+            service: Some(self.consul_service()),
             checks: vec![serf_health(&c.node_name)],
         };
         self.write(Command::CatalogRegister {
@@ -415,6 +421,26 @@ impl Server {
         })
         .await
         .map(|_| ())
+    }
+
+    /// The `consul` service every server registers for itself (port: its server RPC port), as
+    /// Consul's leader does; clients and tools look servers up by it.
+    pub fn consul_service(&self) -> Service {
+        Service {
+            id: CONSUL_SERVICE.into(),
+            name: CONSUL_SERVICE.into(),
+            port: i64::from(self.config.server_port),
+            meta: [
+                ("raft_version", "3"),
+                ("non_voter", "false"),
+                ("read_replica", "false"),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..Default::default()
+        }
     }
 
     /// This agent's node record as it registers it.

@@ -255,7 +255,6 @@ pub fn go_duration(s: &str) -> Option<Duration> {
 pub(crate) async fn run_leader_duties(server: Weak<Server>) {
     // The term this loop last took office in (0: not leading).
     let mut led_term = 0;
-    let mut registered = false;
     let mut sessions_seen = 0;
     let mut reaper = crate::tombstones::Reaper::default();
     loop {
@@ -268,7 +267,6 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         let Some(s) = server.upgrade() else { return };
         if !s.is_leader() {
             led_term = 0;
-            registered = false;
             continue;
         }
         // A new term (even one won right after losing office between two ticks) starts over.
@@ -290,11 +288,11 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
             sessions_seen = 0;
             led_term = term;
         }
-        if !registered {
-            match s.ensure_self_registered().await {
-                Ok(()) => registered = true,
-                Err(e) => tracing::warn!(error = %e, "cannot register this node"),
-            }
+        // Every tick, as Consul's leader reconciles members: if someone deregistered this
+        // node or overwrote its serfHealth through the catalog API, it comes back. (A cheap
+        // read when nothing is missing.)
+        if let Err(e) = s.ensure_self_registered().await {
+            tracing::warn!(error = %e, "cannot register this node");
         }
         s.reconcile_timers(&mut sessions_seen);
         s.expire_sessions().await;

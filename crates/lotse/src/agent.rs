@@ -1,7 +1,14 @@
 //! `lotse agent`: the composition root. Loads the configuration, starts logging, the server
 //! (consensus + facade) and the HTTP API, and handles signals: SIGINT/SIGTERM stop gracefully
 //! (stop accepting, let in-flight requests finish for a bounded time, stop consensus; every
-//! acknowledged write is already on disk), SIGHUP reloads what can be reloaded (the log level).
+//! acknowledged write is already on disk), SIGHUP and `PUT /v1/agent/reload` reload what can
+//! be reloaded (the service and check definitions of the configuration, and the log level).
+//!
+//! `definitions` hands the configuration's services and checks to the local agent;
+//! `config_reload` is the one reload path both triggers share.
+
+mod config_reload;
+mod definitions;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -13,11 +20,12 @@ use std::time::{Duration, Instant};
 use lotse_api::{AgentInfo, ApiState, Limits};
 use lotse_server::{Server, ServerConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer as _, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 use crate::config::{self, AgentConfig};
+use config_reload::Reloader;
 
 /// How long in-flight requests (parked blocking queries among them) may run after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -36,7 +44,8 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let filter_handle = init_logging(&loaded.config);
+    let logs = lotse_api::monitor::LogHub::new();
+    let filter_handle = init_logging(&loaded.config, &logs);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -51,7 +60,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(loaded.config, args.to_vec(), filter_handle)) {
+    match runtime.block_on(run(loaded.config, args.to_vec(), filter_handle, logs)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -84,24 +93,30 @@ fn filter_for(level: &str) -> EnvFilter {
     EnvFilter::new(format!("{l},openraft={raft}"))
 }
 
-fn init_logging(cfg: &AgentConfig) -> FilterHandle {
+/// Logs go to stdout at the configured level (reloadable), and to `/v1/agent/monitor`
+/// listeners at whatever level they asked for: each output has its own filter, so a monitor at
+/// DEBUG sees debug lines while stdout stays at INFO.
+fn init_logging(cfg: &AgentConfig, logs: &Arc<lotse_api::monitor::LogHub>) -> FilterHandle {
     let (filter, handle) = reload::Layer::new(filter_for(&cfg.log_level));
-    let registry = tracing_subscriber::registry().with(filter);
     if cfg.log_json {
-        registry
+        tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stdout),
+                    .with_writer(std::io::stdout)
+                    .with_filter(filter),
             )
+            .with(lotse_api::monitor::layer(logs.clone()))
             .init();
     } else {
-        registry
+        tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stdout().is_terminal())
-                    .with_writer(std::io::stdout),
+                    .with_writer(std::io::stdout)
+                    .with_filter(filter),
             )
+            .with(lotse_api::monitor::layer(logs.clone()))
             .init();
     }
     handle
@@ -145,7 +160,12 @@ fn port(p: i32, what: &str) -> Result<u16, String> {
     u16::try_from(p).map_err(|_| format!("the {what} port is disabled or invalid ({p})"))
 }
 
-async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Result<(), String> {
+async fn run(
+    cfg: AgentConfig,
+    args: Vec<String>,
+    filter: FilterHandle,
+    logs: Arc<lotse_api::monitor::LogHub>,
+) -> Result<(), String> {
     let started = Instant::now();
     if !cfg.server {
         return Err(
@@ -184,6 +204,24 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
     .await
     .map_err(|e| format!("cannot start the server: {e}"))?;
 
+    let local = lotse_agent::Agent::start(
+        server.clone(),
+        lotse_agent::AgentOptions {
+            enable_script_checks: cfg.enable_script_checks,
+            enable_local_script_checks: cfg.enable_local_script_checks,
+            ae_interval: cfg.ae_interval,
+            check_update_interval: cfg.check_update_interval,
+            check_reap_interval: cfg.check_reap_interval,
+            node_meta: cfg.node_meta.clone(),
+        },
+    );
+    // As Consul, a definition the agent refuses stops the start.
+    if let Err(e) = definitions::register(&local, &cfg).await {
+        server.shutdown().await;
+        return Err(e);
+    }
+    let reloader = Reloader::new(args, filter, local.clone());
+
     let http_port = port(cfg.ports.http, "http")?;
     let http_addr = SocketAddr::new(cfg.client_addr, http_port);
     let listener = tokio::net::TcpListener::bind(http_addr)
@@ -215,6 +253,9 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
             txn_max_req_len: cfg.limits.txn_max_req_len as usize,
             txn_max_ops: cfg.limits.txn_max_ops as usize,
         },
+        local: local.clone(),
+        reload: Some(reloader.hook()),
+        logs,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -237,7 +278,7 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
         cfg.node_name
     );
 
-    wait_for_stop(&args, &filter).await;
+    wait_for_stop(&reloader).await;
     tracing::info!("caught signal, shutting down");
     let _ = stop_tx.send(true);
     // Parked blocking queries answer now, with what they have, instead of being cut off.
@@ -252,8 +293,8 @@ async fn run(cfg: AgentConfig, args: Vec<String>, filter: FilterHandle) -> Resul
     Ok(())
 }
 
-/// Returns on SIGINT or SIGTERM; handles SIGHUP (reload) meanwhile.
-async fn wait_for_stop(args: &[String], filter: &FilterHandle) {
+/// Returns on SIGINT or SIGTERM; handles SIGHUP (reload, in the background) meanwhile.
+async fn wait_for_stop(reloader: &Arc<Reloader>) {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -267,26 +308,11 @@ async fn wait_for_stop(args: &[String], filter: &FilterHandle) {
         tokio::select! {
             _ = int.recv() => return,
             _ = term.recv() => return,
-            _ = hup.recv() => reload(args, filter),
-        }
-    }
-}
-
-/// SIGHUP: re-reads the configuration and applies what can change at run time (the log level).
-/// A broken file is reported and the running configuration kept.
-fn reload(args: &[String], filter: &FilterHandle) {
-    match config::reload(args) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            match filter.reload(filter_for(&loaded.config.log_level)) {
-                Ok(()) => {
-                    tracing::info!(log_level = %loaded.config.log_level, "configuration reloaded")
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot apply the new log level"),
+            _ = hup.recv() => {
+                let reloader = reloader.clone();
+                // The reload logs its own failure.
+                tokio::spawn(async move { reloader.reload().await });
             }
         }
-        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
     }
 }

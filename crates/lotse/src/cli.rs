@@ -6,6 +6,7 @@
 //! `-h`/`-help`/`--help` anywhere (before `--`) prints the command's help on stderr and exits 0;
 //! no command or an unknown one prints the command list on stderr and exits 127.
 
+mod catalog;
 mod flags;
 mod http;
 mod info;
@@ -14,6 +15,7 @@ mod lock;
 mod members;
 mod regex;
 mod semaphore;
+mod services;
 mod tabwriter;
 
 use std::io::Write;
@@ -37,6 +39,30 @@ fn entries() -> Vec<Entry> {
             help: || {
                 "Usage: lotse agent [options]\n\n  Starts the Lotse agent and runs until an interrupt is received.".into()
             },
+        },
+        Entry {
+            name: "catalog",
+            synopsis: catalog::SYNOPSIS,
+            run: None,
+            help: catalog::help,
+        },
+        Entry {
+            name: "catalog datacenters",
+            synopsis: catalog::DATACENTERS_SYNOPSIS,
+            run: Some(catalog::run_datacenters),
+            help: catalog::help_datacenters,
+        },
+        Entry {
+            name: "catalog nodes",
+            synopsis: catalog::NODES_SYNOPSIS,
+            run: Some(catalog::run_nodes),
+            help: catalog::help_nodes,
+        },
+        Entry {
+            name: "catalog services",
+            synopsis: catalog::SERVICES_SYNOPSIS,
+            run: Some(catalog::run_services),
+            help: catalog::help_services,
         },
         Entry {
             name: "info",
@@ -91,6 +117,24 @@ fn entries() -> Vec<Entry> {
             synopsis: members::SYNOPSIS,
             run: Some(members::run),
             help: members::help,
+        },
+        Entry {
+            name: "services",
+            synopsis: services::SYNOPSIS,
+            run: None,
+            help: services::help,
+        },
+        Entry {
+            name: "services deregister",
+            synopsis: services::DEREGISTER_SYNOPSIS,
+            run: Some(services::run_deregister),
+            help: services::help_deregister,
+        },
+        Entry {
+            name: "services register",
+            synopsis: services::REGISTER_SYNOPSIS,
+            run: Some(services::run_register),
+            help: services::help_register,
         },
         Entry {
             name: "version",

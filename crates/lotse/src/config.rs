@@ -12,9 +12,9 @@
 //! 3. `LOTSE_*` environment variables (Lotse's own; Consul has none).
 //! 4. Command-line flags, then `-hcl` fragments (as in Consul).
 //!
-//! Scalars: the last source that sets a value wins. Lists (`retry_join`, `start_join`) are
-//! concatenated instead; as in Consul the command-line's list entries come first, then the
-//! files', then the environment's. Maps (`ports`, `limits`, `acl`, `acl.tokens`, `node_meta`)
+//! Scalars: the last source that sets a value wins. Lists (`retry_join`, `start_join`, and the
+//! `service`/`services`/`check`/`checks` definitions) are concatenated instead; as in Consul
+//! the command-line's list entries come first, then the files', then the environment's. Maps (`ports`, `limits`, `acl`, `acl.tokens`, `node_meta`)
 //! merge key by key. HCL blocks written twice (`ports { } ports { }`) are read in order.
 //!
 //! # Environment variables
@@ -38,6 +38,13 @@
 //! reason; a value of the wrong type is an error naming the key and the source. Validation
 //! follows Consul's messages (`data_dir cannot be empty`, `'bootstrap_expect > 0' not allowed
 //! in dev mode`, ...).
+//!
+//! # Service and check definitions
+//!
+//! `service { }` / `services = [..]` and `check { }` / `checks = [..]` take Consul's keys (see
+//! `partial/definitions.rs`); each source's definitions are validated as it is read, so a bad
+//! one is an error naming the file and the service: the agent does not start, and a reload
+//! keeps what is running. The agent registers them after start and replaces them on reload.
 //!
 //! # Lotse extensions and differences
 //!
@@ -107,6 +114,18 @@ pub enum ConfigError {
     Value {
         origin: String,
         key: String,
+        reason: String,
+    },
+    /// A `service`/`check` definition the agent would refuse (the decoder's message, as
+    /// Consul's HTTP API words it). Nothing is registered: at start the agent does not start,
+    /// on reload the running definitions stay.
+    #[error("config: {kind}{} in {origin}: {reason}", .name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default())]
+    Definition {
+        /// `service` or `check`.
+        kind: &'static str,
+        /// Its name (else ID), when it has one.
+        name: Option<String>,
+        origin: String,
         reason: String,
     },
     /// The merged configuration is invalid (Consul's validation messages).
@@ -188,6 +207,19 @@ pub struct AgentConfig {
     /// Default 30s.
     pub raft_snapshot_interval: Duration,
     pub acl: AclConfig,
+    /// `service` and `services` definitions from every source in merge order, as written
+    /// (validated at load; `lotse_agent::definition::decode::service` reads them).
+    pub services: Vec<Value>,
+    /// `check` and `checks` definitions, likewise (`decode::check`).
+    pub checks: Vec<Value>,
+    /// Base period of anti-entropy's full sync; default 1m; must be positive.
+    pub ae_interval: Duration,
+    /// How long a check result that only changes the output may wait before it is synced;
+    /// default 5m; 0 syncs every change at once.
+    pub check_update_interval: Duration,
+    /// How often services with long-critical checks are looked for; default 30s. Internal in
+    /// Consul; must be positive.
+    pub check_reap_interval: Duration,
     /// The files actually read, in order.
     pub config_sources: Vec<String>,
 }
@@ -651,6 +683,18 @@ fn finalize(
         return Err(invalid("limits.txn_max_ops must be at least 1"));
     }
 
+    let ae_interval = p.ae_interval.unwrap_or(Duration::from_secs(60));
+    if ae_interval.is_zero() {
+        // Consul's text; negative durations are already refused by the parser.
+        return Err(invalid("ae_interval cannot be 0s. Must be positive"));
+    }
+    let check_reap_interval = p.check_reap_interval.unwrap_or(Duration::from_secs(30));
+    if check_reap_interval.is_zero() {
+        return Err(invalid(
+            "check_reap_interval cannot be 0s. Must be positive",
+        ));
+    }
+
     let enable_script_checks = p.enable_script_checks.unwrap_or(false);
     Ok(AgentConfig {
         dev,
@@ -680,6 +724,11 @@ fn finalize(
         raft_snapshot_threshold: p.raft_snapshot_threshold.unwrap_or(16_384),
         raft_snapshot_interval: p.raft_snapshot_interval.unwrap_or(Duration::from_secs(30)),
         acl,
+        services: p.services,
+        checks: p.checks,
+        ae_interval,
+        check_update_interval: p.check_update_interval.unwrap_or(Duration::from_secs(300)),
+        check_reap_interval,
         config_sources,
     })
 }

@@ -120,14 +120,52 @@ impl Store {
         })
     }
 
-    /// A node and its service instances (None: no such node).
+    /// A node and its service instances (None: no such node). As Consul, a name that is no
+    /// node's is tried as a prefix of node IDs ([`Store::resolve_node`]).
     pub fn catalog_node(&self, name: &str) -> (u64, Option<(&Node, Vec<&Service>)>) {
-        let found = self
+        match self.resolve_node(name) {
+            Some(n) => (
+                self.node_index(&n.name),
+                Some((n, self.catalog.node_services(&n.name).collect())),
+            ),
+            None => (self.node_index(name), None),
+        }
+    }
+
+    /// The node named `name_or_id`, else (for two characters or more) the only node whose ID
+    /// starts with it, ignoring case (Consul's catalog node lookups; an ambiguous prefix finds
+    /// nothing).
+    pub fn resolve_node(&self, name_or_id: &str) -> Option<&Node> {
+        if let Some(n) = self.catalog.nodes.get(name_or_id) {
+            return Some(n);
+        }
+        if name_or_id.len() < 2 {
+            return None;
+        }
+        let prefix = name_or_id.to_ascii_lowercase();
+        let mut found = self
             .catalog
             .nodes
-            .get(name)
-            .map(|n| (n, self.catalog.node_services(name).collect()));
-        (self.node_index(name), found)
+            .values()
+            .filter(|n| n.id.to_ascii_lowercase().starts_with(&prefix));
+        match (found.next(), found.next()) {
+            (Some(n), None) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Every service instance with its node, in (node, service ID) order, counting only nodes
+    /// whose meta matches: what `/v1/catalog/services` aggregates when it must filter
+    /// instances first. The index is [`Store::catalog_services`]'.
+    pub fn all_instances(&self, node_meta: &[(String, String)]) -> (u64, Vec<(&Node, &Service)>) {
+        let rows = self
+            .catalog
+            .services
+            .iter()
+            .filter_map(|((node, _), s)| Some((self.catalog.nodes.get(node)?, s)))
+            .filter(|(n, _)| node_meta_matches(n, node_meta))
+            .collect();
+        (self.catalog_services(node_meta).0, rows)
     }
 
     /// Every check on a node (node-level and its services').

@@ -10,11 +10,15 @@ use crate::node::{Node, NodeCheck, SERF_HEALTH};
 use crate::session::{ServiceCheckRef, Session, SessionBehavior};
 use crate::txn::{KvOp, KvVerb, TxnError, TxnOp, TxnResult};
 
+mod catalog_prop;
+mod catalog_reads;
+mod catalog_store;
 mod kv;
 mod prop;
 mod sessions;
 mod snapshot;
 mod txn;
+mod txn_catalog;
 mod watch;
 
 /// The node every fixture session lives on.
@@ -248,6 +252,14 @@ fn kv_idx(verb: KvVerb, key: &str, index: u64) -> TxnOp {
         index,
         ..op(verb, key)
     })
+}
+
+/// The KV entry of a transaction result that must be one.
+fn kv_result(r: &TxnResult) -> &KvEntry {
+    match r {
+        TxnResult::Kv(e) => e,
+        other => panic!("expected a KV result, got {other:?}"),
+    }
 }
 
 fn kv_sess(verb: KvVerb, key: &str, session: &str) -> TxnOp {

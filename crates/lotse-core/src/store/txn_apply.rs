@@ -1,9 +1,25 @@
 //! Applying a transaction: every operation in order against the live tables while a journal
 //! records how to undo each change; the first error rolls all of them back.
+//!
+//! KV changes are undone through the KV table's journal. Catalog operations (see
+//! [`super::txn_catalog`]) change tables that keep no journal, so a transaction that has any
+//! copies the catalog, the sessions and the lock-delays first and puts the copies back if it
+//! fails: a cost proportional to the catalog, paid only by transactions that touch it.
 
-use super::{Changes, Store};
+use std::collections::BTreeMap;
+
+use super::catalog::Catalog;
+use super::{Changes, LockDelays, Store};
 use crate::kv::KvWrite;
+use crate::session::Session;
 use crate::txn::{KvOp, KvVerb, TxnError, TxnOp, TxnOutcome, TxnResult};
+
+/// What a failed transaction with catalog operations puts back.
+struct CatalogUndo {
+    catalog: Catalog,
+    sessions: BTreeMap<String, Session>,
+    lock_delays: LockDelays,
+}
 
 impl Store {
     pub(super) fn apply_txn(
@@ -17,24 +33,36 @@ impl Store {
         let mut results = Vec::new();
         let mut errors = Vec::new();
         self.kv.begin();
+        let undo = ops.iter().any(TxnOp::is_catalog).then(|| CatalogUndo {
+            catalog: self.catalog.clone(),
+            sessions: self.sessions.clone(),
+            lock_delays: self.lock_delays.clone(),
+        });
         // As Consul: every operation runs (against what the earlier ones left) and every
         // failure is reported; any failure rolls the whole transaction back.
         for (i, op) in ops.iter().enumerate() {
-            let TxnOp::Kv(op) = op;
-            match self.txn_kv(index, op, now_ms, &mut local) {
+            let outcome = match op {
+                TxnOp::Kv(op) => self.txn_kv(index, op, now_ms, &mut local),
+                TxnOp::Node(op) => self.txn_node(index, op, now_ms, &mut local),
+                TxnOp::Service(op) => self.txn_service(index, op, now_ms, &mut local),
+                TxnOp::Check(op) => self.txn_check(index, op, now_ms, &mut local),
+            };
+            match outcome {
                 Ok(r) => results.extend(r),
                 Err(what) => errors.push(TxnError { op_index: i, what }),
             }
         }
         if !errors.is_empty() {
             self.kv.rollback();
+            if let Some(u) = undo {
+                self.catalog = u.catalog;
+                self.sessions = u.sessions;
+                self.lock_delays = u.lock_delays;
+            }
             return Err(errors);
         }
         self.kv.commit();
-        changes.keys.extend(local.keys);
-        for t in local.tables {
-            changes.touch_table(t);
-        }
+        changes.merge(local);
         Ok(results)
     }
 
@@ -44,8 +72,13 @@ impl Store {
         let mut results = Vec::new();
         let mut errors = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            let TxnOp::Kv(op) = op;
-            match self.txn_kv_read(op) {
+            let outcome = match op {
+                TxnOp::Kv(op) => self.txn_kv_read(op),
+                TxnOp::Node(op) => self.txn_node_read(op),
+                TxnOp::Service(op) => self.txn_service_read(op),
+                TxnOp::Check(op) => self.txn_check_read(op),
+            };
+            match outcome {
                 Ok(r) => results.extend(r),
                 Err(what) => errors.push(TxnError { op_index: i, what }),
             }

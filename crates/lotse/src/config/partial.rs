@@ -5,6 +5,10 @@
 //! key is one of: implemented (decoded, type-checked; a wrong type is an error naming the key
 //! and the source), deprecated (mapped to its new name, with a warning), known to Consul but
 //! not implemented by Lotse yet (warning), or unknown (warning). Nothing is dropped silently.
+//! Service and check definitions are validated here, per source, so that an error can name
+//! the file (see [`definitions`]).
+
+mod definitions;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +45,13 @@ pub struct Partial {
     pub raft_snapshot_threshold: Option<u64>,
     pub raft_snapshot_interval: Option<Duration>,
     pub acl: PartialAcl,
+    /// `services` then `service` blocks, each as written (validated); appended across sources.
+    pub services: Vec<Value>,
+    /// `checks` then `check` blocks, each as written (validated); appended across sources.
+    pub checks: Vec<Value>,
+    pub ae_interval: Option<Duration>,
+    pub check_update_interval: Option<Duration>,
+    pub check_reap_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -92,11 +103,14 @@ impl Partial {
         over!(self, later; server, bootstrap, bootstrap_expect, data_dir, node_name, node_id,
             datacenter, primary_datacenter, bind_addr, client_addr, advertise_addr,
             retry_interval, log_level, log_json, enable_script_checks, enable_local_script_checks,
-            domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval);
+            domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval,
+            ae_interval, check_update_interval, check_reap_interval);
         self.node_meta
             .extend(later.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.retry_join.extend(later.retry_join.iter().cloned());
         self.start_join.extend(later.start_join.iter().cloned());
+        self.services.extend(later.services.iter().cloned());
+        self.checks.extend(later.checks.iter().cloned());
         over!(self.ports, later.ports; http, dns, server, serf_lan, serf_wan, grpc);
         over!(self.limits, later.limits; kv_max_value_size, txn_max_req_len, txn_max_ops,
             http_max_conns_per_client);
@@ -135,10 +149,7 @@ const UNIMPLEMENTED: &[&str] = &[
     "ca_file",
     "ca_path",
     "cert_file",
-    "check",
-    "checks",
     "check_output_max_size",
-    "check_update_interval",
     "cloud",
     "config_entries",
     "connect",
@@ -205,8 +216,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "serf_wan_allowed_cidrs",
     "server_name",
     "server_rejoin_age_max",
-    "service",
-    "services",
     "skip_leave_on_interrupt",
     "snapshot_agent",
     "start_join_wan",
@@ -234,9 +243,7 @@ const UNIMPLEMENTED: &[&str] = &[
     "acl_ttl",
     "acl_enforce_version_8",
     "acl_disabled_ttl",
-    "ae_interval",
     "check_deregister_interval_min",
-    "check_reap_interval",
     "consul",
     "revision",
     "segment_limit",
@@ -381,8 +388,15 @@ pub fn decode(root: &Value, cx: &mut Cx) -> Result<Partial, ConfigError> {
     let Value::Object(map) = root else {
         return Err(cx.err("(top level)", expected("a map of configuration keys", root)));
     };
-    for (k, v) in map {
+    // As in Consul, a source's single `service`/`check` blocks come after its lists.
+    let singles = ["check", "service"];
+    for (k, v) in map.iter().filter(|(k, _)| !singles.contains(&k.as_str())) {
         decode_top(&mut p, k, v, cx)?;
+    }
+    for k in singles {
+        if let Some(v) = map.get(k) {
+            decode_top(&mut p, k, v, cx)?;
+        }
     }
     Ok(p)
 }
@@ -460,6 +474,12 @@ fn decode_top(p: &mut Partial, k: &str, v: &Value, cx: &mut Cx) -> Result<(), Co
         "raft_snapshot_threshold" => p.raft_snapshot_threshold = Some(cx.uint(k, v)?),
         "raft_snapshot_interval" => p.raft_snapshot_interval = Some(cx.duration(k, v)?),
         "acl" => decode_acl(&mut p.acl, v, cx)?,
+        "service" | "services" => p.services.extend(definitions::services(k, v, cx)?),
+        "check" | "checks" => p.checks.extend(definitions::checks(k, v, cx)?),
+        "ae_interval" => p.ae_interval = Some(cx.duration(k, v)?),
+        "check_update_interval" => p.check_update_interval = Some(cx.duration(k, v)?),
+        // Internal in Consul (not documented), accepted all the same.
+        "check_reap_interval" => p.check_reap_interval = Some(cx.duration(k, v)?),
         // Deprecated ACL keys of Consul's legacy ACL system, mapped to their replacements.
         "acl_datacenter" => {
             cx.deprecated(k, "primary_datacenter");

@@ -643,7 +643,7 @@ fn run(steps: &[Step]) {
         match (&expect, &out) {
             (Expect::Outcome(e), o) => assert_eq!(o, e, "{ctx}"),
             (Expect::TxnOk(r), Outcome::Txn(Ok(got))) => {
-                let got: Vec<KvEntry> = got.iter().map(|TxnResult::Kv(e)| e.clone()).collect();
+                let got: Vec<KvEntry> = got.iter().map(|r| kv_result(r).clone()).collect();
                 assert_eq!(&got, r, "{ctx}");
             }
             (Expect::TxnErrAt(at), Outcome::Txn(Err(errs))) => {

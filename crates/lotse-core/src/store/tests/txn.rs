@@ -26,7 +26,7 @@ fn txn_err(out: Outcome) -> Vec<TxnError> {
 
 fn txn_ok(out: Outcome) -> Vec<KvEntry> {
     match out {
-        Outcome::Txn(Ok(r)) => r.into_iter().map(|TxnResult::Kv(e)| e).collect(),
+        Outcome::Txn(Ok(r)) => r.iter().map(|r| kv_result(r).clone()).collect(),
         other => panic!("expected a successful transaction, got {other:?}"),
     }
 }
@@ -348,7 +348,7 @@ fn read_only_transaction_changes_nothing() {
         .read_txn(&ops)
         .unwrap()
         .into_iter()
-        .map(|TxnResult::Kv(e)| e)
+        .map(|r| kv_result(&r).clone())
         .collect();
     assert_eq!(read, applied);
     assert_eq!(read.len(), 1 + h.store.kv_len());

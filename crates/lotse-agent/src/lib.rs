@@ -1,0 +1,21 @@
+//! # lotse-agent: what every agent does for the services on its machine
+//!
+//! * [`agent`]: the [`Agent`]: local services and checks, maintenance, TTL reports; it owns
+//!   the check runners (one task per check) and anti-entropy (partial sync on every change,
+//!   full sync every `ae_interval`, stretched with cluster size).
+//! * [`local`]: the local state with its sync flags.
+//! * [`definition`]: service and check definitions, decoded and validated as Consul does.
+//! * [`probe`]: one health probe of each kind (HTTP, TCP, UDP, script, gRPC, H2PING), each a
+//!   plain async function from a check definition to a status and its output.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+mod anti_entropy;
+pub mod definition;
+pub mod local;
+pub mod probe;
+mod runner;
+
+pub use agent::{Agent, AgentError, AgentOptions};
+pub use anti_entropy::scale_factor;
+pub use local::Source;

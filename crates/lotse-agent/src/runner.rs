@@ -1,0 +1,277 @@
+//! One task per check: interval probes, TTL timers and alias checks, each reporting results
+//! to the agent. Dropping a [`Runner`] stops its task.
+//!
+//! Interval checks start after a random stagger within their interval (so a thousand checks
+//! registered together do not fire together), then run every interval. Results pass through
+//! Consul's flapping thresholds ([`Thresholds`]) before they reach the local state.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use lotse_core::catalog::{CheckStatus, HealthCheck};
+use lotse_core::WatchKey;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::agent::{truncate_output, Agent};
+use crate::definition::{CheckDefinition, CheckKind};
+use crate::probe::{self, ProbeResult, Status};
+
+/// How long an alias check waits for a change before it looks again anyway.
+const ALIAS_RECHECK: Duration = Duration::from_secs(60);
+
+pub(crate) struct Runner {
+    task: JoinHandle<()>,
+    /// TTL checks: a report restarts the timer.
+    ttl_reset: Option<Arc<Notify>>,
+}
+
+impl Runner {
+    pub(crate) fn reset_ttl(&self) {
+        if let Some(n) = &self.ttl_reset {
+            n.notify_one();
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) fn start(agent: &Arc<Agent>, def: &CheckDefinition) -> Option<Runner> {
+    let weak = Arc::downgrade(agent);
+    let def = def.clone();
+    Some(match def.kind {
+        CheckKind::Ttl => {
+            let reset = Arc::new(Notify::new());
+            Runner {
+                task: tokio::spawn(run_ttl(weak, def, reset.clone())),
+                ttl_reset: Some(reset),
+            }
+        }
+        CheckKind::Alias { .. } => Runner {
+            task: tokio::spawn(run_alias(weak, def)),
+            ttl_reset: None,
+        },
+        _ => Runner {
+            task: tokio::spawn(run_interval(weak, def)),
+            ttl_reset: None,
+        },
+    })
+}
+
+/// Consul's `StatusHandler`: a status is reported only after enough results agree.
+/// Counters start at their thresholds, so the first result is reported at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Thresholds {
+    success_before_passing: u32,
+    failures_before_warning: u32,
+    failures_before_critical: u32,
+    successes: u32,
+    failures: u32,
+}
+
+impl Thresholds {
+    pub(crate) fn new(def: &CheckDefinition) -> Thresholds {
+        Thresholds {
+            success_before_passing: def.success_before_passing,
+            failures_before_warning: def.failures_before_warning,
+            failures_before_critical: def.failures_before_critical,
+            successes: def.success_before_passing,
+            failures: def.failures_before_critical,
+        }
+    }
+
+    /// The status to report for `result`, or None to keep the current one.
+    pub(crate) fn judge(&mut self, result: CheckStatus) -> Option<CheckStatus> {
+        if result == CheckStatus::Critical {
+            self.successes = 0;
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= self.failures_before_critical {
+                Some(CheckStatus::Critical)
+            } else if self.failures >= self.failures_before_warning {
+                Some(CheckStatus::Warning)
+            } else {
+                None
+            }
+        } else {
+            self.failures = 0;
+            self.successes = self.successes.saturating_add(1);
+            (self.successes >= self.success_before_passing).then_some(result)
+        }
+    }
+}
+
+fn status_of(s: Status) -> CheckStatus {
+    match s {
+        Status::Passing => CheckStatus::Passing,
+        Status::Warning => CheckStatus::Warning,
+        Status::Critical => CheckStatus::Critical,
+    }
+}
+
+async fn probe_once(def: &CheckDefinition) -> ProbeResult {
+    let timeout = def.timeout.unwrap_or(Duration::ZERO);
+    match &def.kind {
+        CheckKind::Http {
+            url,
+            method,
+            header,
+            body,
+            tls_server_name,
+            tls_skip_verify,
+            disable_redirects,
+        } => {
+            let headers = header
+                .iter()
+                .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+                .collect();
+            let p = probe::HttpProbe {
+                url: url.clone(),
+                method: method.clone(),
+                headers,
+                body: body.clone(),
+                tls_skip_verify: *tls_skip_verify,
+                tls_server_name: tls_server_name.clone(),
+                disable_redirects: *disable_redirects,
+            };
+            probe::http(&p, timeout).await
+        }
+        CheckKind::Tcp { addr } => probe::tcp(addr, timeout).await,
+        CheckKind::Udp { addr } => probe::udp(addr, timeout).await,
+        CheckKind::Script { args } => probe::script(args, timeout).await,
+        CheckKind::Grpc {
+            target,
+            use_tls,
+            tls_skip_verify,
+        } => {
+            let p = probe::GrpcProbe {
+                target: target.clone(),
+                use_tls: *use_tls,
+                tls_skip_verify: *tls_skip_verify,
+            };
+            probe::grpc(&p, timeout).await
+        }
+        CheckKind::H2Ping {
+            addr,
+            use_tls,
+            tls_skip_verify,
+        } => {
+            let p = probe::H2PingProbe {
+                addr: addr.clone(),
+                use_tls: *use_tls,
+                tls_skip_verify: *tls_skip_verify,
+            };
+            probe::h2ping(&p, timeout).await
+        }
+        // Not interval checks; `start` never sends them here.
+        CheckKind::Ttl | CheckKind::Alias { .. } => ProbeResult {
+            status: Status::Critical,
+            output: String::new(),
+        },
+    }
+}
+
+async fn run_interval(agent: Weak<Agent>, def: CheckDefinition) {
+    let interval = def.interval.max(Duration::from_secs(1));
+    tokio::time::sleep(interval.mul_f64(rand::random::<f64>())).await;
+    let mut thresholds = Thresholds::new(&def);
+    loop {
+        let result = probe_once(&def).await;
+        let Some(a) = agent.upgrade() else { return };
+        if let Some(status) = thresholds.judge(status_of(result.status)) {
+            let output = truncate_output(&result.output, def.output_max_size);
+            a.record_result(&def.id, status, output, true);
+        }
+        drop(a);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// A TTL check turns critical when no report came within the TTL; a report restarts the clock.
+async fn run_ttl(agent: Weak<Agent>, def: CheckDefinition, reset: Arc<Notify>) {
+    loop {
+        let expired = tokio::select! {
+            _ = tokio::time::sleep(def.ttl) => true,
+            _ = reset.notified() => false,
+        };
+        if !expired {
+            continue;
+        }
+        let Some(a) = agent.upgrade() else { return };
+        let last = a
+            .state()
+            .checks
+            .get(&def.id)
+            .map(|c| c.row.output.clone())
+            .unwrap_or_default();
+        let output = if last.is_empty() {
+            "TTL expired".to_string()
+        } else if last.starts_with("TTL expired") {
+            last
+        } else {
+            format!("TTL expired (last output before timeout follows): {last}")
+        };
+        tracing::warn!(check = %def.id, "check missed its TTL, is now critical");
+        a.record_result(&def.id, CheckStatus::Critical, output, false);
+        drop(a);
+        // Expired: nothing changes until the next report.
+        reset.notified().await;
+    }
+}
+
+/// Mirrors the health of a service (or a whole node) from the catalog.
+async fn run_alias(agent: Weak<Agent>, def: CheckDefinition) {
+    let CheckKind::Alias { node, service } = &def.kind else {
+        return;
+    };
+    loop {
+        let Some(a) = agent.upgrade() else { return };
+        let node = if node.is_empty() {
+            a.node_name().to_string()
+        } else {
+            node.clone()
+        };
+        let server = a.server.clone();
+        let watch = server.hub().watch(&[WatchKey::Node(node.clone())]);
+        let (status, output) = server.peek(|s| {
+            let (_, checks) = s.node_health(&node);
+            let exists = service.is_empty() || s.service(&node, service).is_some();
+            alias_status(&checks, service, exists)
+        });
+        a.record_result(&def.id, status, output, false);
+        drop(a);
+        let _ = tokio::time::timeout(ALIAS_RECHECK, watch.changed()).await;
+    }
+}
+
+/// Consul's alias rule: the worst of the node's checks and the aliased service's checks (an
+/// empty `service` aliases the node alone); a service that is not registered is critical.
+pub(crate) fn alias_status(
+    checks: &[&HealthCheck],
+    service: &str,
+    service_exists: bool,
+) -> (CheckStatus, String) {
+    if !service_exists {
+        return (CheckStatus::Critical, "Service not found".to_string());
+    }
+    let mut status = CheckStatus::Passing;
+    let mut output = "No checks found.".to_string();
+    for c in checks {
+        if !c.service_id.is_empty() && c.service_id != service {
+            continue;
+        }
+        if c.status > status {
+            status = c.status;
+            output = format!("Aliased check {:?} failing: {}", c.name, c.output);
+        } else if status == CheckStatus::Passing {
+            output = "All checks passing.".to_string();
+        }
+    }
+    (status, output)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+//! Reloading the configuration (SIGHUP and `PUT /v1/agent/reload`): every source is read
+//! again, then what can change at run time is applied: the service and check definitions,
+//! then the log level. A configuration that does not load, or definitions the agent refuses,
+//! leave the running configuration as it was (and the error is logged and returned).
+
+use std::sync::Arc;
+
+use lotse_agent::Agent;
+use lotse_api::ReloadHook;
+
+use super::{definitions, filter_for, FilterHandle};
+use crate::config;
+
+pub struct Reloader {
+    /// What followed `lotse agent`: the same flags, files and directories are read again.
+    args: Vec<String>,
+    filter: FilterHandle,
+    agent: Arc<Agent>,
+    /// One reload at a time, so that a SIGHUP and a `PUT /v1/agent/reload` arriving together
+    /// do not interleave their definition swaps.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(args: Vec<String>, filter: FilterHandle, agent: Arc<Agent>) -> Arc<Reloader> {
+        Arc::new(Reloader {
+            args,
+            filter,
+            agent,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The hook the HTTP API calls for `PUT /v1/agent/reload`.
+    pub fn hook(self: &Arc<Self>) -> ReloadHook {
+        let this = self.clone();
+        Arc::new(move || {
+            let this = this.clone();
+            Box::pin(async move { this.reload().await })
+        })
+    }
+
+    /// Reloads; a failure is logged here (SIGHUP has no one else to tell) and returned.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _guard = self.one_at_a_time.lock().await;
+        let result = self.apply().await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+        }
+        result
+    }
+
+    async fn apply(&self) -> Result<(), String> {
+        let loaded = config::reload(&self.args).map_err(|e| e.to_string())?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        definitions::register(&self.agent, &loaded.config).await?;
+        let level = &loaded.config.log_level;
+        match self.filter.reload(filter_for(level)) {
+            Ok(()) => tracing::info!(log_level = %level, "configuration reloaded"),
+            // Not worth failing the reload over: the definitions are in place.
+            Err(e) => tracing::warn!(error = %e, "cannot apply the new log level"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! `lotse services register|deregister`, like `consul services ...`: services of the local agent
+//! (`PUT /v1/agent/service/register`, `PUT /v1/agent/service/deregister/:id`), given by flags or
+//! by definition files.
+//!
+//! ```text
+//!   flags ───────────────┐
+//!                        ├─▶ Registration (the Go API's AgentServiceRegistration) ─▶ agent
+//!   FILE... (HCL/JSON) ──┘     definition.rs: `service`/`services` blocks, config-file keys
+//! ```
+//!
+//! A definition file is an agent configuration file: consul loads it with its config loader and
+//! keeps only the services, so the keys are the config file's (`name`, `enable_tag_override`,
+//! `check { ttl = "10s" }`) and other agent settings in the same file are ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+mod definition;
+mod deregister;
+mod register;
+
+pub use deregister::{help_deregister, run_deregister};
+pub use register::{help_register, run_register};
+
+pub const SYNOPSIS: &str = "Interact with services";
+pub const REGISTER_SYNOPSIS: &str = "Register services with the local agent";
+pub const DEREGISTER_SYNOPSIS: &str = "Deregister services with the local agent";
+
+const HELP: &str = "Usage: lotse services <subcommand> [options] [args]
+
+  This command has subcommands for interacting with services. The subcommands
+  default to working with services registered with the local agent. Please see
+  the \"lotse catalog\" command for interacting with the entire catalog.
+
+  For more examples, ask for subcommand help or view the documentation.";
+
+pub fn help() -> String {
+    HELP.to_string()
+}
+
+/// The body of `PUT /v1/agent/service/register`, shaped and ordered like the Go API's
+/// `AgentServiceRegistration`: every field is `omitempty`, so a flag-built registration sends
+/// only what was given. Check, proxy and connect blocks come from definition files only and are
+/// already in the API's JSON form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Registration {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(rename = "ID", skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub port: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub socket_path: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tagged_addresses: BTreeMap<String, ServiceAddress>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub enable_tag_override: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceAddress {
+    pub address: String,
+    pub port: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Weights {
+    pub passing: i64,
+    pub warning: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Go's `strconv.Quote` for the ASCII text of names and IDs in error messages (`%q`).
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_fields_are_omitted_like_go_omitempty() {
+        let r = Registration {
+            name: "web".into(),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"Name":"web"}"#);
+        let mut r = r;
+        r.id = "web1".into();
+        r.port = 80;
+        r.tags = vec!["a".into()];
+        r.tagged_addresses.insert(
+            "lan".into(),
+            ServiceAddress {
+                address: "10.0.0.1".into(),
+                port: 80,
+            },
+        );
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"ID":"web1","Name":"web","Tags":["a"],"Port":80,"TaggedAddresses":{"lan":{"Address":"10.0.0.1","Port":80}}}"#
+        );
+    }
+
+    #[test]
+    fn quoting_like_go() {
+        assert_eq!(go_quote("web"), "\"web\"");
+        assert_eq!(go_quote("a\"b\n"), "\"a\\\"b\\n\"");
+        assert_eq!(go_quote(""), "\"\"");
+    }
+}
