@@ -15,6 +15,7 @@ use lotse_server::Server;
 use crate::definition::decode::check_row;
 use crate::definition::{CheckDefinition, CheckKind, ServiceDefinition};
 use crate::local::{LocalState, Source};
+use crate::persist::Persist;
 use crate::runner::{self, Runner};
 
 /// The agent settings its duties depend on.
@@ -29,6 +30,8 @@ pub struct AgentOptions {
     /// How often services with long-critical checks are looked for.
     pub check_reap_interval: Duration,
     pub node_meta: BTreeMap<String, String>,
+    /// Where API registrations are persisted (None: in memory only, as in `-dev`).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AgentOptions {
@@ -40,6 +43,7 @@ impl Default for AgentOptions {
             check_update_interval: Duration::from_secs(300),
             check_reap_interval: Duration::from_secs(30),
             node_meta: BTreeMap::new(),
+            data_dir: None,
         }
     }
 }
@@ -96,11 +100,22 @@ pub struct Agent {
     /// Moves with every local change (`?hash` blocking).
     generation: tokio::sync::watch::Sender<u64>,
     runners: Mutex<HashMap<String, Runner>>,
+    persist: Option<Persist>,
 }
 
 impl Agent {
-    /// Starts the agent's background duties: anti-entropy and the reaper.
-    pub fn start(server: Arc<Server>, options: AgentOptions) -> Arc<Agent> {
+    /// Restores what the API registered before a restart, then starts the agent's background
+    /// duties: anti-entropy and the reaper. Fails only if the data directory is unusable.
+    pub fn start(server: Arc<Server>, options: AgentOptions) -> Result<Arc<Agent>, AgentError> {
+        let persist = match &options.data_dir {
+            Some(dir) => Some(Persist::open(dir).map_err(|e| {
+                AgentError::new(
+                    500,
+                    format!("cannot use {} for agent state: {e}", dir.display()),
+                )
+            })?),
+            None => None,
+        };
         let agent = Arc::new(Agent {
             server,
             options,
@@ -109,10 +124,65 @@ impl Agent {
             sync_lock: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::channel(0).0,
             runners: Mutex::new(HashMap::new()),
+            persist,
         });
+        agent.restore();
         tokio::spawn(crate::anti_entropy::run(Arc::downgrade(&agent)));
         tokio::spawn(reap_loop(Arc::downgrade(&agent)));
-        agent
+        Ok(agent)
+    }
+
+    /// Re-registers the persisted API registrations (before the first sync, which would
+    /// otherwise delete them from the catalog as unknown).
+    fn restore(self: &Arc<Self>) {
+        let Some(p) = &self.persist else { return };
+        let services = p.load_services();
+        let checks = p.load_checks();
+        let (n_services, n_checks) = (services.len(), checks.len());
+        for def in services {
+            self.add_service_locally(def, false, Source::Remote);
+        }
+        for c in checks {
+            self.change(|s| {
+                s.add_check(c.row.clone(), c.definition.clone(), Source::Remote);
+                ((), true)
+            });
+            if let Some(def) = &c.definition {
+                self.start_runner(def);
+            }
+        }
+        if n_services + n_checks > 0 {
+            tracing::info!(
+                services = n_services,
+                checks = n_checks,
+                "restored persisted registrations"
+            );
+        }
+    }
+
+    /// Writes `f`'s record before the change it stands for: an acknowledged registration
+    /// must survive a restart, so a failed write refuses the request (Consul's 500).
+    fn persisted(&self, f: impl FnOnce(&Persist) -> std::io::Result<()>) -> Result<(), AgentError> {
+        match &self.persist {
+            Some(p) => f(p).map_err(|e| {
+                AgentError::new(500, format!("failed to persist the registration: {e}"))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn unpersist(&self, f: impl FnOnce(&Persist)) {
+        if let Some(p) = &self.persist {
+            f(p);
+        }
+    }
+
+    fn start_runner(self: &Arc<Self>, def: &CheckDefinition) {
+        let mut runners = self.runners();
+        runners.remove(&def.id);
+        if let Some(r) = runner::start(self, def) {
+            runners.insert(def.id.clone(), r);
+        }
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, LocalState> {
@@ -195,11 +265,22 @@ impl Agent {
         if let Some(sidecar) = def.sidecar.as_deref() {
             self.allow_scripts(sidecar.checks.iter(), source)?;
         }
-        let sidecar = def.sidecar.take();
+        let sidecar = match def.sidecar.take() {
+            Some(mut sc) => {
+                self.assign_sidecar_port(&mut sc)?;
+                Some(*sc)
+            }
+            None => None,
+        };
+        if source == Source::Remote {
+            self.persisted(|p| p.save_service(&def))?;
+            if let Some(sc) = &sidecar {
+                self.persisted(|p| p.save_service(sc))?;
+            }
+        }
         self.add_service_locally(def, replace_existing_checks, source);
-        if let Some(mut sidecar) = sidecar.map(|b| *b) {
-            self.assign_sidecar_port(&mut sidecar)?;
-            self.add_service_locally(sidecar, replace_existing_checks, source);
+        if let Some(sc) = sidecar {
+            self.add_service_locally(sc, replace_existing_checks, source);
         }
         self.sync_soon().await;
         Ok(())
@@ -282,15 +363,29 @@ impl Agent {
                 .services
                 .get(id)
                 .is_some_and(|p| p.def.sidecar.is_some() || s.services.contains_key(&sidecar));
+            let before: Vec<String> = s.checks.keys().cloned().collect();
             let ok = s.remove_service(id);
             if ok && had_sidecar {
                 s.remove_service(&sidecar);
             }
-            (ok, ok)
+            let gone: Vec<String> = before
+                .into_iter()
+                .filter(|c| !s.checks.contains_key(c))
+                .collect();
+            (ok.then_some((had_sidecar, gone)), ok)
         });
-        if !removed {
+        let Some((had_sidecar, gone_checks)) = removed else {
             return Err(AgentError::unknown_service(id));
-        }
+        };
+        self.unpersist(|p| {
+            p.remove_service(id);
+            if had_sidecar {
+                p.remove_service(&sidecar);
+            }
+            for c in &gone_checks {
+                p.remove_check(c);
+            }
+        });
         self.stop_runners_not_in_state();
         self.sync_soon().await;
         Ok(())
@@ -315,18 +410,14 @@ impl Agent {
             })?)
         };
         let row = check_row(&def, self.node_name(), service.as_ref());
+        if source == Source::Remote {
+            self.persisted(|p| p.save_check(&row, Some(&def)))?;
+        }
         self.change(|s| {
             s.add_check(row, Some(def.clone()), source);
             ((), true)
         });
-        {
-            // Scoped, not dropped: a guard merely `drop`ped still makes this future !Send.
-            let mut runners = self.runners();
-            runners.remove(&def.id);
-            if let Some(r) = runner::start(self, &def) {
-                runners.insert(def.id.clone(), r);
-            }
-        }
+        self.start_runner(&def);
         self.sync_soon().await;
         Ok(())
     }
@@ -338,6 +429,7 @@ impl Agent {
         }) {
             return Err(AgentError::unknown_check(id));
         }
+        self.unpersist(|p| p.remove_check(id));
         self.runners().remove(id);
         self.sync_soon().await;
         Ok(())
@@ -411,11 +503,10 @@ impl Agent {
         row.service_name = service.name.clone();
         row.service_tags = service.tags.clone();
         row.check_type = "maintenance".into();
-        self.maintenance(&check_id, enable, row).await;
-        Ok(())
+        self.maintenance(&check_id, enable, row).await
     }
 
-    pub async fn node_maintenance(&self, enable: bool, reason: &str) {
+    pub async fn node_maintenance(&self, enable: bool, reason: &str) -> Result<(), AgentError> {
         let notes = if reason.is_empty() {
             "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
         } else {
@@ -424,20 +515,33 @@ impl Agent {
         let mut row = HealthCheck::new(self.node_name(), NODE_MAINTENANCE, "Node Maintenance Mode");
         row.notes = notes.to_string();
         row.check_type = "maintenance".into();
-        self.maintenance(NODE_MAINTENANCE, enable, row).await;
+        self.maintenance(NODE_MAINTENANCE, enable, row).await
     }
 
     /// Adds the maintenance check (once: enabling again keeps the first reason) or removes it.
-    async fn maintenance(&self, check_id: &str, enable: bool, row: HealthCheck) {
-        self.change(|s| match (enable, s.checks.contains_key(check_id)) {
+    async fn maintenance(
+        &self,
+        check_id: &str,
+        enable: bool,
+        row: HealthCheck,
+    ) -> Result<(), AgentError> {
+        let present = self.state().checks.contains_key(check_id);
+        match (enable, present) {
             (true, false) => {
-                s.add_check(row, None, Source::Remote);
-                ((), true)
+                self.persisted(|p| p.save_check(&row, None))?;
+                self.change(|s| {
+                    s.add_check(row, None, Source::Remote);
+                    ((), true)
+                });
             }
-            (false, true) => ((), s.remove_check(check_id)),
-            _ => ((), false),
-        });
+            (false, true) => {
+                self.unpersist(|p| p.remove_check(check_id));
+                self.change(|s| ((), s.remove_check(check_id)));
+            }
+            _ => {}
+        }
         self.sync_soon().await;
+        Ok(())
     }
 
     // ---- config reload ----
@@ -498,11 +602,7 @@ impl Agent {
                 s.add_check(row, Some(def.clone()), Source::Config);
                 ((), true)
             });
-            let mut runners = self.runners();
-            runners.remove(&def.id);
-            if let Some(r) = runner::start(self, &def) {
-                runners.insert(def.id.clone(), r);
-            }
+            self.start_runner(&def);
         }
         self.sync_soon().await;
         Ok(())

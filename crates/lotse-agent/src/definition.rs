@@ -17,7 +17,7 @@ use std::time::Duration;
 use lotse_core::catalog::{CheckStatus, Service};
 
 /// What a check probes, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CheckKind {
     Http {
         url: String,
@@ -74,7 +74,7 @@ impl CheckKind {
 }
 
 /// A check as registered with this agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckDefinition {
     /// Defaults: `service:<service id>` (`:<n>` when a service has several), else the name.
     pub id: String,
@@ -103,7 +103,7 @@ pub struct CheckDefinition {
 }
 
 /// A service as registered with this agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceDefinition {
     /// The catalog row, with defaults filled (ID from the name, weights, tagged addresses).
     pub service: Service,

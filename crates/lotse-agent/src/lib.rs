@@ -3,7 +3,8 @@
 //! * [`agent`]: the [`Agent`]: local services and checks, maintenance, TTL reports; it owns
 //!   the check runners (one task per check) and anti-entropy (partial sync on every change,
 //!   full sync every `ae_interval`, stretched with cluster size).
-//! * [`local`]: the local state with its sync flags.
+//! * [`local`]: the local state with its sync flags; `persist` keeps what the API registered
+//!   across restarts (`<data_dir>/agent/`).
 //! * [`definition`]: service and check definitions, decoded and validated as Consul does.
 //! * [`probe`]: one health probe of each kind (HTTP, TCP, UDP, script, gRPC, H2PING), each a
 //!   plain async function from a check definition to a status and its output.
@@ -13,6 +14,7 @@ pub mod agent;
 mod anti_entropy;
 pub mod definition;
 pub mod local;
+mod persist;
 pub mod probe;
 mod runner;
 

@@ -279,7 +279,11 @@ pub async fn node_maintenance(AxState(state): AxState<State>, params: Params) ->
     let enable = enable_param(&params)?;
     authorize(&state, &params, Access::Write)?;
     let reason = params.get("reason").unwrap_or("");
-    state.local.node_maintenance(enable, reason).await;
+    state
+        .local
+        .node_maintenance(enable, reason)
+        .await
+        .map_err(agent_error)?;
     done()
 }
 

@@ -213,8 +213,16 @@ async fn run(
             check_update_interval: cfg.check_update_interval,
             check_reap_interval: cfg.check_reap_interval,
             node_meta: cfg.node_meta.clone(),
+            data_dir: if cfg.dev { None } else { cfg.data_dir.clone() },
         },
     );
+    let local = match local {
+        Ok(l) => l,
+        Err(e) => {
+            server.shutdown().await;
+            return Err(e.to_string());
+        }
+    };
     // As Consul, a definition the agent refuses stops the start.
     if let Err(e) = definitions::register(&local, &cfg).await {
         server.shutdown().await;
