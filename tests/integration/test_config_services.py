@@ -195,6 +195,24 @@ def test_put_agent_reload_applies_new_definitions(tmp_path, started):
     wait_for_services(a, {"two"})
 
 
+def test_lotse_reload_command_applies_new_definitions(tmp_path, started):
+    f = tmp_path / "svc.json"
+    f.write_text(json.dumps({"service": {"name": "first"}}))
+    a = started(["-dev", "-config-file", str(f)])
+    wait_for_registrations(a, 1)
+    f.write_text(json.dumps({"service": {"name": "second"}}))
+    p = a.cli("reload")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "Configuration reload triggered\n"
+    wait_for_services(a, {"second"})
+    # A file the agent refuses: the command fails with the agent's reason.
+    f.write_text('{"service": {"name": ')
+    p = a.cli("reload")
+    assert p.returncode == 1
+    assert p.stderr.decode().startswith("Error reloading: ") and str(f) in p.stderr.decode()
+    wait_for_services(a, {"second"})
+
+
 def test_bad_file_on_reload_keeps_the_running_services(tmp_path, started):
     f = tmp_path / "svc.hcl"
     f.write_text('service {\n  name = "keep"\n  port = 1\n}\n')

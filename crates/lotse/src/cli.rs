@@ -14,6 +14,7 @@ mod kv;
 mod lock;
 mod members;
 mod regex;
+mod reload;
 mod semaphore;
 mod services;
 mod tabwriter;
@@ -117,6 +118,12 @@ fn entries() -> Vec<Entry> {
             synopsis: members::SYNOPSIS,
             run: Some(members::run),
             help: members::help,
+        },
+        Entry {
+            name: "reload",
+            synopsis: reload::SYNOPSIS,
+            run: Some(reload::run),
+            help: reload::help,
         },
         Entry {
             name: "services",
