@@ -13,7 +13,7 @@ use openraft::{
 use redb::{Database, ReadableDatabase};
 
 use crate::codec::{decode, encode};
-use crate::log_store::{Persist, META, SNAPSHOT_DATA_KEY, SNAPSHOT_META_KEY};
+use crate::log_store::{Persist, META, SNAPSHOT, SNAPSHOT_DATA_KEY, SNAPSHOT_META_KEY};
 use crate::{ConsensusError, Entry, LogId, NodeId, TypeConfig};
 
 /// Told about every batch of applied commands, after the store lock is released.
@@ -125,20 +125,23 @@ type StoredParts = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
 fn read_snapshot(db: &Database) -> Result<Option<StoredParts>, ConsensusError> {
     let corrupt = |e: &dyn std::fmt::Display| ConsensusError::Corrupt(format!("snapshot: {e}"));
     let read = db.begin_read().map_err(|e| corrupt(&e))?;
-    let meta = match read.open_table(META) {
-        Ok(t) => t,
-        // A fresh database: no tables, so no snapshot.
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(corrupt(&e)),
-    };
-    let (Some(m), Some(d)) = (
-        meta.get(SNAPSHOT_META_KEY).map_err(|e| corrupt(&e))?,
-        meta.get(SNAPSHOT_DATA_KEY).map_err(|e| corrupt(&e))?,
-    ) else {
-        return Ok(None);
-    };
-    let stored: StoredSnapshot = decode(m.value()).map_err(|e| corrupt(&e))?;
-    Ok(Some((stored.meta, d.value().to_vec())))
+    // The snapshot's own table first; older data directories kept it in `META`.
+    for table in [SNAPSHOT, META] {
+        let t = match read.open_table(table) {
+            Ok(t) => t,
+            // A fresh database (or one from before the snapshot table): nothing there.
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(corrupt(&e)),
+        };
+        if let (Some(m), Some(d)) = (
+            t.get(SNAPSHOT_META_KEY).map_err(|e| corrupt(&e))?,
+            t.get(SNAPSHOT_DATA_KEY).map_err(|e| corrupt(&e))?,
+        ) {
+            let stored: StoredSnapshot = decode(m.value()).map_err(|e| corrupt(&e))?;
+            return Ok(Some((stored.meta, d.value().to_vec())));
+        }
+    }
+    Ok(None)
 }
 
 /// Builds snapshots from a consistent view of the applied state.
@@ -280,5 +283,87 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_store::LogStore;
+    use openraft::{CommittedLeaderId, LogId, StoredMembership};
+
+    fn stored(index: u64) -> Vec<u8> {
+        encode(&StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: format!("1-{index}-0"),
+            },
+        })
+    }
+
+    /// The image lives in its own table: the small keys written on every commit never share
+    /// (and so never copy) its pages.
+    #[tokio::test]
+    async fn snapshots_are_kept_apart_from_the_per_commit_keys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Arc::new(Database::create(dir.path().join("raft.redb")).expect("db"));
+        let (_log, persist) = LogStore::open(db.clone(), 0).expect("opens");
+        persist
+            .put_snapshot(7, stored(7), vec![42; 1 << 20])
+            .await
+            .expect("snapshot written");
+        let read = db.begin_read().expect("read");
+        let meta = read.open_table(META).expect("meta table");
+        assert!(meta.get(SNAPSHOT_DATA_KEY).expect("get").is_none());
+        let snap = read.open_table(SNAPSHOT).expect("snapshot table");
+        assert_eq!(
+            snap.get(SNAPSHOT_DATA_KEY)
+                .expect("get")
+                .map(|v| v.value().len()),
+            Some(1 << 20)
+        );
+        drop((meta, snap, read));
+        let (m, d) = read_snapshot(&db).expect("reads").expect("present");
+        assert_eq!(
+            (m.last_log_id.map(|l| l.index), d.len()),
+            (Some(7), 1 << 20)
+        );
+    }
+
+    /// A data directory from before the snapshot table still restores, and its next snapshot
+    /// moves the image out of the per-commit table.
+    #[tokio::test]
+    async fn an_image_left_in_the_meta_table_is_read_and_then_moved() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Arc::new(Database::create(dir.path().join("raft.redb")).expect("db"));
+        {
+            let txn = db.begin_write().expect("write");
+            {
+                let mut meta = txn.open_table(META).expect("meta");
+                meta.insert(SNAPSHOT_META_KEY, stored(3).as_slice())
+                    .expect("insert");
+                meta.insert(SNAPSHOT_DATA_KEY, [1u8, 2, 3].as_slice())
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let (m, d) = read_snapshot(&db).expect("reads").expect("present");
+        assert_eq!(
+            (m.last_log_id.map(|l| l.index), d),
+            (Some(3), vec![1, 2, 3])
+        );
+        let (_log, persist) = LogStore::open(db.clone(), 0).expect("opens");
+        persist
+            .put_snapshot(9, stored(9), vec![9; 10])
+            .await
+            .expect("snapshot written");
+        let read = db.begin_read().expect("read");
+        let meta = read.open_table(META).expect("meta table");
+        assert!(meta.get(SNAPSHOT_DATA_KEY).expect("get").is_none());
+        assert!(meta.get(SNAPSHOT_META_KEY).expect("get").is_none());
+        drop((meta, read));
+        let (m, d) = read_snapshot(&db).expect("reads").expect("present");
+        assert_eq!((m.last_log_id.map(|l| l.index), d), (Some(9), vec![9; 10]));
     }
 }
