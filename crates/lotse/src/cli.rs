@@ -412,10 +412,7 @@ fn run_version(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::cli::flags::argv;
 
     #[test]
     fn version_has_consul_shape() {
@@ -442,15 +439,15 @@ mod tests {
     #[test]
     fn exit_codes_of_the_frame() {
         assert_eq!(run(&[]), 127);
-        assert_eq!(run(&s(&["-h"])), 0);
-        assert_eq!(run(&s(&["--help"])), 0);
-        assert_eq!(run(&s(&["help"])), 0);
-        assert_eq!(run(&s(&["no-such-command"])), 127);
-        assert_eq!(run(&s(&["kv"])), 1);
-        assert_eq!(run(&s(&["kv", "get", "-h"])), 0);
-        assert_eq!(run(&s(&["version"])), 0);
-        assert_eq!(run(&s(&["-v"])), 0);
-        assert_eq!(run(&s(&["version", "-format=bogus"])), 1);
+        assert_eq!(run(&argv(&["-h"])), 0);
+        assert_eq!(run(&argv(&["--help"])), 0);
+        assert_eq!(run(&argv(&["help"])), 0);
+        assert_eq!(run(&argv(&["no-such-command"])), 127);
+        assert_eq!(run(&argv(&["kv"])), 1);
+        assert_eq!(run(&argv(&["kv", "get", "-h"])), 0);
+        assert_eq!(run(&argv(&["version"])), 0);
+        assert_eq!(run(&argv(&["-v"])), 0);
+        assert_eq!(run(&argv(&["version", "-format=bogus"])), 1);
     }
 
     #[test]

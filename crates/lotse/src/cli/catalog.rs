@@ -4,9 +4,13 @@
 //! Each subcommand lives in its own file and splits into a pure `render` (the JSON the agent
 //! answered → the text consul prints, unit-tested with canned JSON) and a `run` that does the
 //! flag parsing and the request. The flags that take `key=value` pairs (`-node-meta` here, `-meta`
-//! and `-tagged-address` in `services register`) share [`key_values`].
+//! and `-tagged-address` in `services register`) share [`key_values`]; `nodes` and `services`
+//! share their start, [`node_meta_client`].
 
 use std::collections::BTreeMap;
+
+use super::flags::{self, HttpFlags};
+use super::http::{Client, Query};
 
 mod datacenters;
 mod nodes;
@@ -66,40 +70,50 @@ pub fn key_values(flag: &str, values: &[String]) -> Result<BTreeMap<String, Stri
 }
 
 /// `node-meta=key:value` query parameters, as the Go API client encodes a `NodeMeta` filter.
-pub fn node_meta_params(
-    mut q: super::http::Query,
-    meta: &BTreeMap<String, String>,
-) -> super::http::Query {
+fn node_meta_params(mut q: Query, meta: &BTreeMap<String, String>) -> Query {
     for (k, v) in meta {
         q = q.param("node-meta", format!("{k}:{v}"));
     }
     q
 }
 
+/// How `nodes` and `services` start, in consul's order: the `-node-meta` values checked (Go's
+/// flag parser refuses a bad one), no positional arguments, the client; the query begins with
+/// the node-meta filter. An error is printed and its exit code returned.
+fn node_meta_client(
+    http: &HttpFlags,
+    args: &[String],
+    node_meta: &[String],
+) -> Result<(Client, Query), i32> {
+    let meta = key_values("node-meta", node_meta).map_err(|e| {
+        eprintln!("{e}");
+        1
+    })?;
+    let client = flags::client_no_args(http, args)?;
+    Ok((client, node_meta_params(Query::default(), &meta)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::cli::flags::argv;
 
     #[test]
     fn key_values_split_at_first_equals_and_last_wins() {
-        let m = key_values("node-meta", &s(&["a=1", "b=x=y", "a=2", "c="])).unwrap();
+        let m = key_values("node-meta", &argv(&["a=1", "b=x=y", "a=2", "c="])).unwrap();
         assert_eq!(m["a"], "2");
         assert_eq!(m["b"], "x=y");
         assert_eq!(m["c"], "");
         assert_eq!(
-            key_values("meta", &s(&["nope"])).unwrap_err(),
+            key_values("meta", &argv(&["nope"])).unwrap_err(),
             "invalid value \"nope\" for flag -meta: Missing \"=\" value in argument: nope"
         );
     }
 
     #[test]
     fn node_meta_becomes_colon_pairs() {
-        let m = key_values("node-meta", &s(&["rack=r1", "os=linux"])).unwrap();
-        let q = node_meta_params(super::super::http::Query::default(), &m);
+        let m = key_values("node-meta", &argv(&["rack=r1", "os=linux"])).unwrap();
+        let q = node_meta_params(Query::default(), &m);
         assert_eq!(
             q.params,
             vec![

@@ -1,5 +1,11 @@
-//! Go-style flag parsing for the CLI commands, the HTTP flags every command shares, and small
-//! helpers that reproduce Go formatting (durations, indented JSON, usage text).
+//! Go-style flag parsing for the CLI commands, the HTTP flags every command shares, small
+//! helpers that reproduce Go formatting (durations, indented JSON, usage text), and the steps
+//! every command's `run` shares: refusing positional arguments ([`client_no_args`]), connecting
+//! ([`HttpFlags::client`]) and reporting a failure ([`fail`]). Commands with no flags of their
+//! own (`info`, `reload`, `catalog datacenters`) parse with [`http_only_client`].
+//!
+//! Those steps print consul's message on stderr themselves and hand back the exit code, so a
+//! `run` returns it as it is (`Err(code) => return code`).
 //!
 //! consul parses flags with Go's `flag` package: flags come first and parsing stops at the first
 //! non-flag argument (or `--`); `-flag`, `--flag`, `-flag=v` and `-flag v` are all accepted and
@@ -8,6 +14,7 @@
 //! remaining (positional) arguments land in the command's `args` field.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory};
@@ -89,12 +96,53 @@ impl HttpFlags {
         })
     }
 
-    /// A client for the agent, or consul's `Error connecting to Consul agent` message.
-    pub fn client(&self) -> Result<Client, String> {
+    /// A client for the agent; on error consul's `Error connecting to Consul agent` message is
+    /// printed and the exit code (1) returned.
+    pub fn client(&self) -> Result<Client, i32> {
         self.config()
             .map(Client::new)
-            .map_err(|e| format!("Error connecting to Lotse agent: {e}"))
+            .map_err(|e| fail("Error connecting to Lotse agent", e))
     }
+}
+
+/// The arguments of a command that has only the HTTP flags and takes no positional arguments.
+#[derive(clap::Parser, Debug)]
+pub struct HttpOnlyArgs {
+    #[command(flatten)]
+    pub http: HttpFlags,
+    #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+/// Parses the arguments of a command with only the HTTP flags ([`HttpOnlyArgs`]) and gives its
+/// client; errors as [`parse`] and [`client_no_args`] report them.
+pub fn http_only_client(args: &[String]) -> Result<Client, i32> {
+    let a: HttpOnlyArgs = parse(args)?;
+    client_no_args(&a.http, &a.args)
+}
+
+/// consul's check in commands that take no positional arguments: any is refused with
+/// `Too many arguments (expected 0, got N)` and exit code 1.
+pub fn no_args(args: &[String]) -> Result<(), i32> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        eprintln!("Too many arguments (expected 0, got {})", args.len());
+        Err(1)
+    }
+}
+
+/// The client of a command that takes no positional arguments: [`no_args`], then
+/// [`HttpFlags::client`], in consul's order.
+pub fn client_no_args(http: &HttpFlags, args: &[String]) -> Result<Client, i32> {
+    no_args(args)?;
+    http.client()
+}
+
+/// A command's failure as consul's commands report it: `context: err` on stderr, exit code 1.
+pub fn fail(context: &str, err: impl Display) -> i32 {
+    eprintln!("{context}: {err}");
+    1
 }
 
 /// Turns `host:port`, `http://host:port` (with or without a trailing slash) into a base URL.
@@ -395,6 +443,12 @@ fn go_json_escape(s: &str) -> String {
     out
 }
 
+/// Owned arguments from literals, for the commands' unit tests.
+#[cfg(test)]
+pub fn argv(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
 /// Reads consul's data argument: `@file`, `-` (stdin), or the literal value.
 pub fn load_data_source(data: &str) -> Result<Vec<u8>, String> {
     if let Some(path) = data.strip_prefix('@') {
@@ -432,13 +486,9 @@ mod tests {
         args: Vec<String>,
     }
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
     #[test]
     fn go_style_flags_then_positionals() {
-        let t: T = parse(&s(&[
+        let t: T = parse(&argv(&[
             "-recurse",
             "-flags",
             "42",
@@ -451,46 +501,44 @@ mod tests {
         assert!(t.shell);
         assert_eq!(t.flags, 42);
         assert_eq!(t.http.http_addr.as_deref(), Some("1.2.3.4:5"));
-        assert_eq!(t.args, s(&["foo", "-shell=false"]));
+        assert_eq!(t.args, argv(&["foo", "-shell=false"]));
     }
 
     #[test]
     fn bool_flags_take_optional_values() {
-        let t: T = parse(&s(&["-shell=false", "-recurse=true", "-stale", "x"])).unwrap();
+        let t: T = parse(&argv(&["-shell=false", "-recurse=true", "-stale", "x"])).unwrap();
         assert!(!t.shell);
         assert!(t.recurse);
         assert!(t.http.stale);
-        assert_eq!(t.args, s(&["x"]));
-        let t: T = parse(&s(&["-recurse=0"])).unwrap();
+        assert_eq!(t.args, argv(&["x"]));
+        let t: T = parse(&argv(&["-recurse=0"])).unwrap();
         assert!(!t.recurse);
         assert!(t.args.is_empty());
     }
 
     #[test]
     fn double_dash_ends_flags() {
-        let t: T = parse(&s(&["-recurse", "--", "-flags", "1"])).unwrap();
-        assert_eq!(t.args, s(&["-flags", "1"]));
+        let t: T = parse(&argv(&["-recurse", "--", "-flags", "1"])).unwrap();
+        assert_eq!(t.args, argv(&["-flags", "1"]));
         assert_eq!(t.flags, 0);
     }
 
     #[test]
     fn unknown_flag_and_bad_values_fail_with_1() {
-        assert_eq!(parse::<T>(&s(&["-nope", "x"])).unwrap_err(), 1);
-        assert_eq!(parse::<T>(&s(&["-flags", "abc"])).unwrap_err(), 1);
-        assert_eq!(parse::<T>(&s(&["-flags"])).unwrap_err(), 1);
-        assert_eq!(parse::<T>(&s(&["-recurse=maybe"])).unwrap_err(), 1);
+        assert_eq!(parse::<T>(&argv(&["-nope", "x"])).unwrap_err(), 1);
+        assert_eq!(parse::<T>(&argv(&["-flags", "abc"])).unwrap_err(), 1);
+        assert_eq!(parse::<T>(&argv(&["-flags"])).unwrap_err(), 1);
+        assert_eq!(parse::<T>(&argv(&["-recurse=maybe"])).unwrap_err(), 1);
     }
 
     #[test]
     fn addresses() {
-        assert_eq!(
-            normalize_addr("127.0.0.1:8500").unwrap(),
-            "http://127.0.0.1:8500"
-        );
-        assert_eq!(
-            normalize_addr("http://localhost:1/").unwrap(),
-            "http://localhost:1"
-        );
+        for (addr, base) in [
+            ("127.0.0.1:8500", "http://127.0.0.1:8500"),
+            ("http://localhost:1/", "http://localhost:1"),
+        ] {
+            assert_eq!(normalize_addr(addr).unwrap(), base);
+        }
         assert!(normalize_addr("https://x:1").is_err());
         assert!(normalize_addr("").is_err());
     }

@@ -1,20 +1,9 @@
 //! `lotse info`: the agent's `Stats` from `GET /v1/agent/self`, in consul's layout.
 
-use clap::Parser;
-
-use super::flags::{self, HttpFlags};
-
-#[derive(Parser, Debug)]
-#[command(name = "info")]
-struct InfoArgs {
-    #[command(flatten)]
-    http: HttpFlags,
-    #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
+use super::flags::{self, HttpOnlyArgs};
 
 pub fn help() -> String {
-    flags::usage::<InfoArgs>(
+    flags::usage::<HttpOnlyArgs>(
         "Usage: lotse info [options]\n\n  Provides debugging information for operators",
     )
 }
@@ -44,27 +33,13 @@ pub fn format_stats(stats: &serde_json::Map<String, serde_json::Value>) -> Resul
 }
 
 pub fn run(args: &[String]) -> i32 {
-    let a: InfoArgs = match flags::parse(args) {
-        Ok(a) => a,
-        Err(c) => return c,
-    };
-    if !a.args.is_empty() {
-        eprintln!("Too many arguments (expected 0, got {})", a.args.len());
-        return 1;
-    }
-    let client = match a.http.client() {
+    let client = match flags::http_only_client(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+        Err(c) => return c,
     };
     let me = match client.agent_self() {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("Error querying agent: {e}");
-            return 1;
-        }
+        Err(e) => return flags::fail("Error querying agent", e),
     };
     let Some(stats) = me.get("Stats").and_then(|s| s.as_object()) else {
         eprintln!("Agent response did not contain 'Stats' key: {me}");

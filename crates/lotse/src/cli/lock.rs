@@ -567,16 +567,12 @@ pub fn run(args: &[String]) -> i32 {
     }
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+        Err(c) => return c,
     };
     // consul checks the agent answers before anything else.
     if let Err(e) = client.agent_self() {
         if matches!(e, super::http::ApiError::Transport(_)) {
-            eprintln!("Error querying Lotse agent: {e}");
-            return 1;
+            return flags::fail("Error querying Lotse agent", e);
         }
     }
     let mode = if a.limit == 1 {
@@ -612,10 +608,7 @@ pub fn run(args: &[String]) -> i32 {
         "LockDelay": "15s",
     })) {
         Ok(id) => id,
-        Err(e) => {
-            eprintln!("Lock acquisition failed: failed to create session: {e}");
-            return 1;
-        }
+        Err(e) => return flags::fail("Lock acquisition failed: failed to create session", e),
     };
     let (renew_stop, renew_rx) = mpsc::channel::<()>();
     let renewer = spawn_renewer(client.clone(), session.clone(), renew_rx);
@@ -650,8 +643,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Err(e) => {
             holder.end();
-            eprintln!("Lock acquisition failed: {e}");
-            return 1;
+            return flags::fail("Lock acquisition failed", e);
         }
     }
 
@@ -728,16 +720,12 @@ pub fn run(args: &[String]) -> i32 {
     let released = mode.release(&client, &session);
     holder.end();
     if let Err(e) = released {
-        eprintln!("Lock release failed: {e}");
-        return 1;
+        return flags::fail("Lock release failed", e);
     }
     match mode.destroy(&client) {
         Ok(true) => verbose(a.verbose, "Cleanup succeeded"),
         Ok(false) => verbose(a.verbose, "Cleanup aborted, lock in use"),
-        Err(e) => {
-            eprintln!("Lock cleanup failed: {e}");
-            return 1;
-        }
+        Err(e) => return flags::fail("Lock cleanup failed", e),
     }
     if a.child_exit_code {
         child_code

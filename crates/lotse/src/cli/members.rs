@@ -198,23 +198,16 @@ pub fn run(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    if !a.args.is_empty() {
-        eprintln!("Too many arguments (expected 0, got {})", a.args.len());
-        return 1;
+    if let Err(c) = flags::no_args(&a.args) {
+        return c;
     }
     let status_re = match Regex::new(&a.status) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("Failed to compile status regexp: {e}");
-            return 1;
-        }
+        Err(e) => return flags::fail("Failed to compile status regexp", e),
     };
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+        Err(c) => return c,
     };
     let mut q = Query::default();
     if !a.segment.is_empty() {
@@ -231,10 +224,7 @@ pub fn run(args: &[String]) -> i32 {
         .and_then(|r| r.json::<Option<Vec<Member>>>())
     {
         Ok(m) => m.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("Error retrieving members: {e}");
-            return 1;
-        }
+        Err(e) => return flags::fail("Error retrieving members", e),
     };
     match render(members, &status_re, &a.segment, a.detailed) {
         Some(table) => {

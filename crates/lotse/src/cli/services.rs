@@ -11,11 +11,18 @@
 //! A definition file is an agent configuration file: consul loads it with its config loader and
 //! keeps only the services, so the keys are the config file's (`name`, `enable_tag_override`,
 //! `check { ttl = "10s" }`) and other agent settings in the same file are ignored.
+//!
+//! Both commands start the same way, [`services_and_client`], and differ only in the request
+//! they send for each service.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
+
+use super::flags::{self, HttpFlags};
+use super::http::Client;
+use definition::services_from_files;
 
 mod definition;
 mod deregister;
@@ -93,6 +100,40 @@ pub struct ServiceAddress {
 pub struct Weights {
     pub passing: i64,
     pub warning: i64,
+}
+
+/// How `register` and `deregister` start, in consul's order: files (`paths`) or the flag that
+/// names a service, exactly one of them (else consul's `Service <action> requires ...` texts,
+/// `none_given` naming what was missing); then the services of the files, their loader's
+/// warnings printed, or `by_flags`, the one the flags describe; then the client. An error is
+/// printed and its exit code returned.
+fn services_and_client(
+    action: &str,
+    none_given: &str,
+    http: &HttpFlags,
+    paths: &[String],
+    by_flags: Option<Registration>,
+) -> Result<(Vec<Registration>, Client), i32> {
+    let services = match (paths.is_empty(), by_flags) {
+        (true, None) => {
+            eprintln!("Service {action} requires at least one argument or {none_given}.");
+            return Err(1);
+        }
+        (false, Some(_)) => {
+            // consul's text names -id also where the flag is -name.
+            eprintln!("Service {action} requires arguments or -id, not both.");
+            return Err(1);
+        }
+        (true, Some(svc)) => vec![svc],
+        (false, None) => {
+            let loaded = services_from_files(paths).map_err(|e| flags::fail("Error", e))?;
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            loaded.services
+        }
+    };
+    Ok((services, http.client()?))
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -1,22 +1,11 @@
 //! `lotse catalog datacenters`: `GET /v1/catalog/datacenters`, one name a line in the order the
 //! agent answers (nearest first).
 
-use clap::Parser;
-
-use super::super::flags::{self, HttpFlags};
+use super::super::flags::{self, HttpOnlyArgs};
 use super::super::http::Query;
 
-#[derive(Parser, Debug)]
-#[command(name = "catalog datacenters")]
-struct DatacentersArgs {
-    #[command(flatten)]
-    http: HttpFlags,
-    #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
-
 pub fn help_datacenters() -> String {
-    flags::usage::<DatacentersArgs>(
+    flags::usage::<HttpOnlyArgs>(
         "Usage: lotse catalog datacenters [options]
 
   Retrieves the list of all known datacenters. This datacenters are sorted in
@@ -38,20 +27,9 @@ fn render(dcs: &[String]) -> String {
 }
 
 pub fn run_datacenters(args: &[String]) -> i32 {
-    let a: DatacentersArgs = match flags::parse(args) {
-        Ok(a) => a,
-        Err(c) => return c,
-    };
-    if !a.args.is_empty() {
-        eprintln!("Too many arguments (expected 0, got {})", a.args.len());
-        return 1;
-    }
-    let client = match a.http.client() {
+    let client = match flags::http_only_client(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+        Err(c) => return c,
     };
     match client
         .request_ok("GET", "/v1/catalog/datacenters", &Query::default(), None)
@@ -61,16 +39,14 @@ pub fn run_datacenters(args: &[String]) -> i32 {
             print!("{}", render(&dcs.unwrap_or_default()));
             0
         }
-        Err(e) => {
-            eprintln!("Error listing datacenters: {e}");
-            1
-        }
+        Err(e) => flags::fail("Error listing datacenters", e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::flags::argv;
 
     #[test]
     fn one_per_line_in_answer_order() {
@@ -81,11 +57,11 @@ mod tests {
 
     #[test]
     fn extra_arguments_are_rejected() {
-        assert_eq!(run_datacenters(&["x".to_string()]), 1);
+        assert_eq!(run_datacenters(&argv(&["x"])), 1);
     }
 
     #[test]
     fn agent_down_is_exit_1() {
-        assert_eq!(run_datacenters(&["-http-addr=127.0.0.1:1".to_string()]), 1);
+        assert_eq!(run_datacenters(&argv(&["-http-addr=127.0.0.1:1"])), 1);
     }
 }

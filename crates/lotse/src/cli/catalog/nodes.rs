@@ -7,9 +7,9 @@ use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
 use super::super::flags::{self, parse_bool, HttpFlags};
-use super::super::http::{encode_path, Query};
+use super::super::http::encode_path;
 use super::super::tabwriter::columnize;
-use super::{key_values, node_meta_params};
+use super::node_meta_client;
 
 #[derive(Parser, Debug)]
 #[command(name = "catalog nodes")]
@@ -173,36 +173,18 @@ pub fn run_nodes(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let node_meta = match key_values("node-meta", &a.node_meta) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    if !a.args.is_empty() {
-        eprintln!("Too many arguments (expected 0, got {})", a.args.len());
-        return 1;
-    }
-    let client = match a.http.client() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+    let (client, mut q) = match node_meta_client(&a.http, &a.args, &a.node_meta) {
+        Ok(v) => v,
+        Err(c) => return c,
     };
     let filter = if a.filter.is_empty() {
         String::new()
     } else {
         match flags::load_data_source(&a.filter) {
             Ok(data) => String::from_utf8_lossy(&data).into_owned(),
-            Err(e) => {
-                eprintln!("Could not process filter argument: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Could not process filter argument", e),
         }
     };
-    let mut q = node_meta_params(Query::default(), &node_meta);
     if !a.near.is_empty() {
         q = q.param("near", &a.near);
     }
@@ -216,10 +198,7 @@ pub fn run_nodes(args: &[String]) -> i32 {
             .and_then(|r| r.json::<Option<Vec<Node>>>())
         {
             Ok(n) => n.unwrap_or_default(),
-            Err(e) => {
-                eprintln!("Error listing nodes: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Error listing nodes", e),
         }
     } else {
         let path = format!("/v1/catalog/service/{}", encode_path(&a.service));
@@ -228,10 +207,7 @@ pub fn run_nodes(args: &[String]) -> i32 {
             .and_then(|r| r.json::<Option<Vec<ServiceNode>>>())
         {
             Ok(s) => s.unwrap_or_default().into_iter().map(Node::from).collect(),
-            Err(e) => {
-                eprintln!("Error listing nodes for service: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Error listing nodes for service", e),
         }
     };
 
@@ -246,6 +222,7 @@ pub fn run_nodes(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::flags::argv;
 
     const NODES: &str = r#"[
       {"ID":"40e4a748-2192-161a-0510-9bf59fe950b5","Node":"alpha","Address":"10.0.0.1",
@@ -324,14 +301,13 @@ mod tests {
 
     #[test]
     fn flag_errors_exit_1() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(run_nodes(&s(&["-node-meta", "nope"])), 1);
-        assert_eq!(run_nodes(&s(&["extra"])), 1);
-        assert_eq!(run_nodes(&s(&["-bogus"])), 1);
+        assert_eq!(run_nodes(&argv(&["-node-meta", "nope"])), 1);
+        assert_eq!(run_nodes(&argv(&["extra"])), 1);
+        assert_eq!(run_nodes(&argv(&["-bogus"])), 1);
         assert_eq!(
-            run_nodes(&s(&["-http-addr=127.0.0.1:1", "-filter=@/no/such/file"])),
+            run_nodes(&argv(&["-http-addr=127.0.0.1:1", "-filter=@/no/such/file"])),
             1
         );
-        assert_eq!(run_nodes(&s(&["-http-addr=127.0.0.1:1"])), 1);
+        assert_eq!(run_nodes(&argv(&["-http-addr=127.0.0.1:1"])), 1);
     }
 }

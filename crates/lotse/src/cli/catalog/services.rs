@@ -7,9 +7,9 @@ use clap::{ArgAction, Parser};
 use serde::Deserialize;
 
 use super::super::flags::{self, parse_bool, HttpFlags};
-use super::super::http::{encode_path, Query};
+use super::super::http::encode_path;
 use super::super::tabwriter::tabwrite;
-use super::{key_values, node_meta_params};
+use super::node_meta_client;
 
 #[derive(Parser, Debug)]
 #[command(name = "catalog services")]
@@ -130,25 +130,10 @@ pub fn run_services(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    let node_meta = match key_values("node-meta", &a.node_meta) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+    let (client, mut q) = match node_meta_client(&a.http, &a.args, &a.node_meta) {
+        Ok(v) => v,
+        Err(c) => return c,
     };
-    if !a.args.is_empty() {
-        eprintln!("Too many arguments (expected 0, got {})", a.args.len());
-        return 1;
-    }
-    let client = match a.http.client() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let mut q = node_meta_params(Query::default(), &node_meta);
     if !a.filter.is_empty() {
         q = q.param("filter", &a.filter);
     }
@@ -163,10 +148,7 @@ pub fn run_services(args: &[String]) -> i32 {
                 .into_iter()
                 .map(|(k, v)| (k, v.unwrap_or_default()))
                 .collect(),
-            Err(e) => {
-                eprintln!("Error listing services: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Error listing services", e),
         }
     } else {
         let path = format!("/v1/catalog/node/{}", encode_path(&a.node));
@@ -175,10 +157,7 @@ pub fn run_services(args: &[String]) -> i32 {
             .and_then(|r| r.json::<Option<CatalogNode>>())
         {
             Ok(n) => services_of_node(n),
-            Err(e) => {
-                eprintln!("Error listing services for node: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Error listing services for node", e),
         }
     };
 
@@ -197,6 +176,7 @@ pub fn run_services(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::flags::argv;
 
     fn catalog() -> BTreeMap<String, Vec<String>> {
         serde_json::from_str(
@@ -258,10 +238,9 @@ mod tests {
 
     #[test]
     fn flag_errors_exit_1() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(run_services(&s(&["-node-meta=x"])), 1);
-        assert_eq!(run_services(&s(&["foo"])), 1);
-        assert_eq!(run_services(&s(&["-tags=maybe"])), 1);
-        assert_eq!(run_services(&s(&["-http-addr=127.0.0.1:1", "-tags"])), 1);
+        assert_eq!(run_services(&argv(&["-node-meta=x"])), 1);
+        assert_eq!(run_services(&argv(&["foo"])), 1);
+        assert_eq!(run_services(&argv(&["-tags=maybe"])), 1);
+        assert_eq!(run_services(&argv(&["-http-addr=127.0.0.1:1", "-tags"])), 1);
     }
 }

@@ -73,10 +73,7 @@ pub fn run_delete(args: &[String]) -> i32 {
     }
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
     if a.recurse {
         return match client.kv_delete(key, Query::write().flag("recurse")) {
@@ -84,10 +81,7 @@ pub fn run_delete(args: &[String]) -> i32 {
                 info(&format!("Success! Deleted keys with prefix: {key}"));
                 0
             }
-            Err(e) => {
-                error(&format!("Error! Did not delete prefix {key}: {e}"));
-                1
-            }
+            Err(e) => flags::fail(&format!("Error! Did not delete prefix {key}"), e),
         };
     }
     if a.cas {
@@ -100,10 +94,7 @@ pub fn run_delete(args: &[String]) -> i32 {
                 error(&format!("Error! Did not delete key {key}: CAS failed"));
                 1
             }
-            Err(e) => {
-                error(&format!("Error! Did not delete key {key}: {e}"));
-                1
-            }
+            Err(e) => flags::fail(&format!("Error! Did not delete key {key}"), e),
         };
     }
     match client.kv_delete(key, Query::write()) {
@@ -111,9 +102,6 @@ pub fn run_delete(args: &[String]) -> i32 {
             info(&format!("Success! Deleted key: {key}"));
             0
         }
-        Err(e) => {
-            error(&format!("Error deleting key {key}: {e}"));
-            1
-        }
+        Err(e) => flags::fail(&format!("Error deleting key {key}"), e),
     }
 }

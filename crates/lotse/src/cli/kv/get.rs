@@ -110,19 +110,13 @@ pub fn run_get(args: &[String]) -> i32 {
     }
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
 
     if a.keys && a.recurse {
         let pairs = match client.kv_list(key) {
             Ok(p) => p,
-            Err(e) => {
-                error(&format!("Error querying Lotse agent: {e}"));
-                return 1;
-            }
+            Err(e) => return flags::fail("Error querying Lotse agent", e),
         };
         for (i, pair) in pairs.iter().enumerate() {
             if a.detailed {
@@ -144,19 +138,13 @@ pub fn run_get(args: &[String]) -> i32 {
                 }
                 0
             }
-            Err(e) => {
-                error(&format!("Error querying Lotse agent: {e}"));
-                1
-            }
+            Err(e) => flags::fail("Error querying Lotse agent", e),
         };
     }
     if a.recurse {
         let pairs = match client.kv_list(key) {
             Ok(p) => p,
-            Err(e) => {
-                error(&format!("Error querying Lotse agent: {e}"));
-                return 1;
-            }
+            Err(e) => return flags::fail("Error querying Lotse agent", e),
         };
         for (i, pair) in pairs.iter().enumerate() {
             if a.detailed {
@@ -180,10 +168,7 @@ pub fn run_get(args: &[String]) -> i32 {
 
     let pair = match client.kv_get(key, Query::read()) {
         Ok((p, _)) => p,
-        Err(e) => {
-            error(&format!("Error querying Lotse agent: {e}"));
-            return 1;
-        }
+        Err(e) => return flags::fail("Error querying Lotse agent", e),
     };
     let Some(pair) = pair else {
         error(&format!("Error! No key exists at: {key}"));

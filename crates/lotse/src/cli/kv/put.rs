@@ -114,10 +114,7 @@ pub fn run_put(args: &[String]) -> i32 {
             .collect();
         match B64.decode(&text) {
             Ok(d) => d,
-            Err(e) => {
-                error(&format!("Error! Cannot base 64 decode data: {e}"));
-                return 1;
-            }
+            Err(e) => return flags::fail("Error! Cannot base 64 decode data", e),
         }
     } else {
         data
@@ -128,10 +125,7 @@ pub fn run_put(args: &[String]) -> i32 {
     }
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
     let mut q = Query::write();
     if a.flags != 0 {
@@ -140,10 +134,7 @@ pub fn run_put(args: &[String]) -> i32 {
 
     if a.cas {
         match client.kv_put(&key, &data, q.param("cas", a.modify_index)) {
-            Err(e) => {
-                error(&format!("Error! Did not write to {key}: {e}"));
-                1
-            }
+            Err(e) => flags::fail(&format!("Error! Did not write to {key}"), e),
             Ok(false) if a.modify_index == 0 => {
                 error(&format!(
                     "Error! Did not write to {key}: CAS performed with index=0 and key already exists."
@@ -167,10 +158,7 @@ pub fn run_put(args: &[String]) -> i32 {
         report_lock(res, "release", &format!("Success! Lock released on: {key}"))
     } else {
         match client.kv_put(&key, &data, q) {
-            Err(e) => {
-                error(&format!("Error! Failed writing data: {e}"));
-                1
-            }
+            Err(e) => flags::fail("Error! Failed writing data", e),
             Ok(_) => {
                 info(&format!("Success! Data written to: {key}"));
                 0
@@ -182,10 +170,7 @@ pub fn run_put(args: &[String]) -> i32 {
 /// Prints the outcome of `kv put -acquire|-release` as consul does; returns the exit code.
 fn report_lock<E: std::fmt::Display>(res: Result<bool, E>, verb: &str, success: &str) -> i32 {
     match res {
-        Err(e) => {
-            error(&format!("Error! Failed writing data: {e}"));
-            1
-        }
+        Err(e) => flags::fail("Error! Failed writing data", e),
         Ok(false) => {
             error(&format!("Error! Did not {verb} lock"));
             1

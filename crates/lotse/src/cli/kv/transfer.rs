@@ -54,20 +54,14 @@ pub fn run_export(args: &[String]) -> i32 {
     };
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
     match client.kv_list(key) {
         Ok(pairs) => {
             info(&export_json(&pairs));
             0
         }
-        Err(e) => {
-            error(&format!("Error querying Lotse agent: {e}"));
-            1
-        }
+        Err(e) => flags::fail("Error querying Lotse agent", e),
     }
 }
 
@@ -190,28 +184,19 @@ pub fn run_import(args: &[String]) -> i32 {
     };
     let client = match a.http.client() {
         Ok(c) => c,
-        Err(e) => {
-            error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
     let entries: Vec<ImportEntry> = match serde_json::from_slice::<Option<Vec<ImportEntry>>>(&data)
     {
         Ok(e) => e.unwrap_or_default(),
-        Err(e) => {
-            error(&format!("Cannot unmarshal data: {e}"));
-            return 1;
-        }
+        Err(e) => return flags::fail("Cannot unmarshal data", e),
     };
     for entry in entries {
         let value = match B64.decode(entry.value.as_bytes()) {
             Ok(v) => v,
             Err(e) => {
-                error(&format!(
-                    "Error base 64 decoding value for key {}: {e}",
-                    entry.key
-                ));
-                return 1;
+                let context = format!("Error base 64 decoding value for key {}", entry.key);
+                return flags::fail(&context, e);
             }
         };
         let key = import_key(&a.prefix, &entry.key);
@@ -220,8 +205,7 @@ pub fn run_import(args: &[String]) -> i32 {
             q = q.param("flags", entry.flags);
         }
         if let Err(e) = client.kv_put(&key, &value, q) {
-            error(&format!("Error! Failed writing data for key {key}: {e}"));
-            return 1;
+            return flags::fail(&format!("Error! Failed writing data for key {key}"), e);
         }
         info(&format!("Imported: {key}"));
     }

@@ -5,8 +5,7 @@ use clap::Parser;
 
 use super::super::flags::{self, HttpFlags};
 use super::super::http::{encode_path, Query};
-use super::definition::services_from_files;
-use super::{go_quote, Registration};
+use super::{go_quote, services_and_client, Registration};
 
 #[derive(Parser, Debug)]
 #[command(name = "services deregister")]
@@ -56,46 +55,22 @@ pub fn run_deregister(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(c) => return c,
     };
-    if a.args.is_empty() && a.id.is_empty() {
-        eprintln!("Service deregistration requires at least one argument or -id.");
-        return 1;
-    } else if !a.args.is_empty() && !a.id.is_empty() {
-        eprintln!("Service deregistration requires arguments or -id, not both.");
-        return 1;
-    }
-    let mut services = vec![Registration {
+    let by_flags = (!a.id.is_empty()).then(|| Registration {
         id: a.id.clone(),
         ..Default::default()
-    }];
-    if !a.args.is_empty() {
-        match services_from_files(&a.args) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    eprintln!("{w}");
-                }
-                services = loaded.services;
-            }
-            Err(e) => {
-                eprintln!("Error: {e}");
-                return 1;
-            }
-        }
-    }
-
-    let client = match a.http.client() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
+    });
+    let (services, client) =
+        match services_and_client("deregistration", "-id", &a.http, &a.args, by_flags) {
+            Ok(v) => v,
+            Err(c) => return c,
+        };
     for svc in &services {
         let Some(id) = target_id(svc) else { continue };
         let path = format!("/v1/agent/service/deregister/{}", encode_path(id));
         if let Err(e) = client.request_ok("PUT", &path, &Query::write(), None) {
             // consul names the service by its (possibly empty) name here, not the ID.
-            eprintln!("Error deregistering service {}: {e}", go_quote(&svc.name));
-            return 1;
+            let context = format!("Error deregistering service {}", go_quote(&svc.name));
+            return flags::fail(&context, e);
         }
         println!("Deregistered service: {id}");
     }
@@ -105,10 +80,7 @@ pub fn run_deregister(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::cli::flags::argv;
 
     #[test]
     fn id_falls_back_to_name() {
@@ -123,9 +95,9 @@ mod tests {
     #[test]
     fn validation_errors_exit_1() {
         let addr = "-http-addr=127.0.0.1:1";
-        assert_eq!(run_deregister(&s(&[addr])), 1);
-        assert_eq!(run_deregister(&s(&[addr, "-id", "web", "web.json"])), 1);
-        assert_eq!(run_deregister(&s(&[addr, "/no/such/file.hcl"])), 1);
-        assert_eq!(run_deregister(&s(&[addr, "-id=web"])), 1);
+        assert_eq!(run_deregister(&argv(&[addr])), 1);
+        assert_eq!(run_deregister(&argv(&[addr, "-id", "web", "web.json"])), 1);
+        assert_eq!(run_deregister(&argv(&[addr, "/no/such/file.hcl"])), 1);
+        assert_eq!(run_deregister(&argv(&[addr, "-id=web"])), 1);
     }
 }

@@ -8,8 +8,7 @@ use clap::{ArgAction, Parser};
 use super::super::catalog::key_values;
 use super::super::flags::{self, HttpFlags};
 use super::super::http::Query;
-use super::definition::services_from_files;
-use super::{go_quote, Registration, ServiceAddress};
+use super::{go_quote, services_and_client, Registration, ServiceAddress};
 
 #[derive(Parser, Debug)]
 #[command(name = "services register")]
@@ -189,44 +188,15 @@ pub fn run_register(args: &[String]) -> i32 {
             Ok(addr) => {
                 tagged_addrs.insert(k, addr);
             }
-            Err(e) => {
-                eprintln!("Invalid Tagged Address: {e}");
-                return 1;
-            }
+            Err(e) => return flags::fail("Invalid Tagged Address", e),
         }
     }
-    let mut services = vec![from_flags(&a, meta, tagged_addrs)];
-
-    if a.args.is_empty() && a.name.is_empty() {
-        eprintln!("Service registration requires at least one argument or flags.");
-        return 1;
-    } else if !a.args.is_empty() && !a.name.is_empty() {
-        // consul's text names -id although the check is on -name.
-        eprintln!("Service registration requires arguments or -id, not both.");
-        return 1;
-    }
-    if !a.args.is_empty() {
-        match services_from_files(&a.args) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    eprintln!("{w}");
-                }
-                services = loaded.services;
-            }
-            Err(e) => {
-                eprintln!("Error: {e}");
-                return 1;
-            }
-        }
-    }
-
-    let client = match a.http.client() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
+    let by_flags = (!a.name.is_empty()).then(|| from_flags(&a, meta, tagged_addrs));
+    let (services, client) =
+        match services_and_client("registration", "flags", &a.http, &a.args, by_flags) {
+            Ok(v) => v,
+            Err(c) => return c,
+        };
     for svc in &services {
         let body = serde_json::to_vec(svc).expect("a registration serializes");
         if let Err(e) = client.request_ok(
@@ -235,8 +205,8 @@ pub fn run_register(args: &[String]) -> i32 {
             &Query::write(),
             Some(&body),
         ) {
-            eprintln!("Error registering service {}: {e}", go_quote(&svc.name));
-            return 1;
+            let context = format!("Error registering service {}", go_quote(&svc.name));
+            return flags::fail(&context, e);
         }
         println!("Registered service: {}", svc.name);
     }
@@ -246,57 +216,36 @@ pub fn run_register(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::cli::flags::argv;
 
     #[test]
     fn service_addresses_like_go() {
-        assert_eq!(
-            parse_service_addr("127.0.0.1:1234").unwrap(),
-            ServiceAddress {
-                address: "127.0.0.1".into(),
-                port: 1234
-            }
-        );
-        assert_eq!(
-            parse_service_addr("[2001:db8::12]:1234").unwrap(),
-            ServiceAddress {
-                address: "2001:db8::12".into(),
-                port: 1234
-            }
-        );
-        assert_eq!(parse_service_addr("host:0").unwrap().port, 0);
-        assert_eq!(
-            parse_service_addr("127.0.0.1").unwrap_err(),
-            "address 127.0.0.1: missing port in address"
-        );
-        assert_eq!(
-            parse_service_addr("::1:80").unwrap_err(),
-            "address ::1:80: too many colons in address"
-        );
-        assert_eq!(
-            parse_service_addr("[::1]80").unwrap_err(),
-            "address [::1]80: missing port in address"
-        );
-        assert_eq!(
-            parse_service_addr("[::1:80").unwrap_err(),
-            "address [::1:80: missing ']' in address"
-        );
-        assert_eq!(
-            parse_service_addr("a:b").unwrap_err(),
-            "strconv.Atoi: parsing \"b\": invalid syntax"
-        );
-        assert_eq!(
-            parse_service_addr("a:").unwrap_err(),
-            "strconv.Atoi: parsing \"\": invalid syntax"
-        );
+        for (good, host, port) in [
+            ("127.0.0.1:1234", "127.0.0.1", 1234),
+            ("[2001:db8::12]:1234", "2001:db8::12", 1234),
+            ("host:0", "host", 0),
+        ] {
+            let want = ServiceAddress {
+                address: host.into(),
+                port,
+            };
+            assert_eq!(parse_service_addr(good).unwrap(), want, "{good}");
+        }
+        for (bad, error) in [
+            ("127.0.0.1", "address 127.0.0.1: missing port in address"),
+            ("::1:80", "address ::1:80: too many colons in address"),
+            ("[::1]80", "address [::1]80: missing port in address"),
+            ("[::1:80", "address [::1:80: missing ']' in address"),
+            ("a:b", "strconv.Atoi: parsing \"b\": invalid syntax"),
+            ("a:", "strconv.Atoi: parsing \"\": invalid syntax"),
+        ] {
+            assert_eq!(parse_service_addr(bad).unwrap_err(), error, "{bad}");
+        }
     }
 
     #[test]
     fn flags_make_a_minimal_body() {
-        let a: RegisterArgs = flags::parse(&s(&[
+        let a: RegisterArgs = flags::parse(&argv(&[
             "-name=web",
             "-port",
             "8080",
@@ -319,18 +268,16 @@ mod tests {
         // An unreachable agent: had a request been made the error would differ, but the exit
         // code must come from validation alone.
         let addr = "-http-addr=127.0.0.1:1";
-        assert_eq!(run_register(&s(&[addr])), 1);
-        assert_eq!(run_register(&s(&[addr, "-name", "web", "web.json"])), 1);
-        assert_eq!(
-            run_register(&s(&[addr, "-name=web", "-meta", "novalue"])),
-            1
-        );
-        assert_eq!(
-            run_register(&s(&[addr, "-name=web", "-tagged-address", "lan=1.2.3.4"])),
-            1
-        );
-        assert_eq!(run_register(&s(&[addr, "-name=web", "-port=abc"])), 1);
-        assert_eq!(run_register(&s(&[addr, "/no/such/file.json"])), 1);
-        assert_eq!(run_register(&s(&[addr, "-name=web"])), 1);
+        for args in [
+            &[addr][..],
+            &[addr, "-name", "web", "web.json"],
+            &[addr, "-name=web", "-meta", "novalue"],
+            &[addr, "-name=web", "-tagged-address", "lan=1.2.3.4"],
+            &[addr, "-name=web", "-port=abc"],
+            &[addr, "/no/such/file.json"],
+            &[addr, "-name=web"],
+        ] {
+            assert_eq!(run_register(&argv(args)), 1, "{args:?}");
+        }
     }
 }

@@ -17,7 +17,7 @@ pub struct Decoder {
     unused: Vec<String>,
 }
 
-/// How a check field is decoded.
+/// How a field of a block decoded by table ([`Decoder::block`]) is decoded.
 #[derive(Clone, Copy)]
 enum Kind {
     Str,
@@ -25,13 +25,18 @@ enum Kind {
     Bool,
     Strings,
     Header,
+    /// A nested service definition (`connect.sidecar_service`).
+    Service,
     /// Read (and type-checked) but not sent: the API check has no such field.
     Dropped,
 }
 
+/// A block's fields for [`Decoder::block`]: config key (normalized), API field, kind.
+type Fields = [(&'static str, &'static str, Kind)];
+
 /// A check's config keys (normalized), with the API field each fills. consul's `args` is also
 /// spelled `scriptargs`; `id` becomes the service check's `CheckID`.
-const CHECK_FIELDS: &[(&str, &str, Kind)] = &[
+const CHECK_FIELDS: &Fields = &[
     ("id", "CheckID", Kind::Str),
     ("name", "Name", Kind::Str),
     ("notes", "Notes", Kind::Str),
@@ -76,6 +81,15 @@ const CHECK_FIELDS: &[(&str, &str, Kind)] = &[
     ),
     ("osservice", "OSService", Kind::Str),
 ];
+
+/// `connect`: whether the service is native, or the whole definition of its sidecar.
+const CONNECT_FIELDS: &Fields = &[
+    ("native", "Native", Kind::Bool),
+    ("sidecarservice", "SidecarService", Kind::Service),
+];
+
+/// `locality`: where the service runs.
+const LOCALITY_FIELDS: &Fields = &[("region", "Region", Kind::Str), ("zone", "Zone", Kind::Str)];
 
 impl Decoder {
     /// consul's error texts: mapstructure's decode errors first (they stop the load before
@@ -266,8 +280,12 @@ impl Decoder {
                         .object(&p, "config.ServiceProxy", value)
                         .map(|m| api_value(&Value::Object(m.clone())));
                 }
-                "connect" => r.connect = self.connect(&p, value),
-                "locality" => r.locality = self.locality(&p, value),
+                "connect" => {
+                    r.connect = self.block(&p, "config.ServiceConnect", CONNECT_FIELDS, value);
+                }
+                "locality" => {
+                    r.locality = self.block(&p, "config.Locality", LOCALITY_FIELDS, value);
+                }
                 _ => self.unused.push(p),
             }
         }
@@ -300,14 +318,20 @@ impl Decoder {
         out
     }
 
-    /// A check in the API's `AgentServiceCheck` form, zero fields left out (`omitempty`).
+    /// A check in the API's `AgentServiceCheck` form.
     fn check(&mut self, path: &str, v: &Value) -> Option<Value> {
-        let m = self.object(path, "config.CheckDefinition", v)?;
+        self.block(path, "config.CheckDefinition", CHECK_FIELDS, v)
+    }
+
+    /// A block whose keys `fields` maps to API fields, in the API's JSON form with zero fields
+    /// left out (the API structs are `omitempty`); `expected` is its Go type, for errors.
+    fn block(&mut self, path: &str, expected: &str, fields: &Fields, v: &Value) -> Option<Value> {
+        let m = self.object(path, expected, v)?;
         let mut out = Map::new();
         for (key, value) in m {
             let p = format!("{path}.{key}");
             let n = norm(key);
-            let Some(&(_, field, kind)) = CHECK_FIELDS.iter().find(|(k, _, _)| *k == n) else {
+            let Some(&(_, field, kind)) = fields.iter().find(|(k, _, _)| *k == n) else {
                 self.unused.push(p);
                 continue;
             };
@@ -326,6 +350,10 @@ impl Decoder {
                     }
                     Value::Object(h)
                 }
+                Kind::Service => match self.service(&p, value) {
+                    Some(s) => serde_json::to_value(s).expect("a registration serializes"),
+                    None => Value::Null,
+                },
                 Kind::Dropped => {
                     self.string(&p, value);
                     continue;
@@ -333,50 +361,6 @@ impl Decoder {
             };
             if !is_zero(&api) {
                 out.insert(field.to_string(), api);
-            }
-        }
-        Some(Value::Object(out))
-    }
-
-    fn connect(&mut self, path: &str, v: &Value) -> Option<Value> {
-        let m = self.object(path, "config.ServiceConnect", v)?;
-        let mut out = Map::new();
-        for (key, value) in m {
-            let p = format!("{path}.{key}");
-            match norm(key).as_str() {
-                "native" => {
-                    if self.bool(&p, value) {
-                        out.insert("Native".into(), Value::Bool(true));
-                    }
-                }
-                "sidecarservice" => {
-                    if let Some(s) = self.service(&p, value) {
-                        let s = serde_json::to_value(s).expect("a registration serializes");
-                        out.insert("SidecarService".into(), s);
-                    }
-                }
-                _ => self.unused.push(p),
-            }
-        }
-        Some(Value::Object(out))
-    }
-
-    fn locality(&mut self, path: &str, v: &Value) -> Option<Value> {
-        let m = self.object(path, "config.Locality", v)?;
-        let mut out = Map::new();
-        for (key, value) in m {
-            let p = format!("{path}.{key}");
-            let field = match norm(key).as_str() {
-                "region" => "Region",
-                "zone" => "Zone",
-                _ => {
-                    self.unused.push(p);
-                    continue;
-                }
-            };
-            let s = self.string(&p, value);
-            if !s.is_empty() {
-                out.insert(field.into(), Value::from(s));
             }
         }
         Some(Value::Object(out))
