@@ -8,6 +8,18 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Is record `$a` the same as `$b` but for its Raft indexes (so that registering it again
+/// changes nothing)? One copy of `$a`, given `$b`'s indexes, compared whole: a field added
+/// later takes part without anyone having to list it.
+macro_rules! same_but_indexes {
+    ($a:expr, $b:expr) => {{
+        let mut a = $a.clone();
+        a.create_index = $b.create_index;
+        a.modify_index = $b.modify_index;
+        a == *$b
+    }};
+}
+
 /// A node: one machine running an agent (or an external node registered through the catalog).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Node {
@@ -25,12 +37,7 @@ pub struct Node {
 impl Node {
     /// Same registration, ignoring the indexes: re-registering it changes nothing.
     pub fn same_as(&self, o: &Node) -> bool {
-        self.id == o.id
-            && self.name == o.name
-            && self.address == o.address
-            && self.datacenter == o.datacenter
-            && self.tagged_addresses == o.tagged_addresses
-            && self.meta == o.meta
+        same_but_indexes!(self, o)
     }
 }
 
@@ -83,13 +90,9 @@ pub struct Service {
 }
 
 impl Service {
+    /// Same registration, ignoring the indexes: re-registering it changes nothing.
     pub fn same_as(&self, o: &Service) -> bool {
-        let strip = |s: &Service| Service {
-            create_index: 0,
-            modify_index: 0,
-            ..s.clone()
-        };
-        strip(self) == strip(o)
+        same_but_indexes!(self, o)
     }
 
     /// Does the instance carry `tag`? Consul compares tags case-insensitively.
@@ -174,13 +177,9 @@ impl HealthCheck {
         }
     }
 
+    /// Same registration, ignoring the indexes: re-registering it changes nothing.
     pub fn same_as(&self, o: &HealthCheck) -> bool {
-        let strip = |c: &HealthCheck| HealthCheck {
-            create_index: 0,
-            modify_index: 0,
-            ..c.clone()
-        };
-        strip(self) == strip(o)
+        same_but_indexes!(self, o)
     }
 }
 

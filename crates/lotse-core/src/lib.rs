@@ -11,8 +11,13 @@
 //!
 //! * [`command`] defines the tagged, versioned [`Command`] enum that is written to the log, and
 //!   the [`Outcome`] a command produces. Variants are only ever added, never renumbered.
-//! * [`store`] holds the tables (KV, tombstones, sessions, nodes) and applies commands. It has no
-//!   clock: time-dependent rules (lock-delay) use the timestamps the leader put in the command.
+//! * [`store`] holds the tables (KV, tombstones, sessions, lock-delays, and the catalog's nodes,
+//!   service instances and checks) and applies commands. It has no clock: time-dependent rules
+//!   (lock-delay) use the timestamps the leader put in the command. Every table a transaction
+//!   can change keeps a journal while it runs, so a failed one is undone at the cost of what it
+//!   changed.
+//! * [`catalog`] and [`node`] are the catalog's records (the latter those of the first log
+//!   format); [`session`] and [`kv`] the sessions' and keys'.
 //! * [`watch`] names what a query read ([`WatchKey`]) and what a command touched ([`Changes`]),
 //!   so the server can wake exactly the blocking queries that need to run again.
 //! * [`snapshot`] is the versioned, serialisable image of the whole store.

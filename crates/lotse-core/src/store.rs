@@ -7,8 +7,12 @@
 
 mod catalog;
 mod catalog_read;
+mod catalog_write;
 pub use catalog_read::ServiceQuery;
+mod journal;
 mod kv_table;
+mod lock_delays;
+mod session_table;
 mod sessions;
 mod txn_apply;
 mod txn_catalog;
@@ -26,6 +30,8 @@ use crate::session::Session;
 use crate::watch::{Changes, Table, WatchKey};
 use catalog::Catalog;
 use kv_table::KvTable;
+use lock_delays::LockDelays;
+use session_table::SessionTable;
 
 /// A command the store refused as a whole. It changed nothing. The texts are Consul's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -60,13 +66,10 @@ pub enum StoreError {
     MissingService(String),
 }
 
-/// Lock-delay deadlines, in the leader's milliseconds, per key.
-pub(crate) type LockDelays = BTreeMap<String, u64>;
-
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Store {
     kv: KvTable,
-    sessions: BTreeMap<String, Session>,
+    sessions: SessionTable,
     catalog: Catalog,
     lock_delays: LockDelays,
     /// The highest log index applied.
@@ -232,9 +235,7 @@ impl Store {
 
     /// Is `key` inside a lock-delay at `now_ms`?
     pub fn lock_delayed(&self, key: &str, now_ms: u64) -> bool {
-        self.lock_delays
-            .get(key)
-            .is_some_and(|until| now_ms < *until)
+        self.lock_delays.delays(key, now_ms)
     }
 
     fn kv_lock(
@@ -384,9 +385,22 @@ impl Store {
         i.max(1)
     }
 
+    /// Drops what a snapshot does not carry (the `#[serde(skip)]` lookups), as decoding an
+    /// image leaves them: tests restore such a store to prove [`Store::after_restore`] whole.
+    #[cfg(test)]
+    pub(crate) fn forget_derived(&mut self) {
+        self.kv.held.clear();
+        self.sessions = self.sessions.values().cloned().collect();
+        self.lock_delays.forget_order();
+        self.catalog.by_name.clear();
+        self.catalog.by_id.clear();
+    }
+
     /// Rebuilds what a snapshot does not carry. Call after deserialising one.
     pub(crate) fn after_restore(&mut self) {
         self.kv.rebuild_held();
+        self.sessions.rebuild();
+        self.lock_delays.rebuild();
         self.catalog.rebuild_derived();
     }
 
@@ -433,13 +447,7 @@ impl Store {
             self.destroy_sessions_on_check(index, &node, &check, now_ms, changes);
         }
         if node_gone {
-            let ids: Vec<String> = self
-                .sessions
-                .values()
-                .filter(|s| s.node == req.node)
-                .map(|s| s.id.clone())
-                .collect();
-            for id in ids {
+            for id in self.sessions.on_node(&req.node) {
                 self.session_destroy(index, &id, now_ms, changes);
             }
         }
@@ -455,7 +463,7 @@ impl Store {
         now_ms: u64,
         changes: &mut Changes,
     ) {
-        for id in self.sessions_on_check(node, check) {
+        for id in self.sessions.on_check(node, check) {
             self.session_destroy(index, &id, now_ms, changes);
         }
     }

@@ -47,8 +47,12 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Touched nothing: no watcher needs to wake.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.tables.is_empty()
+        self.keys.is_empty()
+            && self.tables.is_empty()
+            && self.services.is_empty()
+            && self.nodes.is_empty()
     }
 
     /// Adds everything `other` touched.
@@ -57,15 +61,11 @@ impl Changes {
         for t in other.tables {
             self.touch_table(t);
         }
-        for s in other.services {
-            if !self.services.contains(&s) {
-                self.services.push(s);
-            }
+        for s in &other.services {
+            self.touch_service(s);
         }
-        for n in other.nodes {
-            if !self.nodes.contains(&n) {
-                self.nodes.push(n);
-            }
+        for n in &other.nodes {
+            self.touch_node(n);
         }
     }
 
@@ -77,6 +77,18 @@ impl Changes {
     pub(crate) fn touch_table(&mut self, table: Table) {
         if !self.tables.contains(&table) {
             self.tables.push(table);
+        }
+    }
+
+    pub(crate) fn touch_service(&mut self, name: &str) {
+        if !self.services.iter().any(|s| s == name) {
+            self.services.push(name.to_string());
+        }
+    }
+
+    pub(crate) fn touch_node(&mut self, name: &str) {
+        if !self.nodes.iter().any(|n| n == name) {
+            self.nodes.push(name.to_string());
         }
     }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use super::catalog::node_range;
 use super::Store;
 use crate::catalog::{node_meta_matches, CheckStatus, HealthCheck, Node, Service, ServiceEntry};
 
@@ -23,6 +22,27 @@ impl ServiceQuery<'_> {
 }
 
 impl Store {
+    /// Does the node named `node` pass a `node-meta` filter (an empty one passes all)?
+    fn node_admits(&self, node: &str, node_meta: &[(String, String)]) -> bool {
+        node_meta.is_empty()
+            || self
+                .catalog
+                .nodes
+                .get(node)
+                .is_some_and(|n| node_meta_matches(n, node_meta))
+    }
+
+    /// A table's index for an answer filtered by `node-meta`: a filtered answer also depends
+    /// on the nodes' records, so their table's index counts too.
+    fn with_nodes_index(&self, index: u64, node_meta: &[(String, String)]) -> u64 {
+        let index = if node_meta.is_empty() {
+            index
+        } else {
+            index.max(self.nodes_index)
+        };
+        index.max(1)
+    }
+
     /// The index of everything a health query on `name` shows (1 for a name never seen).
     pub fn service_index(&self, name: &str) -> u64 {
         self.catalog.service_indexes.get(name).copied().unwrap_or(1)
@@ -71,14 +91,8 @@ impl Store {
         node_meta: &[(String, String)],
     ) -> (u64, BTreeMap<&str, Vec<&str>>) {
         let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for ((node, _), s) in &self.catalog.services {
-            if !node_meta.is_empty()
-                && !self
-                    .catalog
-                    .nodes
-                    .get(node)
-                    .is_some_and(|n| node_meta_matches(n, node_meta))
-            {
+        for ((node, _), s) in self.catalog.services.iter() {
+            if !self.node_admits(node, node_meta) {
                 continue;
             }
             let tags = out.entry(&s.name).or_default();
@@ -88,12 +102,7 @@ impl Store {
             tags.sort_unstable();
             tags.dedup();
         }
-        let index = if node_meta.is_empty() {
-            self.services_index
-        } else {
-            self.services_index.max(self.nodes_index)
-        };
-        (index.max(1), out)
+        (self.with_nodes_index(self.services_index, node_meta), out)
     }
 
     /// The instances of service `name` with their nodes, by (node, service ID).
@@ -145,13 +154,19 @@ impl Store {
         let prefix = name_or_id.to_ascii_lowercase();
         let mut found = self
             .catalog
-            .nodes
-            .values()
-            .filter(|n| n.id.to_ascii_lowercase().starts_with(&prefix));
+            .by_id
+            .range(prefix.clone()..)
+            .take_while(|(id, _)| id.starts_with(&prefix));
         match (found.next(), found.next()) {
-            (Some(n), None) => Some(n),
+            (Some((_, name)), None) => self.catalog.nodes.get(name),
             _ => None,
         }
+    }
+
+    /// The node whose ID is `id`, ignoring case (IDs are UUIDs).
+    pub fn node_by_id(&self, id: &str) -> Option<&Node> {
+        let name = self.catalog.by_id.get(&id.to_ascii_lowercase())?;
+        self.catalog.nodes.get(name)
     }
 
     /// Every service instance with its node, in (node, service ID) order, counting only nodes
@@ -196,7 +211,8 @@ impl Store {
         (self.service_index(name), out)
     }
 
-    /// Every check in `state` (None: any state), on nodes whose meta matches.
+    /// Every check in `state` (None: any state), on nodes whose meta matches. With a meta
+    /// filter the answer also depends on the nodes' records, and so does its index.
     pub fn checks_in_state(
         &self,
         state: Option<CheckStatus>,
@@ -207,16 +223,9 @@ impl Store {
             .checks
             .values()
             .filter(|c| state.is_none_or(|s| c.status == s))
-            .filter(|c| {
-                node_meta.is_empty()
-                    || self
-                        .catalog
-                        .nodes
-                        .get(&c.node)
-                        .is_some_and(|n| node_meta_matches(n, node_meta))
-            })
+            .filter(|c| self.node_admits(&c.node, node_meta))
             .collect();
-        (self.checks_index.max(1), checks)
+        (self.with_nodes_index(self.checks_index, node_meta), checks)
     }
 
     /// `/v1/health/service/:s`: each instance with its node and every check bearing on it (the
@@ -233,12 +242,7 @@ impl Store {
             if !q.admits(node, service) {
                 continue;
             }
-            let on_node = self
-                .catalog
-                .checks
-                .range(node_range(&node.name))
-                .take_while(|((n, _), _)| *n == node.name)
-                .map(|(_, c)| c);
+            let on_node = self.catalog.node_checks(&node.name);
             let (mut checks, own): (Vec<&HealthCheck>, Vec<&HealthCheck>) = on_node
                 .filter(|c| c.service_id.is_empty() || c.service_id == service.id)
                 .partition(|c| c.service_id.is_empty());

@@ -39,7 +39,7 @@ impl Store {
         let mut s = s.clone();
         s.create_index = index;
         s.modify_index = index;
-        self.sessions.insert(s.id.clone(), s);
+        self.sessions.insert(s);
         changes.touch_table(Table::Sessions);
         Ok(())
     }
@@ -60,7 +60,7 @@ impl Store {
         for key in self.kv.held_by(id) {
             if delay_ms > 0 {
                 self.lock_delays
-                    .insert(key.clone(), now_ms.saturating_add(delay_ms));
+                    .start(&key, now_ms.saturating_add(delay_ms));
             }
             match s.behavior {
                 SessionBehavior::Release => {
@@ -78,7 +78,7 @@ impl Store {
             changes.touch_key(&key);
         }
         // Expired delays are dropped here, where time moves forward deterministically.
-        self.lock_delays.retain(|_, until| *until > now_ms);
+        self.lock_delays.expire(now_ms);
         true
     }
 
@@ -96,7 +96,8 @@ impl Store {
     }
 
     pub fn session_list_node(&self, node: &str) -> (u64, Vec<&Session>) {
-        let list = self.sessions.values().filter(|s| s.node == node).collect();
+        let ids = self.sessions.on_node(node);
+        let list = ids.iter().filter_map(|id| self.sessions.get(id)).collect();
         (self.sessions_index.max(1), list)
     }
 
@@ -113,14 +114,6 @@ impl Store {
     /// when it turns critical or goes away. An empty `check` means the node's serfHealth.
     pub fn sessions_on_check(&self, node: &str, check: &str) -> Vec<String> {
         let check = if check.is_empty() { SERF_HEALTH } else { check };
-        self.sessions
-            .values()
-            .filter(|s| {
-                s.node == node
-                    && (s.node_checks.iter().any(|c| c == check)
-                        || s.service_checks.iter().any(|c| c.id == check))
-            })
-            .map(|s| s.id.clone())
-            .collect()
+        self.sessions.on_check(node, check)
     }
 }

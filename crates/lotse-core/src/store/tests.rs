@@ -10,6 +10,7 @@ use crate::node::{Node, NodeCheck, SERF_HEALTH};
 use crate::session::{ServiceCheckRef, Session, SessionBehavior};
 use crate::txn::{KvOp, KvVerb, TxnError, TxnOp, TxnResult};
 
+mod catalog_model;
 mod catalog_prop;
 mod catalog_reads;
 mod catalog_store;

@@ -1,25 +1,17 @@
 //! Applying a transaction: every operation in order against the live tables while a journal
 //! records how to undo each change; the first error rolls all of them back.
 //!
-//! KV changes are undone through the KV table's journal. Catalog operations (see
-//! [`super::txn_catalog`]) change tables that keep no journal, so a transaction that has any
-//! copies the catalog, the sessions and the lock-delays first and puts the copies back if it
-//! fails: a cost proportional to the catalog, paid only by transactions that touch it.
+//! Every table a transaction can change keeps a journal while it runs: the KV table its own,
+//! the catalog tables, the sessions and the lock-delays a [`JournaledMap`] each (catalog
+//! operations, see [`super::txn_catalog`], can invalidate sessions and so release keys and
+//! start lock-delays). A rollback costs what the transaction changed, whatever the size of
+//! the catalog.
+//!
+//! [`JournaledMap`]: super::journal::JournaledMap
 
-use std::collections::BTreeMap;
-
-use super::catalog::Catalog;
-use super::{Changes, LockDelays, Store};
+use super::{Changes, Store};
 use crate::kv::KvWrite;
-use crate::session::Session;
 use crate::txn::{KvOp, KvVerb, TxnError, TxnOp, TxnOutcome, TxnResult};
-
-/// What a failed transaction with catalog operations puts back.
-struct CatalogUndo {
-    catalog: Catalog,
-    sessions: BTreeMap<String, Session>,
-    lock_delays: LockDelays,
-}
 
 impl Store {
     pub(super) fn apply_txn(
@@ -32,12 +24,7 @@ impl Store {
         let mut local = Changes::default();
         let mut results = Vec::new();
         let mut errors = Vec::new();
-        self.kv.begin();
-        let undo = ops.iter().any(TxnOp::is_catalog).then(|| CatalogUndo {
-            catalog: self.catalog.clone(),
-            sessions: self.sessions.clone(),
-            lock_delays: self.lock_delays.clone(),
-        });
+        self.begin_journals();
         // As Consul: every operation runs (against what the earlier ones left) and every
         // failure is reported; any failure rolls the whole transaction back.
         for (i, op) in ops.iter().enumerate() {
@@ -53,17 +40,36 @@ impl Store {
             }
         }
         if !errors.is_empty() {
-            self.kv.rollback();
-            if let Some(u) = undo {
-                self.catalog = u.catalog;
-                self.sessions = u.sessions;
-                self.lock_delays = u.lock_delays;
-            }
+            self.rollback_journals();
             return Err(errors);
         }
-        self.kv.commit();
+        self.commit_journals();
         changes.merge(local);
         Ok(results)
+    }
+
+    /// Starts recording every change, so that a failed transaction can be undone.
+    fn begin_journals(&mut self) {
+        self.kv.begin();
+        self.catalog.begin();
+        self.sessions.begin();
+        self.lock_delays.begin();
+    }
+
+    /// Keeps the transaction's changes.
+    fn commit_journals(&mut self) {
+        self.kv.commit();
+        self.catalog.commit();
+        self.sessions.commit();
+        self.lock_delays.commit();
+    }
+
+    /// Undoes every change the transaction made, derived lookups included.
+    fn rollback_journals(&mut self) {
+        self.kv.rollback();
+        self.catalog.rollback();
+        self.sessions.rollback();
+        self.lock_delays.rollback();
     }
 
     /// Runs a transaction of reads only, without changing anything (Consul serves these

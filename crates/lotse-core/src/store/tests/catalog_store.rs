@@ -38,10 +38,20 @@ fn hc(node: &str, id: &str, service_id: &str, status: CheckStatus) -> cat::Healt
 }
 
 fn reg(node: &str, service: Option<cat::Service>, checks: Vec<cat::HealthCheck>) -> Command {
+    reg_node(cnode(node), false, service, checks)
+}
+
+/// A registration of `node` as given (`skip`: Consul's `SkipNodeUpdate`).
+fn reg_node(
+    node: cat::Node,
+    skip: bool,
+    service: Option<cat::Service>,
+    checks: Vec<cat::HealthCheck>,
+) -> Command {
     Command::CatalogRegister {
         req: Box::new(RegisterRequest {
-            node: cnode(node),
-            skip_node_update: false,
+            node,
+            skip_node_update: skip,
             service,
             checks,
         }),
@@ -137,15 +147,7 @@ fn a_service_watch_moves_only_for_its_own_service() {
     // A node update moves its services too.
     let mut moved = cnode("n1");
     moved.address = "10.0.0.9".into();
-    h.ok(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: moved,
-            skip_node_update: false,
-            service: None,
-            checks: vec![],
-        }),
-        now_ms: 0,
-    });
+    h.ok(reg_node(moved, false, None, vec![]));
     assert_eq!(h.wi(&WatchKey::Service("web".into())), 5);
     assert_eq!(h.wi(&WatchKey::Service("db".into())), 3);
     // A name never seen has index 1, so a blocking query on it waits.
@@ -158,15 +160,7 @@ fn skip_node_update_keeps_the_stored_node() {
     h.ok(reg("n1", None, vec![]));
     let mut other = cnode("n1");
     other.address = "10.9.9.9".into();
-    h.ok(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: other,
-            skip_node_update: true,
-            service: Some(svc("web1", "web", &[])),
-            checks: vec![],
-        }),
-        now_ms: 0,
-    });
+    h.ok(reg_node(other, true, Some(svc("web1", "web", &[])), vec![]));
     assert_eq!(h.store.node("n1").unwrap().address, "10.0.0.1");
     assert_eq!(h.store.node("n1").unwrap().modify_index, 1);
 }
@@ -189,15 +183,7 @@ fn bad_registrations_are_refused_whole() {
     // A second node with the same ID.
     let mut twin = cnode("n2");
     twin.id = cnode("n1").id.to_uppercase();
-    let out = h.out(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: twin,
-            skip_node_update: false,
-            service: None,
-            checks: vec![],
-        }),
-        now_ms: 0,
-    });
+    let out = h.out(reg_node(twin, false, None, vec![]));
     assert!(
         matches!(out, Outcome::Rejected(StoreError::NodeIdTaken { .. })),
         "{out:?}"
@@ -263,15 +249,12 @@ fn tags_and_node_meta_filter_instances() {
     ));
     let mut meta_node = cnode("n2");
     meta_node.meta.insert("rack".into(), "r1".into());
-    h.ok(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: meta_node,
-            skip_node_update: false,
-            service: Some(svc("web2", "web", &["v1"])),
-            checks: vec![],
-        }),
-        now_ms: 0,
-    });
+    h.ok(reg_node(
+        meta_node,
+        false,
+        Some(svc("web2", "web", &["v1"])),
+        vec![],
+    ));
     let tags = strs(&["primary", "V1"]);
     let q = ServiceQuery {
         tags: &tags,
@@ -352,15 +335,12 @@ fn sessions_on_checks() -> H {
     let mut h = H::with_node();
     let mut n = cnode(NODE);
     n.id = "id-node1".into();
-    h.ok(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: n,
-            skip_node_update: true,
-            service: Some(svc("web1", "web", &[])),
-            checks: vec![hc(NODE, "web-alive", "web1", CheckStatus::Passing)],
-        }),
-        now_ms: 0,
-    });
+    h.ok(reg_node(
+        n,
+        true,
+        Some(svc("web1", "web", &[])),
+        vec![hc(NODE, "web-alive", "web1", CheckStatus::Passing)],
+    ));
     h.ok(create(Session {
         service_checks: vec![ServiceCheckRef {
             id: "web-alive".into(),
@@ -463,17 +443,54 @@ fn snapshots_carry_the_catalog_and_rebuild_its_lookups() {
     };
     let mut twin = cnode("n2");
     twin.id = cnode("n1").id;
-    let out = r.out(Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: twin,
-            skip_node_update: false,
-            service: None,
-            checks: vec![],
-        }),
-        now_ms: 0,
-    });
+    let out = r.out(reg_node(twin, false, None, vec![]));
     assert!(matches!(
         out,
         Outcome::Rejected(StoreError::NodeIdTaken { .. })
     ));
+}
+
+#[test]
+fn a_new_service_check_moves_only_its_own_service() {
+    let mut h = H::new();
+    h.ok(reg("n1", Some(svc("web1", "web", &[])), vec![]));
+    h.ok(reg("n1", Some(svc("db1", "db", &[])), vec![]));
+    let web = h.wi(&WatchKey::Service("web".into()));
+    // A check on db's instance shows in db's health only, even when it is new.
+    let changes = h.ok(reg(
+        "n1",
+        None,
+        vec![hc("n1", "db-c", "db1", CheckStatus::Passing)],
+    ));
+    assert_eq!(changes.services, strs(&["db"]));
+    assert_eq!(h.wi(&WatchKey::Service("web".into())), web);
+    // Moving it to the node makes it bear on every instance there.
+    let changes = h.ok(reg(
+        "n1",
+        None,
+        vec![hc("n1", "db-c", "", CheckStatus::Passing)],
+    ));
+    let mut touched = changes.services.clone();
+    touched.sort();
+    assert_eq!(touched, strs(&["db", "web"]));
+}
+
+#[test]
+fn checks_in_state_filtered_by_node_meta_move_with_the_nodes() {
+    let mut h = H::new();
+    h.ok(reg(
+        "n1",
+        None,
+        vec![hc("n1", "c", "", CheckStatus::Passing)],
+    ));
+    let meta = vec![("rack".to_string(), "r1".to_string())];
+    let (before, rows) = h.store.checks_in_state(None, &meta);
+    assert!(rows.is_empty());
+    // The node gains the meta: the filtered answer changes, so its index must move.
+    let mut racked = cnode("n1");
+    racked.meta.insert("rack".into(), "r1".into());
+    h.ok(reg_node(racked, false, None, vec![]));
+    let (after, rows) = h.store.checks_in_state(None, &meta);
+    assert_eq!(rows.len(), 1);
+    assert!(after > before, "index stayed {after}");
 }

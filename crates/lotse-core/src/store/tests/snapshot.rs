@@ -29,7 +29,7 @@ fn busy() -> H {
 /// What a decoded image looks like: fields marked `#[serde(skip)]` come back empty.
 fn as_decoded(store: &Store) -> SnapshotImage {
     let mut image = SnapshotImage::of(store);
-    image.store.kv.held.clear();
+    image.store.forget_derived();
     image
 }
 

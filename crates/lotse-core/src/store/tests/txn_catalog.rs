@@ -49,6 +49,11 @@ fn results(out: Outcome) -> Vec<TxnResult> {
     }
 }
 
+/// The error a read-only transaction of `op` alone answers.
+fn read_error(h: &H, op: TxnOp) -> String {
+    h.store.read_txn(&[op]).unwrap_err()[0].what.clone()
+}
+
 fn errors(out: Outcome) -> Vec<(usize, String)> {
     match out {
         Outcome::Txn(Err(e)) => e.into_iter().map(|e| (e.op_index, e.what)).collect(),
@@ -136,11 +141,10 @@ fn node_verbs_set_get_cas_and_delete() {
     ])));
     assert!(r.is_empty());
     assert!(h.store.node("n2").is_none());
-    let e = h
-        .store
-        .read_txn(&[node_op(V::Get, cnode("n2"))])
-        .unwrap_err();
-    assert_eq!(e[0].what, r#"node "n2" doesn't exist"#);
+    assert_eq!(
+        read_error(&h, node_op(V::Get, cnode("n2"))),
+        r#"node "n2" doesn't exist"#
+    );
 }
 
 #[test]
@@ -187,12 +191,8 @@ fn service_verbs_need_the_node_and_follow_cas_rules() {
     h.ok(txn(vec![service_op(V::DeleteCas, NODE, "web1", idx)]));
     assert!(h.store.service(NODE, "web1").is_none());
     assert!(h.store.check(NODE, "c1").is_none());
-    let e = h
-        .store
-        .read_txn(&[service_op(V::Get, NODE, "web1", 0)])
-        .unwrap_err();
     assert_eq!(
-        e[0].what,
+        read_error(&h, service_op(V::Get, NODE, "web1", 0)),
         format!(r#"service "web1" on node "{NODE}" doesn't exist"#)
     );
 }
@@ -265,12 +265,8 @@ fn check_verbs_copy_the_service_and_refuse_what_is_missing() {
         CheckStatus::Passing,
     )]));
     assert!(h.store.check(NODE, "c1").is_none());
-    let e = h
-        .store
-        .read_txn(&[check_op(V::Get, NODE, "c1", "", CheckStatus::Passing)])
-        .unwrap_err();
     assert_eq!(
-        e[0].what,
+        read_error(&h, check_op(V::Get, NODE, "c1", "", CheckStatus::Passing)),
         format!(r#"check "c1" on node "{NODE}" doesn't exist"#)
     );
 }

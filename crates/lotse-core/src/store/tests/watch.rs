@@ -241,3 +241,18 @@ fn every_changed_watch_index_is_reported() {
         }
     }
 }
+
+#[test]
+fn a_change_to_a_service_or_node_alone_is_not_empty() {
+    let service = Changes {
+        services: vec!["web".into()],
+        ..Changes::default()
+    };
+    let node = Changes {
+        nodes: vec!["n1".into()],
+        ..Changes::default()
+    };
+    // The state machine drops empty changes: these must reach the watchers.
+    assert!(!service.is_empty() && !node.is_empty());
+    assert!(Changes::default().is_empty());
+}
