@@ -4,19 +4,49 @@
 //!  HTTP / config ──► Agent::register_* ──► LocalState (out of sync) ──► sync_changes ──► catalog
 //!  check runners ──► Agent::record_result ─┘                 full sync every ae_interval ─┘
 //! ```
+//!
+//! * `services`, `checks`, `maintenance`: the `/v1/agent/*` operations.
+//! * `config_definitions`: what the configuration files register, replaced on reload.
+//! * `reaper`: removes services whose checks stayed critical too long.
+//!
+//! Invariants:
+//! * **Edits are serialised** (`edits`): a registration, removal, maintenance switch, reload
+//!   or reap decides, persists and applies before the next one starts, so two concurrent
+//!   registrations of one ID leave the disk, the local state and the runners agreeing.
+//! * **Runners follow the state**: after every edit [`Agent::sync_runners`] stops the runner
+//!   of every check that is gone or was registered again and starts one for every check
+//!   without one, from the definition the state holds. A runner reports under its check's
+//!   registration, and `LocalState` drops reports of any other (see `local`).
+//! * No std mutex guard is held across an `.await`; the lock order is `state`, then `runners`.
+//! * Dropping the last `Arc<Agent>` stops everything it spawned: runners with their map, the
+//!   anti-entropy and reaper tasks through [`Drop`].
+
+mod checks;
+mod config_definitions;
+mod maintenance;
+mod reaper;
+mod services;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lotse_core::catalog::{CheckStatus, HealthCheck, Node, Service};
+use lotse_core::catalog::{HealthCheck, Node, Service};
 use lotse_server::Server;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
-use crate::definition::decode::check_row;
-use crate::definition::{CheckDefinition, CheckKind, ServiceDefinition};
-use crate::local::{LocalState, Source};
+use crate::definition::{CheckDefinition, CheckKind};
+use crate::local::{LocalState, Source, TtlNext};
 use crate::persist::Persist;
 use crate::runner::{self, Runner};
+
+pub(crate) use checks::truncate_output;
+pub use maintenance::{NODE_MAINTENANCE, SERVICE_MAINTENANCE_PREFIX};
 
 /// The agent settings its duties depend on.
 #[derive(Debug, Clone)]
@@ -48,7 +78,8 @@ impl Default for AgentOptions {
     }
 }
 
-/// A refused agent request; `status` is the HTTP status Consul answers with.
+/// A refused agent request; `status` is the HTTP status Consul answers with. A refused
+/// request changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct AgentError {
@@ -83,24 +114,23 @@ impl AgentError {
     }
 }
 
-/// The node-maintenance check's ID, and the prefix of service-maintenance ones.
-pub const NODE_MAINTENANCE: &str = "_node_maintenance";
-pub const SERVICE_MAINTENANCE_PREFIX: &str = "_service_maintenance:";
-/// Sidecar proxies get ports from this range when they name none (Consul's defaults).
-const SIDECAR_PORTS: std::ops::RangeInclusive<i64> = 21000..=21255;
-
 pub struct Agent {
     pub server: Arc<Server>,
     pub options: AgentOptions,
     state: Mutex<LocalState>,
-    /// Wakes anti-entropy for a partial sync.
-    pub(crate) changed: tokio::sync::Notify,
+    /// Serialises edits of the local state (see the module's invariants).
+    edits: tokio::sync::Mutex<()>,
+    /// Wakes anti-entropy for a partial sync. Shared with its task, which holds the agent only
+    /// weakly while it waits.
+    pub(crate) changed: Arc<Notify>,
     /// One sync at a time: a second caller waits and then finds little left to do.
     pub(crate) sync_lock: tokio::sync::Mutex<()>,
     /// Moves with every local change (`?hash` blocking).
     generation: tokio::sync::watch::Sender<u64>,
     runners: Mutex<HashMap<String, Runner>>,
     persist: Option<Persist>,
+    /// Anti-entropy and the reaper, stopped when the agent goes.
+    background: Mutex<Vec<AbortHandle>>,
 }
 
 impl Agent {
@@ -120,15 +150,24 @@ impl Agent {
             server,
             options,
             state: Mutex::new(LocalState::default()),
-            changed: tokio::sync::Notify::new(),
+            edits: tokio::sync::Mutex::new(()),
+            changed: Arc::new(Notify::new()),
             sync_lock: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::channel(0).0,
             runners: Mutex::new(HashMap::new()),
             persist,
+            background: Mutex::new(Vec::new()),
         });
         agent.restore();
-        tokio::spawn(crate::anti_entropy::run(Arc::downgrade(&agent)));
-        tokio::spawn(reap_loop(Arc::downgrade(&agent)));
+        let weak = Arc::downgrade(&agent);
+        let tasks = [
+            tokio::spawn(crate::anti_entropy::run(
+                weak.clone(),
+                agent.changed.clone(),
+            )),
+            tokio::spawn(reaper::run(weak)),
+        ];
+        lock(&agent.background).extend(tasks.iter().map(|t| t.abort_handle()));
         Ok(agent)
     }
 
@@ -136,21 +175,27 @@ impl Agent {
     /// otherwise delete them from the catalog as unknown).
     fn restore(self: &Arc<Self>) {
         let Some(p) = &self.persist else { return };
-        let services = p.load_services();
-        let checks = p.load_checks();
-        let (n_services, n_checks) = (services.len(), checks.len());
-        for def in services {
-            self.add_service_locally(def, false, Source::Remote);
-        }
-        for c in checks {
-            self.change(|s| {
-                s.add_check(c.row.clone(), c.definition.clone(), Source::Remote);
-                ((), true)
-            });
-            if let Some(def) = &c.definition {
-                self.start_runner(def);
+        let defs = p.load_services();
+        for def in defs.iter().filter(|d| !d.checks.is_empty()) {
+            // Written before checks had files of their own: split, so that removing one of
+            // them later sticks.
+            if let Err(e) = services::persist_service(p, self.node_name(), def) {
+                tracing::warn!(service = %def.service.id, error = %e, "cannot rewrite a persisted registration");
             }
         }
+        let checks = p.load_checks();
+        let (n_services, n_checks) = (defs.len(), checks.len());
+        let now = Instant::now();
+        self.change(|s| {
+            for def in defs {
+                services::add_locally(s, self.node_name(), def, false, Source::Remote, now);
+            }
+            for c in checks {
+                s.add_check(c.row, c.definition, Source::Remote, now);
+            }
+            ((), true)
+        });
+        self.sync_runners();
         if n_services + n_checks > 0 {
             tracing::info!(
                 services = n_services,
@@ -177,16 +222,17 @@ impl Agent {
         }
     }
 
-    fn start_runner(self: &Arc<Self>, def: &CheckDefinition) {
-        let mut runners = self.runners();
-        runners.remove(&def.id);
-        if let Some(r) = runner::start(self, def) {
-            runners.insert(def.id.clone(), r);
-        }
+    pub(crate) fn state(&self) -> MutexGuard<'_, LocalState> {
+        lock(&self.state)
     }
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn runners(&self) -> MutexGuard<'_, HashMap<String, Runner>> {
+        lock(&self.runners)
+    }
+
+    /// Waits for the edit lock (see the module's invariants).
+    async fn edit(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.edits.lock().await
     }
 
     /// Runs `f` on the local state and, if it reports a change, tells anti-entropy and
@@ -204,6 +250,39 @@ impl Agent {
             self.changed.notify_one();
         }
         out
+    }
+
+    /// Makes the runners match the checks: a runner for every check with a definition, of
+    /// that check's current registration, and no other. Both locks are held, so concurrent
+    /// edits cannot leave a runner of a definition the state no longer has.
+    fn sync_runners(self: &Arc<Self>) {
+        let st = self.state();
+        let mut runners = self.runners();
+        retain_current(&st, &mut runners);
+        for c in st.checks.values() {
+            if let Some(def) = &c.def {
+                runners
+                    .entry(c.row.check_id.clone())
+                    .or_insert_with(|| runner::start(self, def, c.registration));
+            }
+        }
+    }
+
+    /// Stops the runners of checks that are gone or were registered again (what
+    /// [`Agent::sync_runners`] does, without starting any).
+    fn stop_stale_runners(&self) {
+        let st = self.state();
+        retain_current(&st, &mut self.runners());
+    }
+
+    /// A TTL runner's turn: expires the check if its deadline passed (see
+    /// [`LocalState::expire_ttl`]).
+    pub(crate) fn expire_ttl(&self, id: &str, registration: u64) -> TtlNext {
+        self.change(|s| {
+            let before = s.generation;
+            let next = s.expire_ttl(id, registration, Instant::now());
+            (next, s.generation != before)
+        })
     }
 
     pub fn node_name(&self) -> &str {
@@ -252,362 +331,6 @@ impl Agent {
         self.generation.subscribe()
     }
 
-    // ---- services ----
-
-    /// Registers (or replaces) a service with its checks, and its sidecar if it has one.
-    pub async fn register_service(
-        self: &Arc<Self>,
-        mut def: ServiceDefinition,
-        replace_existing_checks: bool,
-        source: Source,
-    ) -> Result<(), AgentError> {
-        self.allow_scripts(def.checks.iter(), source)?;
-        if let Some(sidecar) = def.sidecar.as_deref() {
-            self.allow_scripts(sidecar.checks.iter(), source)?;
-        }
-        let sidecar = match def.sidecar.take() {
-            Some(mut sc) => {
-                self.assign_sidecar_port(&mut sc)?;
-                Some(*sc)
-            }
-            None => None,
-        };
-        if source == Source::Remote {
-            self.persisted(|p| p.save_service(&def))?;
-            if let Some(sc) = &sidecar {
-                self.persisted(|p| p.save_service(sc))?;
-            }
-        }
-        self.add_service_locally(def, replace_existing_checks, source);
-        if let Some(sc) = sidecar {
-            self.add_service_locally(sc, replace_existing_checks, source);
-        }
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    fn add_service_locally(
-        self: &Arc<Self>,
-        def: ServiceDefinition,
-        replace: bool,
-        source: Source,
-    ) {
-        let node = self.node_name().to_string();
-        let id = def.service.id.clone();
-        let rows: Vec<(HealthCheck, CheckDefinition)> = def
-            .checks
-            .iter()
-            .map(|c| (check_row(c, &node, Some(&def.service)), c.clone()))
-            .collect();
-        let stale = self.change(|s| {
-            let keep: Vec<&str> = def.checks.iter().map(|c| c.id.as_str()).collect();
-            let stale: Vec<String> = if replace {
-                s.checks
-                    .values()
-                    .filter(|c| c.row.service_id == id && !keep.contains(&c.row.check_id.as_str()))
-                    .filter(|c| c.def.is_some())
-                    .map(|c| c.row.check_id.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            for c in &stale {
-                s.remove_check(c);
-            }
-            s.add_service(def, source);
-            for (row, c) in &rows {
-                s.add_check(row.clone(), Some(c.clone()), source);
-            }
-            (stale, true)
-        });
-        let mut runners = self.runners();
-        for c in stale {
-            runners.remove(&c);
-        }
-        for (_, c) in rows {
-            runners.remove(&c.id);
-            if let Some(r) = runner::start(self, &c) {
-                runners.insert(c.id.clone(), r);
-            }
-        }
-    }
-
-    /// Gives a sidecar without a port the lowest free one of 21000-21255 (an existing
-    /// sidecar with the same ID keeps its own).
-    fn assign_sidecar_port(&self, def: &mut ServiceDefinition) -> Result<(), AgentError> {
-        if def.service.port >= 1 {
-            return Ok(());
-        }
-        let s = self.state();
-        let port = match s.services.get(&def.service.id) {
-            Some(existing) if existing.def.service.port >= 1 => existing.def.service.port,
-            _ => {
-                let used: Vec<i64> = s.service_rows().map(|r| r.port).collect();
-                SIDECAR_PORTS.clone().find(|p| !used.contains(p)).ok_or_else(|| {
-                    AgentError::new(
-                        500,
-                        "no port provided for sidecar_service and none left in the configured range [21000, 21255]",
-                    )
-                })?
-            }
-        };
-        def.assign_sidecar_port(port);
-        Ok(())
-    }
-
-    /// Deregisters a service, its checks, and the sidecar registered with it.
-    pub async fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
-        let sidecar = format!("{id}-sidecar-proxy");
-        let removed = self.change(|s| {
-            let had_sidecar = s
-                .services
-                .get(id)
-                .is_some_and(|p| p.def.sidecar.is_some() || s.services.contains_key(&sidecar));
-            let before: Vec<String> = s.checks.keys().cloned().collect();
-            let ok = s.remove_service(id);
-            if ok && had_sidecar {
-                s.remove_service(&sidecar);
-            }
-            let gone: Vec<String> = before
-                .into_iter()
-                .filter(|c| !s.checks.contains_key(c))
-                .collect();
-            (ok.then_some((had_sidecar, gone)), ok)
-        });
-        let Some((had_sidecar, gone_checks)) = removed else {
-            return Err(AgentError::unknown_service(id));
-        };
-        self.unpersist(|p| {
-            p.remove_service(id);
-            if had_sidecar {
-                p.remove_service(&sidecar);
-            }
-            for c in &gone_checks {
-                p.remove_check(c);
-            }
-        });
-        self.stop_runners_not_in_state();
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    // ---- checks ----
-
-    pub async fn register_check(
-        self: &Arc<Self>,
-        def: CheckDefinition,
-        source: Source,
-    ) -> Result<(), AgentError> {
-        self.allow_scripts(std::iter::once(&def), source)?;
-        let service = if def.service_id.is_empty() {
-            None
-        } else {
-            Some(self.service(&def.service_id).ok_or_else(|| {
-                AgentError::new(
-                    404,
-                    format!("ServiceID {:?} does not exist", def.service_id),
-                )
-            })?)
-        };
-        let row = check_row(&def, self.node_name(), service.as_ref());
-        if source == Source::Remote {
-            self.persisted(|p| p.save_check(&row, Some(&def)))?;
-        }
-        self.change(|s| {
-            s.add_check(row, Some(def.clone()), source);
-            ((), true)
-        });
-        self.start_runner(&def);
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    pub async fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
-        if !self.change(|s| {
-            let ok = s.remove_check(id);
-            (ok, ok)
-        }) {
-            return Err(AgentError::unknown_check(id));
-        }
-        self.unpersist(|p| p.remove_check(id));
-        self.runners().remove(id);
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    /// `/v1/agent/check/pass|warn|fail|update`: a TTL check's report.
-    pub async fn ttl_update(
-        &self,
-        id: &str,
-        status: CheckStatus,
-        output: &str,
-    ) -> Result<(), AgentError> {
-        let (is_ttl, limit) = {
-            let s = self.state();
-            let c = s
-                .checks
-                .get(id)
-                .ok_or_else(|| AgentError::unknown_check(id))?;
-            match &c.def {
-                Some(d) if d.kind == CheckKind::Ttl => (true, d.output_max_size),
-                _ => (false, 0),
-            }
-        };
-        if !is_ttl {
-            return Err(AgentError::new(
-                500,
-                format!("CheckID {id:?} does not have associated TTL"),
-            ));
-        }
-        let output = truncate_output(output, limit);
-        if let Some(r) = self.runners().get(id) {
-            r.reset_ttl();
-        }
-        // A TTL report is the check's result: it syncs at once, as Consul.
-        self.record_result(id, status, output, false);
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    /// Stores a check's result; output-only changes may wait for `check_update_interval`.
-    pub(crate) fn record_result(&self, id: &str, status: CheckStatus, output: String, defer: bool) {
-        let interval = self.options.check_update_interval;
-        let defer_until = (defer && !interval.is_zero()).then(|| {
-            let half = interval / 2;
-            let jitter = rand::random::<f64>() * interval.as_secs_f64();
-            Instant::now() + half + Duration::from_secs_f64(jitter)
-        });
-        self.change(|s| ((), s.update_check(id, status, output, defer_until)));
-    }
-
-    // ---- maintenance ----
-
-    pub async fn service_maintenance(
-        &self,
-        id: &str,
-        enable: bool,
-        reason: &str,
-    ) -> Result<(), AgentError> {
-        let Some(service) = self.service(id) else {
-            return Err(AgentError::unknown_service(id));
-        };
-        let check_id = format!("{SERVICE_MAINTENANCE_PREFIX}{id}");
-        let notes = if reason.is_empty() {
-            "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
-        } else {
-            reason
-        };
-        let mut row = HealthCheck::new(self.node_name(), &check_id, "Service Maintenance Mode");
-        row.notes = notes.to_string();
-        row.service_id = service.id.clone();
-        row.service_name = service.name.clone();
-        row.service_tags = service.tags.clone();
-        row.check_type = "maintenance".into();
-        self.maintenance(&check_id, enable, row).await
-    }
-
-    pub async fn node_maintenance(&self, enable: bool, reason: &str) -> Result<(), AgentError> {
-        let notes = if reason.is_empty() {
-            "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
-        } else {
-            reason
-        };
-        let mut row = HealthCheck::new(self.node_name(), NODE_MAINTENANCE, "Node Maintenance Mode");
-        row.notes = notes.to_string();
-        row.check_type = "maintenance".into();
-        self.maintenance(NODE_MAINTENANCE, enable, row).await
-    }
-
-    /// Adds the maintenance check (once: enabling again keeps the first reason) or removes it.
-    async fn maintenance(
-        &self,
-        check_id: &str,
-        enable: bool,
-        row: HealthCheck,
-    ) -> Result<(), AgentError> {
-        let present = self.state().checks.contains_key(check_id);
-        match (enable, present) {
-            (true, false) => {
-                self.persisted(|p| p.save_check(&row, None))?;
-                self.change(|s| {
-                    s.add_check(row, None, Source::Remote);
-                    ((), true)
-                });
-            }
-            (false, true) => {
-                self.unpersist(|p| p.remove_check(check_id));
-                self.change(|s| ((), s.remove_check(check_id)));
-            }
-            _ => {}
-        }
-        self.sync_soon().await;
-        Ok(())
-    }
-
-    // ---- config reload ----
-
-    /// Replaces what config files registered with `services` and `checks`; what the API
-    /// registered stays.
-    pub async fn load_config_definitions(
-        self: &Arc<Self>,
-        services: Vec<ServiceDefinition>,
-        checks: Vec<CheckDefinition>,
-    ) -> Result<(), AgentError> {
-        for s in &services {
-            self.allow_scripts(s.checks.iter(), Source::Config)?;
-        }
-        self.allow_scripts(checks.iter(), Source::Config)?;
-        let keep_services: Vec<String> = services.iter().map(|s| s.service.id.clone()).collect();
-        let keep_checks: Vec<String> = checks.iter().map(|c| c.id.clone()).collect();
-        self.change(|s| {
-            let gone: Vec<String> = s
-                .services
-                .values()
-                .filter(|x| {
-                    x.source == Source::Config && !keep_services.contains(&x.def.service.id)
-                })
-                .map(|x| x.def.service.id.clone())
-                .collect();
-            let gone_checks: Vec<String> = s
-                .checks
-                .values()
-                .filter(|c| c.source == Source::Config && c.row.service_id.is_empty())
-                .filter(|c| !keep_checks.contains(&c.row.check_id))
-                .map(|c| c.row.check_id.clone())
-                .collect();
-            let changed = !gone.is_empty() || !gone_checks.is_empty();
-            for id in gone {
-                s.remove_service(&id);
-            }
-            for id in gone_checks {
-                s.remove_check(&id);
-            }
-            ((), changed)
-        });
-        self.stop_runners_not_in_state();
-        for mut def in services {
-            let sidecar = def.sidecar.take();
-            self.add_service_locally(def, true, Source::Config);
-            if let Some(mut sc) = sidecar.map(|b| *b) {
-                self.assign_sidecar_port(&mut sc)?;
-                self.add_service_locally(sc, true, Source::Config);
-            }
-        }
-        for def in checks {
-            let service = (!def.service_id.is_empty())
-                .then(|| self.service(&def.service_id))
-                .flatten();
-            let row = check_row(&def, self.node_name(), service.as_ref());
-            self.change(|s| {
-                s.add_check(row, Some(def.clone()), Source::Config);
-                ((), true)
-            });
-            self.start_runner(&def);
-        }
-        self.sync_soon().await;
-        Ok(())
-    }
-
     // ---- helpers ----
 
     /// Writes the change to the catalog before answering, as Consul's handlers do. A failure
@@ -617,15 +340,6 @@ impl Agent {
         if self.sync_changes().await.is_err() {
             self.changed.notify_one();
         }
-    }
-
-    fn runners(&self) -> MutexGuard<'_, HashMap<String, Runner>> {
-        self.runners.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn stop_runners_not_in_state(&self) {
-        let live: Vec<String> = self.state().checks.keys().cloned().collect();
-        self.runners().retain(|id, _| live.contains(id));
     }
 
     /// Script checks run only where the configuration allows them (Consul's texts).
@@ -652,44 +366,28 @@ impl Agent {
             _ => Ok(()),
         }
     }
+}
 
-    /// Deregisters services whose checks stayed critical past `deregister_critical_service_after`.
-    async fn reap(&self) {
-        let doomed = self.state().services_to_reap(Instant::now());
-        for id in doomed {
-            tracing::info!(service = %id, "deregistering service with a long-critical check");
-            let _ = self.deregister_service(&id).await;
+impl Drop for Agent {
+    fn drop(&mut self) {
+        for task in lock(&self.background).drain(..) {
+            task.abort();
         }
+        // The runners stop as their map drops.
     }
 }
 
-/// Output longer than `limit` keeps its start and says how much there was (Consul's form).
-pub(crate) fn truncate_output(output: &str, limit: usize) -> String {
-    if limit == 0 || output.len() <= limit {
-        return output.to_string();
-    }
-    let mut end = limit;
-    while !output.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{} ... (captured {} of {} bytes)",
-        &output[..end],
-        limit,
-        output.len()
-    )
+/// Keeps only the runners of the checks' current registrations (a dropped runner stops).
+fn retain_current(st: &LocalState, runners: &mut HashMap<String, Runner>) {
+    runners.retain(|id, r| {
+        st.checks
+            .get(id)
+            .is_some_and(|c| c.def.is_some() && c.registration == r.registration)
+    });
 }
 
-async fn reap_loop(agent: std::sync::Weak<Agent>) {
-    loop {
-        let period = match agent.upgrade() {
-            Some(a) => a.options.check_reap_interval,
-            None => return,
-        };
-        tokio::time::sleep(period).await;
-        match agent.upgrade() {
-            Some(a) => a.reap().await,
-            None => return,
-        }
-    }
+/// Locks a std mutex, ignoring poisoning: a panic in another holder is a bug to fix, and
+/// refusing every later request would not help anyone.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -8,18 +8,28 @@
 //!   of the cluster (Consul's scale factor: ×1 up to 128 nodes, then +1 per doubling). It reads
 //!   this node's rows from the catalog, marks every difference out of sync (a service someone
 //!   deleted through the catalog API, a check status someone overwrote) and deletes rows the
-//!   agent does not know, then runs a partial sync.
+//!   agent does not know (never the server's `consul` service nor `serfHealth`), then runs a
+//!   partial sync. A sync that finds everything in sync writes nothing at all.
 //! * A failed sync (no leader, say) is retried with a full sync after 15 s plus stagger.
+//! * An output-only change (`check_update_interval`) leaves its check marked in sync until
+//!   its deferral falls due; the loop wakes then and marks it out of sync, so a failed write
+//!   leaves nothing in the past to wake it again.
+//! * A check written alone that the store refuses because its service is missing from the
+//!   catalog marks the service out of sync, and one more round writes both at once.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lotse_core::catalog::{DeregisterRequest, HealthCheck, RegisterRequest, Service};
 use lotse_core::node::SERF_HEALTH;
-use lotse_core::Command;
+use lotse_core::{Command, StoreError};
 use lotse_server::{now_ms, Server, ServerError, CONSUL_SERVICE};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::agent::Agent;
+use crate::local::{later, LocalCheck, LocalState};
 
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
@@ -34,51 +44,68 @@ pub fn scale_factor(nodes: usize) -> u32 {
 
 /// A random delay in `[0, d)`.
 fn stagger(d: Duration) -> Duration {
-    d.mul_f64(rand::random::<f64>())
+    Duration::try_from_secs_f64(d.as_secs_f64() * rand::random::<f64>()).unwrap_or(d)
 }
 
-pub(crate) async fn run(agent: Weak<Agent>) {
+/// When the next full sync is due after one that ended at `now`: `ae_interval` plus a
+/// stagger of up to `ae_interval` × the scale factor.
+fn next_full_sync(now: Instant, ae_interval: Duration, nodes: usize) -> Instant {
+    let spread = ae_interval.saturating_mul(scale_factor(nodes));
+    later(now, ae_interval.saturating_add(stagger(spread)))
+}
+
+/// When to try again after a failed sync: 15 s plus up to 15 s.
+fn retry_at(now: Instant) -> Instant {
+    later(now, RETRY_AFTER + stagger(RETRY_AFTER))
+}
+
+/// Runs until the agent goes. It holds the agent only while syncing: waiting, it has the
+/// `changed` signal and a weak reference, so dropping the agent is never delayed by it.
+pub(crate) async fn run(agent: Weak<Agent>, changed: Arc<Notify>) {
     // The first full sync right after an election rather than a failed write and the 15 s
     // retry (a single server elects itself within milliseconds).
-    if let Some(a) = agent.upgrade() {
-        a.server.wait_leader(Duration::from_secs(10)).await;
-    }
+    let Some(server) = agent.upgrade().map(|a| a.server.clone()) else {
+        return;
+    };
+    server.wait_leader(Duration::from_secs(10)).await;
+    drop(server);
     let mut next_full = Instant::now();
     loop {
-        let Some(a) = agent.upgrade() else { return };
-        let wake = a
-            .state()
-            .earliest_deferral()
-            .map_or(next_full, |d| d.min(next_full));
+        let wake = {
+            let Some(a) = agent.upgrade() else { return };
+            let deferral = a.state().earliest_deferral();
+            deferral.map_or(next_full, |d| d.min(next_full))
+        };
         tokio::select! {
-            _ = a.changed.notified() => {
+            _ = changed.notified() => {
+                let Some(a) = agent.upgrade() else { return };
                 if a.sync_changes().await.is_err() {
-                    next_full = next_full.min(Instant::now() + RETRY_AFTER + stagger(RETRY_AFTER));
+                    next_full = next_full.min(retry_at(Instant::now()));
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {
+            _ = tokio::time::sleep_until(wake) => {
+                let Some(a) = agent.upgrade() else { return };
+                let full = Instant::now() >= next_full;
+                let result = if full { a.sync_full().await } else { a.sync_changes().await };
                 let now = Instant::now();
-                let result = if now >= next_full {
-                    a.sync_full().await
-                } else {
-                    a.sync_changes().await
+                next_full = match result {
+                    Ok(()) if full => {
+                        let nodes = a.server.peek(|s| s.catalog_counts().0);
+                        next_full_sync(now, a.options.ae_interval, nodes)
+                    }
+                    Ok(()) => next_full,
+                    // Failed: a full sync later. (A deferral that fell due was released to
+                    // the sync flags by the attempt, so it cannot wake this loop again.)
+                    Err(_) if full => retry_at(now),
+                    Err(_) => next_full.min(retry_at(now)),
                 };
-                if now >= next_full || result.is_err() {
-                    next_full = match result {
-                        Ok(()) => {
-                            let nodes = a.server.peek(|s| s.catalog_counts().0);
-                            let base = a.options.ae_interval;
-                            now + base + stagger(base * scale_factor(nodes))
-                        }
-                        Err(_) => now + RETRY_AFTER + stagger(RETRY_AFTER),
-                    };
-                }
             }
         }
     }
 }
 
 /// One write anti-entropy makes, and what to mark in sync when it succeeds.
+#[derive(Debug)]
 enum Write {
     Node,
     Service {
@@ -88,10 +115,20 @@ enum Write {
     },
     Check {
         id: String,
+        service_id: String,
         version: u64,
     },
     ServiceGone(String),
     CheckGone(String),
+}
+
+/// What one round of writes found.
+enum Round {
+    Done,
+    /// A check was refused because its service is missing from the catalog; the service is
+    /// marked out of sync now, so one more round writes both.
+    Repaired,
+    Failed(ServerError),
 }
 
 impl Agent {
@@ -125,24 +162,25 @@ impl Agent {
         let mut st = self.state();
         st.node_in_sync = remote_node.is_some_and(|r| r.same_as(&node));
         for r in &remote_services {
-            match st.services.get_mut(&r.id) {
-                Some(local) => {
-                    if local.def.service.enable_tag_override {
-                        local.def.service.tags = r.tags.clone();
-                    }
-                    if !local.def.service.same_as(r) {
-                        local.in_sync = false;
-                    }
-                }
-                None if r.id != CONSUL_SERVICE => {
+            let Some(local) = st.services.get(&r.id) else {
+                // Not the agent's: removed, except the service the server registers itself.
+                if r.id != CONSUL_SERVICE {
                     st.deleted_services.insert(r.id.clone());
                 }
-                None => {}
+                continue;
+            };
+            if local.def.service.enable_tag_override {
+                st.adopt_remote_tags(&r.id, &r.tags);
+            }
+            if let Some(local) = st.services.get_mut(&r.id) {
+                if !local.def.service.same_as(r) {
+                    local.in_sync = false;
+                }
             }
         }
-        let remote_ids: Vec<&str> = remote_services.iter().map(|r| r.id.as_str()).collect();
+        let remote_ids: BTreeSet<&str> = remote_services.iter().map(|r| r.id.as_str()).collect();
         for s in st.services.values_mut() {
-            if !remote_ids.contains(&s.def.service.id.as_str()) {
+            if !remote_ids.contains(s.def.service.id.as_str()) {
                 s.in_sync = false;
             }
         }
@@ -151,111 +189,52 @@ impl Agent {
                 Some(local) => {
                     let mut mine = local.row.clone();
                     if local.output_deferred_until.is_some_and(|d| d > now) {
+                        // The output waits for its deferral; only the rest must match.
                         mine.output = r.output.clone();
                     }
                     if !same_check(&mine, r) {
                         local.in_sync = false;
                     }
                 }
+                // The node's gossip health is the server's, never the agent's to remove.
                 None if r.check_id != SERF_HEALTH => {
                     st.deleted_checks.insert(r.check_id.clone());
                 }
                 None => {}
             }
         }
-        let remote_check_ids: Vec<&str> =
+        let remote_check_ids: BTreeSet<&str> =
             remote_checks.iter().map(|r| r.check_id.as_str()).collect();
         for c in st.checks.values_mut() {
-            if !remote_check_ids.contains(&c.row.check_id.as_str()) {
+            if !remote_check_ids.contains(c.row.check_id.as_str()) {
                 c.in_sync = false;
             }
         }
     }
 
-    /// Plans the writes under the lock, runs them together, and marks what succeeded.
+    /// Writes what is out of sync; a round that repaired a refusal is followed by one more.
     async fn push(&self) -> Result<(), ServerError> {
-        let node = self.node();
-        let name = node.name.clone();
-        let now = Instant::now();
-        let mut plan: Vec<(Write, Command)> = Vec::new();
-        {
-            let st = self.state();
-            let node_in_sync = st.node_in_sync;
-            let register =
-                |service: Option<Service>, checks: Vec<HealthCheck>| Command::CatalogRegister {
-                    req: Box::new(RegisterRequest {
-                        node: node.clone(),
-                        skip_node_update: node_in_sync,
-                        service,
-                        checks,
-                    }),
-                    now_ms: now_ms(),
-                };
-            let due = |c: &crate::local::LocalCheck| {
-                !c.in_sync && c.output_deferred_until.is_none_or(|d| d <= now)
-            };
-            let mut piggybacked: Vec<&str> = Vec::new();
-            for s in st.services.values().filter(|s| !s.in_sync) {
-                let checks: Vec<&crate::local::LocalCheck> = st
-                    .checks
-                    .values()
-                    .filter(|c| c.row.service_id == s.def.service.id && !c.in_sync)
-                    .collect();
-                piggybacked.extend(checks.iter().map(|c| c.row.check_id.as_str()));
-                plan.push((
-                    Write::Service {
-                        id: s.def.service.id.clone(),
-                        version: s.version,
-                        checks: checks
-                            .iter()
-                            .map(|c| (c.row.check_id.clone(), c.version))
-                            .collect(),
-                    },
-                    register(
-                        Some(s.def.service.clone()),
-                        checks.iter().map(|c| c.row.clone()).collect(),
-                    ),
-                ));
-            }
-            for c in st.checks.values().filter(|c| due(c)) {
-                if piggybacked.contains(&c.row.check_id.as_str()) {
-                    continue;
-                }
-                plan.push((
-                    Write::Check {
-                        id: c.row.check_id.clone(),
-                        version: c.version,
-                    },
-                    register(None, vec![c.row.clone()]),
-                ));
-            }
-            if !node_in_sync && plan.is_empty() {
-                plan.push((Write::Node, register(None, Vec::new())));
-            }
-            let deregister =
-                |service_id: Option<String>, check_id: Option<String>| Command::CatalogDeregister {
-                    req: DeregisterRequest {
-                        node: name.clone(),
-                        service_id,
-                        check_id,
-                    },
-                    now_ms: now_ms(),
-                };
-            for id in &st.deleted_services {
-                plan.push((
-                    Write::ServiceGone(id.clone()),
-                    deregister(Some(id.clone()), None),
-                ));
-            }
-            for id in &st.deleted_checks {
-                plan.push((
-                    Write::CheckGone(id.clone()),
-                    deregister(None, Some(id.clone())),
-                ));
+        for _ in 0..2 {
+            match self.push_round().await {
+                Round::Done => return Ok(()),
+                Round::Failed(e) => return Err(e),
+                Round::Repaired => {}
             }
         }
+        // Repaired twice (two services lost): what is marked now goes with the next sync.
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Plans the writes under the lock, runs them together, and marks what succeeded.
+    async fn push_round(&self) -> Round {
+        let plan = {
+            let mut st = self.state();
+            st.release_deferred(Instant::now());
+            plan(&mut st, &self.node())
+        };
         if plan.is_empty() {
-            return Ok(());
+            return Round::Done;
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (what, cmd) in plan {
@@ -263,19 +242,33 @@ impl Agent {
             tasks.spawn(async move { (what, server.write(cmd).await) });
         }
         let mut first_error = None;
+        let mut repaired = false;
         while let Some(done) = tasks.join_next().await {
             let Ok((what, result)) = done else { continue };
-            match result {
-                Ok(_) => self.mark_synced(what),
-                Err(e) => {
-                    tracing::warn!(error = %e, "anti-entropy write failed");
+            match (result, what) {
+                (Ok(_), what) => self.mark_synced(what),
+                (
+                    Err(ServerError::Rejected(StoreError::MissingService(sid))),
+                    Write::Check { service_id, .. },
+                ) if sid == service_id => {
+                    // The catalog lost the service (deleted through the catalog API, say)
+                    // while the agent thinks it in sync: write it again, with its checks.
+                    tracing::info!(service = %sid, "anti-entropy found a service missing from the catalog");
+                    if let Some(s) = self.state().services.get_mut(&sid) {
+                        s.in_sync = false;
+                        repaired = true;
+                    }
+                }
+                (Err(e), what) => {
+                    tracing::warn!(error = %e, write = ?what, "anti-entropy write failed");
                     first_error.get_or_insert(e);
                 }
             }
         }
         match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
+            Some(e) => Round::Failed(e),
+            None if repaired => Round::Repaired,
+            None => Round::Done,
         }
     }
 
@@ -289,14 +282,12 @@ impl Agent {
                 checks,
             } => {
                 st.node_in_sync = true;
-                if let Some(s) = st.services.get_mut(&id).filter(|s| s.version == version) {
-                    s.in_sync = true;
-                }
+                st.mark_service_synced(&id, version);
                 for (cid, v) in checks {
                     st.mark_check_synced(&cid, v);
                 }
             }
-            Write::Check { id, version } => {
+            Write::Check { id, version, .. } => {
                 st.node_in_sync = true;
                 st.mark_check_synced(&id, version);
             }
@@ -310,9 +301,97 @@ impl Agent {
     }
 }
 
-/// Same check as far as the catalog shows (the store fills service name and tags itself).
+/// The writes that bring the catalog to the local state: each out-of-sync service with its
+/// out-of-sync checks in one registration, each other out-of-sync check alone, the node alone
+/// if nothing else carries it, and the deregistrations. A check whose service is not a local
+/// service (restored before the config that registers its service was loaded) waits: the
+/// store would refuse it, and it goes with its service's registration later.
+fn plan(st: &mut LocalState, node: &lotse_core::catalog::Node) -> Vec<(Write, Command)> {
+    // Never the server's own rows, whatever asked for it.
+    st.deleted_services.remove(CONSUL_SERVICE);
+    st.deleted_checks.remove(SERF_HEALTH);
+    let node_in_sync = st.node_in_sync;
+    let register = |service: Option<Service>, checks: Vec<HealthCheck>| Command::CatalogRegister {
+        req: Box::new(RegisterRequest {
+            node: node.clone(),
+            skip_node_update: node_in_sync,
+            service,
+            checks,
+        }),
+        now_ms: now_ms(),
+    };
+    let deregister =
+        |service_id: Option<String>, check_id: Option<String>| Command::CatalogDeregister {
+            req: DeregisterRequest {
+                node: node.name.clone(),
+                service_id,
+                check_id,
+            },
+            now_ms: now_ms(),
+        };
+    let mut plan: Vec<(Write, Command)> = Vec::new();
+    for s in st.services.values().filter(|s| !s.in_sync) {
+        let id = &s.def.service.id;
+        let checks: Vec<&LocalCheck> = st
+            .checks
+            .values()
+            .filter(|c| c.row.service_id == *id && !c.in_sync)
+            .collect();
+        plan.push((
+            Write::Service {
+                id: id.clone(),
+                version: s.version,
+                checks: checks
+                    .iter()
+                    .map(|c| (c.row.check_id.clone(), c.version))
+                    .collect(),
+            },
+            register(
+                Some(s.def.service.clone()),
+                checks.iter().map(|c| c.row.clone()).collect(),
+            ),
+        ));
+    }
+    let alone = st.checks.values().filter(|c| !c.in_sync).filter(|c| {
+        let sid = &c.row.service_id;
+        // Out-of-sync services carry their checks (above).
+        sid.is_empty() || st.services.get(sid).is_some_and(|s| s.in_sync)
+    });
+    for c in alone {
+        plan.push((
+            Write::Check {
+                id: c.row.check_id.clone(),
+                service_id: c.row.service_id.clone(),
+                version: c.version,
+            },
+            register(None, vec![c.row.clone()]),
+        ));
+    }
+    if !node_in_sync && plan.is_empty() {
+        plan.push((Write::Node, register(None, Vec::new())));
+    }
+    for id in &st.deleted_services {
+        plan.push((
+            Write::ServiceGone(id.clone()),
+            deregister(Some(id.clone()), None),
+        ));
+    }
+    for id in &st.deleted_checks {
+        plan.push((
+            Write::CheckGone(id.clone()),
+            deregister(None, Some(id.clone())),
+        ));
+    }
+    plan
+}
+
+/// Same check as far as the catalog shows. The store fills a check's node, service name and
+/// tags itself from its own rows, so those are not compared.
 fn same_check(local: &HealthCheck, remote: &HealthCheck) -> bool {
     let strip = |c: &HealthCheck| HealthCheck {
+        node: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
         create_index: 0,
         modify_index: 0,
         ..c.clone()

@@ -1,8 +1,9 @@
 //! # lotse-agent: what every agent does for the services on its machine
 //!
-//! * [`agent`]: the [`Agent`]: local services and checks, maintenance, TTL reports; it owns
-//!   the check runners (one task per check) and anti-entropy (partial sync on every change,
-//!   full sync every `ae_interval`, stretched with cluster size).
+//! * [`agent`]: the [`Agent`]: local services and checks (`agent/services`, `agent/checks`),
+//!   maintenance, config reloads (`agent/config_definitions`), the reaper; it owns the check
+//!   runners (`runner`: one task per check) and anti-entropy (`anti_entropy`: partial sync on
+//!   every change, full sync every `ae_interval`, stretched with cluster size).
 //! * [`local`]: the local state with its sync flags; `persist` keeps what the API registered
 //!   across restarts (`<data_dir>/agent/`).
 //! * [`definition`]: service and check definitions, decoded and validated as Consul does.

@@ -4,13 +4,22 @@
 //! writes what is out of sync and sets the flag back only if the entry did not change again
 //! meanwhile (the version still matches), so no update is ever lost between a read and a write.
 //! Removed entries are remembered until their deregistration is written.
+//!
+//! A check also carries its `registration`: the version it was (re-)registered with. A check
+//! runner reports under the registration it was started for, and a report whose registration
+//! is not the check's current one (the runner of a replaced or removed check, still finishing
+//! a probe) is dropped: a removed check is never resurrected, a replaced one never shows the
+//! old definition's result.
+//!
+//! Nothing here reads a clock: the caller passes `now`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::Duration;
 
 use lotse_core::catalog::{CheckStatus, HealthCheck, Service};
+use tokio::time::Instant;
 
-use crate::definition::{CheckDefinition, ServiceDefinition};
+use crate::definition::{CheckDefinition, CheckKind, ServiceDefinition};
 
 /// Where a registration came from: config files may run scripts under
 /// `enable_local_script_checks`, and a reload replaces only what config files registered.
@@ -37,10 +46,27 @@ pub struct LocalCheck {
     pub source: Source,
     pub in_sync: bool,
     pub version: u64,
+    /// The version the check was registered with; its runner reports under it.
+    pub registration: u64,
     /// When the check last turned critical (for `deregister_critical_service_after`).
     pub critical_since: Option<Instant>,
-    /// An output-only change waits until then before it is synced (`check_update_interval`).
+    /// An output-only change is synced then (`check_update_interval`); the check stays
+    /// marked in sync until that moment, as Consul's deferred check does.
     pub output_deferred_until: Option<Instant>,
+    /// TTL checks: when the check turns critical unless a report comes first (None: expired,
+    /// waiting for the next report).
+    pub ttl_deadline: Option<Instant>,
+}
+
+/// What a TTL check's runner should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlNext {
+    /// The check is gone or was registered again: this runner is done.
+    Stop,
+    /// Sleep until then (a report may move it).
+    Until(Instant),
+    /// Expired: nothing happens until the next report.
+    AwaitReport,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +93,7 @@ impl LocalState {
         let id = def.service.id.clone();
         let version = self.bump();
         self.deleted_services.remove(&id);
+        self.refresh_check_rows(&def.service);
         self.services.insert(
             id,
             LocalService {
@@ -78,11 +105,40 @@ impl LocalState {
         );
     }
 
-    /// Removes a service and its checks. False if there was none.
-    pub fn remove_service(&mut self, id: &str) -> bool {
-        if self.services.remove(id).is_none() {
-            return false;
+    /// A service's checks carry its name and tags, as the catalog's do (the store fills them
+    /// from the service whatever the request says, so a stale copy here would look like drift
+    /// to every full sync).
+    fn refresh_check_rows(&mut self, service: &Service) {
+        for c in self.checks.values_mut() {
+            let row = &mut c.row;
+            if row.service_id == service.id
+                && (row.service_name != service.name || row.service_tags != service.tags)
+            {
+                row.service_name = service.name.clone();
+                row.service_tags = service.tags.clone();
+            }
         }
+    }
+
+    /// Takes the catalog's tags for a service with `EnableTagOverride` (Consul: the catalog's
+    /// tags win). Nothing else changes; the service is in sync again if that was all.
+    pub fn adopt_remote_tags(&mut self, id: &str, tags: &[String]) {
+        let Some(s) = self.services.get_mut(id) else {
+            return;
+        };
+        if s.def.service.tags == tags {
+            return;
+        }
+        s.def.service.tags = tags.to_vec();
+        let service = s.def.service.clone();
+        self.generation += 1;
+        self.refresh_check_rows(&service);
+    }
+
+    /// Removes a service and its checks; returns the IDs of the checks that went with it, or
+    /// None if there was no such service.
+    pub fn remove_service(&mut self, id: &str) -> Option<Vec<String>> {
+        self.services.remove(id)?;
         self.bump();
         self.deleted_services.insert(id.to_string());
         let checks: Vec<String> = self
@@ -91,20 +147,22 @@ impl LocalState {
             .filter(|c| c.row.service_id == id)
             .map(|c| c.row.check_id.clone())
             .collect();
-        for c in checks {
+        for c in &checks {
             // The service's deregistration takes its checks with it in the catalog.
-            self.checks.remove(&c);
+            self.checks.remove(c);
         }
-        true
+        Some(checks)
     }
 
-    /// Adds or replaces a check. A re-registered check keeps its status and output, as Consul.
+    /// Adds or replaces a check; returns its registration. A re-registered check keeps its
+    /// status and output, as Consul; a TTL check's clock starts again.
     pub fn add_check(
         &mut self,
         mut row: HealthCheck,
         def: Option<CheckDefinition>,
         source: Source,
-    ) {
+        now: Instant,
+    ) -> u64 {
         let id = row.check_id.clone();
         let mut critical_since = None;
         if let Some(old) = self.checks.get(&id) {
@@ -112,9 +170,17 @@ impl LocalState {
             row.output = old.row.output.clone();
             critical_since = old.critical_since;
         }
-        if row.status == CheckStatus::Critical && critical_since.is_none() {
-            critical_since = Some(Instant::now());
+        if let Some(s) = self.services.get(&row.service_id) {
+            row.service_name = s.def.service.name.clone();
+            row.service_tags = s.def.service.tags.clone();
         }
+        if row.status == CheckStatus::Critical && critical_since.is_none() {
+            critical_since = Some(now);
+        }
+        let ttl_deadline = def
+            .as_ref()
+            .filter(|d| d.kind == CheckKind::Ttl)
+            .map(|d| later(now, d.ttl));
         let version = self.bump();
         self.deleted_checks.remove(&id);
         self.checks.insert(
@@ -125,10 +191,13 @@ impl LocalState {
                 source,
                 in_sync: false,
                 version,
+                registration: version,
                 critical_since,
                 output_deferred_until: None,
+                ttl_deadline,
             },
         );
+        version
     }
 
     pub fn remove_check(&mut self, id: &str) -> bool {
@@ -140,35 +209,90 @@ impl LocalState {
         true
     }
 
-    /// Records a check result. A status change is synced at once; an output-only change waits
-    /// until `defer_until` (None: sync at once). Returns true if anything changed.
+    /// Records a check result, if the check is still the registration `from` names (None:
+    /// whatever is registered now). A status change is synced at once; an output-only change
+    /// waits until `defer_until` (None: synced at once). Returns true if anything changed.
     pub fn update_check(
         &mut self,
         id: &str,
+        from: Option<u64>,
         status: CheckStatus,
         output: String,
         defer_until: Option<Instant>,
+        now: Instant,
     ) -> bool {
         let Some(c) = self.checks.get_mut(id) else {
             return false;
         };
+        if from.is_some_and(|r| r != c.registration) {
+            return false;
+        }
         if c.row.status == status && c.row.output == output {
             return false;
         }
         let status_changed = c.row.status != status;
         c.row.status = status;
         c.row.output = output;
-        if status_changed {
-            c.critical_since = (status == CheckStatus::Critical).then(Instant::now);
-            c.output_deferred_until = None;
-        } else if c.output_deferred_until.is_none() {
-            c.output_deferred_until = defer_until;
+        match defer_until {
+            Some(until) if !status_changed => {
+                // Output only: the catalog learns it when the deferral falls due (or with the
+                // next write of the check, whichever comes first).
+                c.output_deferred_until.get_or_insert(until);
+            }
+            _ => {
+                if status_changed {
+                    c.critical_since = (status == CheckStatus::Critical).then_some(now);
+                }
+                c.output_deferred_until = None;
+                c.in_sync = false;
+            }
         }
-        c.in_sync = false;
         self.next_version += 1;
         self.generation += 1;
         c.version = self.next_version;
         true
+    }
+
+    /// A TTL check's report: the result, and the clock starts again. Returns whether the
+    /// result changed anything, or None if `id` is not a TTL check.
+    pub fn ttl_report(
+        &mut self,
+        id: &str,
+        status: CheckStatus,
+        output: String,
+        now: Instant,
+    ) -> Option<bool> {
+        let c = self.checks.get_mut(id)?;
+        let ttl = c.def.as_ref().filter(|d| d.kind == CheckKind::Ttl)?.ttl;
+        c.ttl_deadline = Some(later(now, ttl));
+        Some(self.update_check(id, None, status, output, None, now))
+    }
+
+    /// Expires a TTL check whose deadline has passed, if it is still registration `from`;
+    /// says what its runner does next. The deadline is read and acted on under the same lock
+    /// as [`Self::ttl_report`] moves it, so a report that lands just before the expiry wins,
+    /// and one that lands just after is never overwritten by it.
+    pub fn expire_ttl(&mut self, id: &str, from: u64, now: Instant) -> TtlNext {
+        let Some(c) = self.checks.get_mut(id).filter(|c| c.registration == from) else {
+            return TtlNext::Stop;
+        };
+        match c.ttl_deadline {
+            None => return TtlNext::AwaitReport,
+            Some(deadline) if deadline > now => return TtlNext::Until(deadline),
+            Some(_) => c.ttl_deadline = None,
+        }
+        let last = &c.row.output;
+        let output = if last.is_empty() {
+            "TTL expired".to_string()
+        } else if last.starts_with("TTL expired") {
+            // Expired again after a re-registration without a report in between.
+            last.clone()
+        } else {
+            format!("TTL expired (last output before timeout follows): {last}")
+        };
+        tracing::warn!(check = %id, "check missed its TTL, is now critical");
+        self.update_check(id, Some(from), CheckStatus::Critical, output, None, now);
+        TtlNext::AwaitReport
     }
 
     /// Marks a check in sync if it has not changed since version `version` was written.
@@ -179,11 +303,27 @@ impl LocalState {
         }
     }
 
+    /// Marks a service in sync if it has not changed since version `version` was written.
+    pub fn mark_service_synced(&mut self, id: &str, version: u64) {
+        if let Some(s) = self.services.get_mut(id).filter(|s| s.version == version) {
+            s.in_sync = true;
+        }
+    }
+
+    /// Deferred output changes that have fallen due become out of sync.
+    pub fn release_deferred(&mut self, now: Instant) {
+        for c in self.checks.values_mut() {
+            if c.output_deferred_until.is_some_and(|d| d <= now) {
+                c.output_deferred_until = None;
+                c.in_sync = false;
+            }
+        }
+    }
+
     /// When the first deferred output change falls due.
     pub fn earliest_deferral(&self) -> Option<Instant> {
         self.checks
             .values()
-            .filter(|c| !c.in_sync)
             .filter_map(|c| c.output_deferred_until)
             .min()
     }
@@ -202,13 +342,12 @@ impl LocalState {
             .collect()
     }
 
-    /// Services with a check critical for longer than its `deregister_critical_service_after`.
-    pub fn services_to_reap(&self, now: Instant) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .checks
+    /// Does `id` have a check critical for longer than its `deregister_critical_service_after`?
+    pub fn should_reap(&self, id: &str, now: Instant) -> bool {
+        self.checks
             .values()
-            .filter(|c| !c.row.service_id.is_empty())
-            .filter(|c| {
+            .filter(|c| c.row.service_id == id)
+            .any(|c| {
                 let after = c
                     .def
                     .as_ref()
@@ -218,12 +357,24 @@ impl LocalState {
                     _ => false,
                 }
             })
-            .map(|c| c.row.service_id.clone())
-            .collect();
-        out.sort();
-        out.dedup();
-        out
     }
+
+    /// Services with a check critical for longer than its `deregister_critical_service_after`.
+    pub fn services_to_reap(&self, now: Instant) -> Vec<String> {
+        self.services
+            .keys()
+            .filter(|id| self.should_reap(id, now))
+            .cloned()
+            .collect()
+    }
+}
+
+/// `now + d`, or a moment too far away to matter when that does not fit (a TTL of centuries).
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{truncate_output, Agent};
 use crate::definition::{CheckDefinition, CheckKind};
+use crate::local::TtlNext;
 use crate::probe::{self, ProbeResult, Status};
 
 /// How long an alias check waits for a change before it looks again anyway.
@@ -22,15 +23,15 @@ const ALIAS_RECHECK: Duration = Duration::from_secs(60);
 
 pub(crate) struct Runner {
     task: JoinHandle<()>,
-    /// TTL checks: a report restarts the timer.
-    ttl_reset: Option<Arc<Notify>>,
+    /// The registration of the check this runner runs; it reports under it.
+    pub(crate) registration: u64,
+    /// Wakes a TTL runner to look at its deadline again (a report moved it).
+    wake: Arc<Notify>,
 }
 
 impl Runner {
-    pub(crate) fn reset_ttl(&self) {
-        if let Some(n) = &self.ttl_reset {
-            n.notify_one();
-        }
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
     }
 }
 
@@ -40,26 +41,21 @@ impl Drop for Runner {
     }
 }
 
-pub(crate) fn start(agent: &Arc<Agent>, def: &CheckDefinition) -> Option<Runner> {
+/// Starts the task that runs registration `registration` of `def`.
+pub(crate) fn start(agent: &Arc<Agent>, def: &CheckDefinition, registration: u64) -> Runner {
     let weak = Arc::downgrade(agent);
     let def = def.clone();
-    Some(match def.kind {
-        CheckKind::Ttl => {
-            let reset = Arc::new(Notify::new());
-            Runner {
-                task: tokio::spawn(run_ttl(weak, def, reset.clone())),
-                ttl_reset: Some(reset),
-            }
-        }
-        CheckKind::Alias { .. } => Runner {
-            task: tokio::spawn(run_alias(weak, def)),
-            ttl_reset: None,
-        },
-        _ => Runner {
-            task: tokio::spawn(run_interval(weak, def)),
-            ttl_reset: None,
-        },
-    })
+    let wake = Arc::new(Notify::new());
+    let task = match def.kind {
+        CheckKind::Ttl => tokio::spawn(run_ttl(weak, def.id, registration, wake.clone())),
+        CheckKind::Alias { .. } => tokio::spawn(run_alias(weak, def, registration)),
+        _ => tokio::spawn(run_interval(weak, def, registration)),
+    };
+    Runner {
+        task,
+        registration,
+        wake,
+    }
 }
 
 /// Consul's `StatusHandler`: a status is reported only after enough results agree.
@@ -174,7 +170,7 @@ async fn probe_once(def: &CheckDefinition) -> ProbeResult {
     }
 }
 
-async fn run_interval(agent: Weak<Agent>, def: CheckDefinition) {
+async fn run_interval(agent: Weak<Agent>, def: CheckDefinition, registration: u64) {
     let interval = def.interval.max(Duration::from_secs(1));
     tokio::time::sleep(interval.mul_f64(rand::random::<f64>())).await;
     let mut thresholds = Thresholds::new(&def);
@@ -183,65 +179,52 @@ async fn run_interval(agent: Weak<Agent>, def: CheckDefinition) {
         let Some(a) = agent.upgrade() else { return };
         if let Some(status) = thresholds.judge(status_of(result.status)) {
             let output = truncate_output(&result.output, def.output_max_size);
-            a.record_result(&def.id, status, output, true);
+            a.record_result(&def.id, registration, status, output, true);
         }
         drop(a);
         tokio::time::sleep(interval).await;
     }
 }
 
-/// A TTL check turns critical when no report came within the TTL; a report restarts the clock.
-async fn run_ttl(agent: Weak<Agent>, def: CheckDefinition, reset: Arc<Notify>) {
+/// A TTL check turns critical when no report came within the TTL. The deadline lives in the
+/// local state, where a report moves it and the expiry reads it under one lock (see
+/// `LocalState::expire_ttl`); this task only sleeps until it.
+async fn run_ttl(agent: Weak<Agent>, id: String, registration: u64, wake: Arc<Notify>) {
     loop {
-        let expired = tokio::select! {
-            _ = tokio::time::sleep(def.ttl) => true,
-            _ = reset.notified() => false,
-        };
-        if !expired {
-            continue;
-        }
         let Some(a) = agent.upgrade() else { return };
-        let last = a
-            .state()
-            .checks
-            .get(&def.id)
-            .map(|c| c.row.output.clone())
-            .unwrap_or_default();
-        let output = if last.is_empty() {
-            "TTL expired".to_string()
-        } else if last.starts_with("TTL expired") {
-            last
-        } else {
-            format!("TTL expired (last output before timeout follows): {last}")
-        };
-        tracing::warn!(check = %def.id, "check missed its TTL, is now critical");
-        a.record_result(&def.id, CheckStatus::Critical, output, false);
+        let next = a.expire_ttl(&id, registration);
         drop(a);
-        // Expired: nothing changes until the next report.
-        reset.notified().await;
+        match next {
+            TtlNext::Stop => return,
+            TtlNext::Until(deadline) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            TtlNext::AwaitReport => wake.notified().await,
+        }
     }
 }
 
 /// Mirrors the health of a service (or a whole node) from the catalog.
-async fn run_alias(agent: Weak<Agent>, def: CheckDefinition) {
+async fn run_alias(agent: Weak<Agent>, def: CheckDefinition, registration: u64) {
     let CheckKind::Alias { node, service } = &def.kind else {
         return;
     };
     loop {
         let Some(a) = agent.upgrade() else { return };
-        let node = if node.is_empty() {
-            a.node_name().to_string()
-        } else {
-            node.clone()
-        };
+        let local = a.node_name().to_string();
+        let node = if node.is_empty() { &local } else { node };
         let server = a.server.clone();
         let watch = server.hub().watch(&[WatchKey::Node(node.clone())]);
         let (status, output) = server.peek(|s| {
-            let (_, checks) = s.node_health(&node);
-            let exists = service.is_empty() || s.service(&node, service).is_some();
-            alias_status(&checks, service, exists)
+            let (_, checks) = s.node_health(node);
+            let exists = service.is_empty() || s.service(node, service).is_some();
+            let own = (*node == local).then_some(def.id.as_str());
+            alias_status(&checks, service, exists, own)
         });
-        a.record_result(&def.id, status, output, false);
+        a.record_result(&def.id, registration, status, output, false);
         drop(a);
         let _ = tokio::time::timeout(ALIAS_RECHECK, watch.changed()).await;
     }
@@ -249,10 +232,13 @@ async fn run_alias(agent: Weak<Agent>, def: CheckDefinition) {
 
 /// Consul's alias rule: the worst of the node's checks and the aliased service's checks (an
 /// empty `service` aliases the node alone); a service that is not registered is critical.
+/// `own` is the alias check's ID when it lives on the node it watches: a node-level alias
+/// check is one of that node's checks, and counting itself would keep it critical forever.
 pub(crate) fn alias_status(
     checks: &[&HealthCheck],
     service: &str,
     service_exists: bool,
+    own: Option<&str>,
 ) -> (CheckStatus, String) {
     if !service_exists {
         return (CheckStatus::Critical, "Service not found".to_string());
@@ -261,6 +247,9 @@ pub(crate) fn alias_status(
     let mut output = "No checks found.".to_string();
     for c in checks {
         if !c.service_id.is_empty() && c.service_id != service {
+            continue;
+        }
+        if own == Some(c.check_id.as_str()) {
             continue;
         }
         if c.status > status {

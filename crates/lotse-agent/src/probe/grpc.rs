@@ -24,7 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use super::http::{error_chain, AbortOnDrop};
+use super::http::{drive, error_chain, AbortOnDrop};
 use super::tcp::{dial, split_host_port};
 use super::{effective_timeout, tls, ProbeResult, DEFAULT_TIMEOUT};
 
@@ -104,10 +104,7 @@ where
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
             .await
             .map_err(|e| error_chain(&e))?;
-    let guard = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
-    Ok((H2Channel(sender), guard))
+    Ok((H2Channel(sender), drive(conn)))
 }
 
 /// grpc-go's `status.Error` text: `rpc error: code = NotFound desc = unknown service`.

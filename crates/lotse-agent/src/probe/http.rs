@@ -247,31 +247,30 @@ async fn exchange<IO>(
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let failed = |e: hyper::Error| error_chain(&e);
     if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
-            .map_err(|e| error_chain(&e))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| error_chain(&e))?;
-        Ok((response, guard))
+            .map_err(failed)?;
+        let guard = drive(conn);
+        Ok((sender.send_request(req).await.map_err(failed)?, guard))
     } else {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
-            .map_err(|e| error_chain(&e))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| error_chain(&e))?;
-        Ok((response, guard))
+            .map_err(failed)?;
+        let guard = drive(conn);
+        Ok((sender.send_request(req).await.map_err(failed)?, guard))
     }
+}
+
+/// Runs a connection's driver in its own task, for as long as the guard lives.
+pub(super) fn drive<C>(conn: C) -> AbortOnDrop
+where
+    C: std::future::Future + Send + 'static,
+{
+    AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }))
 }
 
 /// Go's `resp.Status`: the code and the reason the server sent (or the standard one).

@@ -57,18 +57,33 @@ fn alias_takes_the_worst_of_node_and_service_checks() {
     let node = check("serfHealth", "", Passing);
     let web = check("web-check", "web", Warning);
     let other = check("db-check", "db", Critical);
-    let (s, out) = alias_status(&[&node, &web, &other], "web", true);
+    let (s, out) = alias_status(&[&node, &web, &other], "web", true, None);
     assert_eq!(s, Warning);
     assert!(
         out.contains("web-check") && out.contains("web-check out"),
         "{out}"
     );
-    let (s, out) = alias_status(&[&node], "web", true);
+    let (s, out) = alias_status(&[&node], "web", true, None);
     assert_eq!((s, out.as_str()), (Passing, "All checks passing."));
-    let (s, out) = alias_status(&[], "web", true);
+    let (s, out) = alias_status(&[], "web", true, None);
     assert_eq!((s, out.as_str()), (Passing, "No checks found."));
-    let (s, out) = alias_status(&[&node], "web", false);
+    let (s, out) = alias_status(&[&node], "web", false, None);
     assert_eq!((s, out.as_str()), (Critical, "Service not found"));
     let bad_node = check("serfHealth", "", Critical);
-    assert_eq!(alias_status(&[&bad_node, &web], "web", true).0, Critical);
+    assert_eq!(
+        alias_status(&[&bad_node, &web], "web", true, None).0,
+        Critical
+    );
+}
+
+#[test]
+fn a_node_level_alias_check_does_not_alias_itself() {
+    // The alias check sits on the node it watches, critical until its first result: were it
+    // counted, it would stay critical however healthy the service is.
+    let own = check("alias-web", "", Critical);
+    let web = check("web-check", "web", Passing);
+    let (s, _) = alias_status(&[&own, &web], "web", true, Some("alias-web"));
+    assert_eq!(s, Passing);
+    // Watching another node, a check of the same ID there is not itself.
+    assert_eq!(alias_status(&[&own, &web], "web", true, None).0, Critical);
 }

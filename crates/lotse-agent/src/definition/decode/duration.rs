@@ -112,10 +112,11 @@ pub fn parse(text: &str) -> Result<i64, String> {
                 return Err(invalid());
             }
         }
-        total += whole;
-        if total > OVERFLOW {
-            return Err(invalid());
-        }
+        // Both are at most 2^63, so the sum can reach 2^64: checked (Go wraps here).
+        total = match total.checked_add(whole) {
+            Some(t) if t <= OVERFLOW => t,
+            _ => return Err(invalid()),
+        };
     }
     if neg {
         // total <= 2^63, so the negation fits (i64::MIN at most).
@@ -246,6 +247,11 @@ mod tests {
             (
                 "99999999999999999999h",
                 r#"time: invalid duration "99999999999999999999h""#,
+            ),
+            // Two terms of 2^63 ns each: the sum overflows 64 bits (Go wraps it to 0s).
+            (
+                "9223372036854775808ns9223372036854775808ns",
+                r#"time: invalid duration "9223372036854775808ns9223372036854775808ns""#,
             ),
             (
                 "1é",

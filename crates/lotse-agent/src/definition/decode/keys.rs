@@ -60,6 +60,8 @@ pub(super) struct Field {
 pub(super) struct Schema {
     pub go: &'static str,
     pub fields: &'static [Field],
+    /// Fields several structs have alike (a check's probe settings), listed once.
+    pub shared: &'static [Field],
     pub strict: bool,
 }
 
@@ -68,6 +70,7 @@ impl Schema {
         let key = normalise(key);
         self.fields
             .iter()
+            .chain(self.shared)
             .find(|f| normalise(f.go) == key || f.aliases.iter().any(|a| normalise(a) == key))
     }
 }

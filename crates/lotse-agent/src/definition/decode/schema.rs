@@ -46,7 +46,42 @@ pub(super) static SERVICE: Schema = Schema {
         f("Namespace", Ty::Enterprise("Namespaces")),
         f("Partition", Ty::Enterprise("Partitions")),
     ],
+    shared: &[],
 };
+
+/// What `CheckType` and `CheckDefinition` both have: the check's name, status and probe.
+static CHECK_FIELDS: &[Field] = &[
+    f("Name", Ty::Str),
+    f("Status", Ty::Str),
+    f("Notes", Ty::Str),
+    alias("ScriptArgs", Ty::Strings, &["args"]),
+    f("HTTP", Ty::Str),
+    f("H2PING", Ty::Str),
+    f("H2PingUseTLS", Ty::Bool),
+    f("Header", Ty::Header),
+    f("Method", Ty::Str),
+    f("Body", Ty::Str),
+    f("DisableRedirects", Ty::Bool),
+    f("TCP", Ty::Str),
+    f("UDP", Ty::Str),
+    f("Interval", Ty::Duration),
+    f("AliasNode", Ty::Str),
+    f("AliasService", Ty::Str),
+    f("DockerContainerID", Ty::Str),
+    f("Shell", Ty::Str),
+    f("GRPC", Ty::Str),
+    f("GRPCUseTLS", Ty::Bool),
+    f("OSService", Ty::Str),
+    f("TLSServerName", Ty::Str),
+    f("TLSSkipVerify", Ty::Bool),
+    f("Timeout", Ty::Duration),
+    f("TTL", Ty::Duration),
+    f("SuccessBeforePassing", Ty::Int),
+    f("FailuresBeforeWarning", Ty::Int),
+    f("FailuresBeforeCritical", Ty::Int),
+    f("DeregisterCriticalServiceAfter", Ty::Duration),
+    f("OutputMaxSize", Ty::Int),
+];
 
 /// `structs.CheckType`: a service's `Check` or one of its `Checks`.
 pub(super) static CHECK_TYPE: Schema = Schema {
@@ -55,42 +90,13 @@ pub(super) static CHECK_TYPE: Schema = Schema {
     fields: &[
         // Consul knows only `CheckID` here; `ID` is Lotse being lenient (config files use it).
         alias("CheckID", Ty::Str, &["ID"]),
-        f("Name", Ty::Str),
-        f("Status", Ty::Str),
-        f("Notes", Ty::Str),
-        alias("ScriptArgs", Ty::Strings, &["args"]),
-        f("HTTP", Ty::Str),
-        f("H2PING", Ty::Str),
-        f("H2PingUseTLS", Ty::Bool),
-        f("Header", Ty::Header),
-        f("Method", Ty::Str),
-        f("Body", Ty::Str),
-        f("DisableRedirects", Ty::Bool),
-        f("TCP", Ty::Str),
-        f("UDP", Ty::Str),
-        f("Interval", Ty::Duration),
-        f("AliasNode", Ty::Str),
-        f("AliasService", Ty::Str),
-        f("DockerContainerID", Ty::Str),
-        f("Shell", Ty::Str),
-        f("GRPC", Ty::Str),
-        f("GRPCUseTLS", Ty::Bool),
-        f("OSService", Ty::Str),
-        f("TLSServerName", Ty::Str),
-        f("TLSSkipVerify", Ty::Bool),
-        f("Timeout", Ty::Duration),
-        f("TTL", Ty::Duration),
-        f("SuccessBeforePassing", Ty::Int),
-        f("FailuresBeforeWarning", Ty::Int),
-        f("FailuresBeforeCritical", Ty::Int),
         // Set by Consul when a proxy exposes the check; accepted and ignored.
         f("ProxyHTTP", Ty::Str),
         f("ProxyGRPC", Ty::Str),
-        f("DeregisterCriticalServiceAfter", Ty::Duration),
-        f("OutputMaxSize", Ty::Int),
         // Accepted and ignored, as Consul does (the check belongs to the enclosing service).
         f("ServiceID", Ty::Str),
     ],
+    shared: CHECK_FIELDS,
 };
 
 /// `structs.CheckDefinition`: the body of `/v1/agent/check/register`, a `checks` block.
@@ -100,59 +106,33 @@ pub(super) static CHECK_DEFINITION: Schema = Schema {
     fields: &[
         // Consul knows only `ID` here; `CheckID` is Lotse being lenient.
         alias("ID", Ty::Str, &["CheckID"]),
-        f("Name", Ty::Str),
-        f("Notes", Ty::Str),
         f("ServiceID", Ty::Str),
         f("Token", Ty::Str),
-        f("Status", Ty::Str),
-        alias("ScriptArgs", Ty::Strings, &["args"]),
-        f("HTTP", Ty::Str),
-        f("H2PING", Ty::Str),
-        f("H2PingUseTLS", Ty::Bool),
-        f("Header", Ty::Header),
-        f("Method", Ty::Str),
-        f("Body", Ty::Str),
-        f("DisableRedirects", Ty::Bool),
-        f("TCP", Ty::Str),
-        f("UDP", Ty::Str),
-        f("Interval", Ty::Duration),
-        f("DockerContainerID", Ty::Str),
-        f("Shell", Ty::Str),
-        f("GRPC", Ty::Str),
-        f("GRPCUseTLS", Ty::Bool),
-        f("OSService", Ty::Str),
-        f("TLSServerName", Ty::Str),
-        f("TLSSkipVerify", Ty::Bool),
-        f("AliasNode", Ty::Str),
-        f("AliasService", Ty::Str),
-        f("Timeout", Ty::Duration),
-        f("TTL", Ty::Duration),
-        f("SuccessBeforePassing", Ty::Int),
-        f("FailuresBeforeWarning", Ty::Int),
-        f("FailuresBeforeCritical", Ty::Int),
-        f("DeregisterCriticalServiceAfter", Ty::Duration),
-        f("OutputMaxSize", Ty::Int),
         f("Namespace", Ty::Enterprise("Namespaces")),
         f("Partition", Ty::Enterprise("Partitions")),
     ],
+    shared: CHECK_FIELDS,
 };
 
 static WEIGHTS: Schema = Schema {
     go: "Weights",
     strict: true,
     fields: &[f("Passing", Ty::Int), f("Warning", Ty::Int)],
+    shared: &[],
 };
 
 static SERVICE_ADDRESS: Schema = Schema {
     go: "ServiceAddress",
     strict: true,
     fields: &[f("Address", Ty::Str), f("Port", Ty::Int)],
+    shared: &[],
 };
 
 static LOCALITY: Schema = Schema {
     go: "Locality",
     strict: true,
     fields: &[f("Region", Ty::Str), f("Zone", Ty::Str)],
+    shared: &[],
 };
 
 /// `structs.ServiceConnect`. Consul decodes it with plain `json.Unmarshal`: unknown keys are
@@ -165,6 +145,7 @@ pub(super) static CONNECT: Schema = Schema {
         f("SidecarService", Ty::Struct(&SERVICE)),
         f("PeerMeta", Ty::FreeMap),
     ],
+    shared: &[],
 };
 
 /// `structs.ConnectProxyConfig`.
@@ -190,6 +171,7 @@ pub(super) static PROXY: Schema = Schema {
         f("AccessLogs", Ty::Struct(&ACCESS_LOGS)),
         f("MutualTLSMode", Ty::Str),
     ],
+    shared: &[],
 };
 
 /// `structs.Upstream`.
@@ -211,12 +193,14 @@ pub(super) static UPSTREAM: Schema = Schema {
         f("MeshGateway", Ty::Struct(&MESH_GATEWAY)),
         f("CentrallyConfigured", Ty::Bool),
     ],
+    shared: &[],
 };
 
 static MESH_GATEWAY: Schema = Schema {
     go: "MeshGatewayConfig",
     strict: true,
     fields: &[f("Mode", Ty::Str)],
+    shared: &[],
 };
 
 static EXPOSE: Schema = Schema {
@@ -226,6 +210,7 @@ static EXPOSE: Schema = Schema {
         f("Checks", Ty::Bool),
         f("Paths", Ty::List(&EXPOSE_PATH, "[]structs.ExposePath")),
     ],
+    shared: &[],
 };
 
 static EXPOSE_PATH: Schema = Schema {
@@ -238,6 +223,7 @@ static EXPOSE_PATH: Schema = Schema {
         f("Protocol", Ty::Str),
         f("ParsedFromCheck", Ty::Bool),
     ],
+    shared: &[],
 };
 
 static TRANSPARENT_PROXY: Schema = Schema {
@@ -247,6 +233,7 @@ static TRANSPARENT_PROXY: Schema = Schema {
         f("OutboundListenerPort", Ty::Int),
         f("DialedDirectly", Ty::Bool),
     ],
+    shared: &[],
 };
 
 static ACCESS_LOGS: Schema = Schema {
@@ -260,6 +247,7 @@ static ACCESS_LOGS: Schema = Schema {
         f("JSONFormat", Ty::Str),
         f("TextFormat", Ty::Str),
     ],
+    shared: &[],
 };
 
 static ENVOY_EXTENSION: Schema = Schema {
@@ -272,4 +260,5 @@ static ENVOY_EXTENSION: Schema = Schema {
         f("ConsulVersion", Ty::Str),
         f("EnvoyVersion", Ty::Str),
     ],
+    shared: &[],
 };
