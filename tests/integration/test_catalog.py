@@ -187,8 +187,12 @@ def test_deregister_service_takes_its_checks_node_takes_everything(agent):
     ({"Node": "x", "Address": "a", "Bogus": 1}, 'Request decode failed: json: unknown field "Bogus"'),
     ({"Node": "x", "Address": "a", "Service": {"Service": "s", "Name": "s"}},
      'Request decode failed: json: unknown field "Name"'),
-    ({"Node": 7}, "Request decode failed: json: cannot unmarshal number 7 into Go struct field "
+    # Go names a number's literal only when it does not fit a numeric field.
+    ({"Node": 7}, "Request decode failed: json: cannot unmarshal number into Go struct field "
                   "RegisterRequest.Node of type string"),
+    ({"Node": "x", "Service": {"Service": "s", "Port": 1.5}},
+     "Request decode failed: json: cannot unmarshal number 1.5 into Go struct field "
+     "NodeService.Service.Port of type int"),
 ])
 def test_register_decode_errors_are_400(agent, body, text):
     r = register(agent, body, status=400)

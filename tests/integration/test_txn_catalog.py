@@ -213,7 +213,8 @@ def test_writes_on_missing_nodes_and_services_fail(agent):
     ([{"Node": {"Verb": "set", "Node": {"Node": "n", "Bogus": 1}}}], 'json: unknown field "Bogus"'),
     ([{"Service": {"Verb": "set", "Node": "n", "Extra": 1}}], 'json: unknown field "Extra"'),
     ([{"Check": {"Verb": "set", "Check": {"Node": "n", "Port": 1}}}], 'json: unknown field "Port"'),
-    ([{"Node": {"Verb": "set", "Node": {"Node": 5}}}], "json: cannot unmarshal number 5"),
+    ([{"Node": {"Verb": "set", "Node": {"Node": 5}}}],
+     "json: cannot unmarshal number into Go struct field "),
 ])
 def test_undecodable_catalog_operations_are_400(agent, ops, text):
     r = txn(agent, ops)

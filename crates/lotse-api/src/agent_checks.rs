@@ -4,8 +4,6 @@
 //! `lotse_agent::definition::decode`), unknown IDs 404, a report on a check that is not a TTL
 //! check 500 (from the [`lotse_agent::Agent`]).
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::http::HeaderMap;
@@ -13,13 +11,12 @@ use lotse_agent::definition::decode;
 use lotse_agent::Source;
 use lotse_core::catalog::CheckStatus;
 use lotse_server::Access;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::agent_services::{
-    agent_error, authorize, definition_error, done, filtered_keys, json_body,
-};
+use crate::agent_services::{authorize, definition_error, json_body, keyed, path_id, written};
+use crate::catalog_decode::kind;
 use crate::catalog_filter::health_check_shape;
-use crate::catalog_json::{health_check, HealthCheckJson};
+use crate::catalog_json::health_check;
 use crate::params::Params;
 use crate::reply::{self, ApiError, ApiResult};
 use crate::State;
@@ -29,20 +26,10 @@ pub async fn list(AxState(state): AxState<State>, params: Params) -> ApiResult {
     authorize(&state, &params, Access::Read)?;
     let checks = state.local.checks();
     // The handler's form: `ServiceTags` is `[]` when there are none.
-    let views: Vec<HealthCheckJson> = checks.iter().map(health_check).collect();
-    let items: Map<String, Value> = views
+    let rows = checks
         .iter()
-        .map(|v| {
-            let json = serde_json::to_value(v).unwrap_or(Value::Null);
-            (v.check_id.to_string(), json)
-        })
-        .collect();
-    let keep = filtered_keys(&params, &health_check_shape(), items)?;
-    let out: BTreeMap<&str, &HealthCheckJson> = views
-        .iter()
-        .filter(|v| keep.iter().any(|k| k == v.check_id))
-        .map(|v| (v.check_id, v))
-        .collect();
+        .map(|c| (c.check_id.as_str(), health_check(c)));
+    let out = keyed(&params, &health_check_shape(), rows)?;
     Ok(reply::json(&out, params.pretty()))
 }
 
@@ -55,79 +42,64 @@ pub async fn register(
 ) -> ApiResult {
     let value = json_body(&headers, body).await?;
     let def = decode::check(&value).map_err(definition_error)?;
-    authorize(&state, &params, Access::Write)?;
-    state
-        .local
-        .register_check(def, Source::Remote)
-        .await
-        .map_err(agent_error)?;
-    done()
-}
-
-fn path_id(id: Option<Path<String>>) -> String {
-    id.map(|Path(id)| id).unwrap_or_default()
+    written(
+        &state,
+        &params,
+        state.local.register_check(def, Source::Remote),
+    )
+    .await
 }
 
 /// `PUT /v1/agent/check/deregister/:id`.
 pub async fn deregister(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    authorize(&state, &params, Access::Write)?;
-    let id = path_id(id);
-    state
-        .local
-        .deregister_check(&id)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let id = path_id(path);
+    written(&state, &params, state.local.deregister_check(&id)).await
 }
 
+/// A TTL report: `status` with `output`, on the check at the end of the path.
 async fn report(
     state: &State,
     params: &Params,
-    id: &str,
+    path: Option<Path<String>>,
     status: CheckStatus,
     output: &str,
 ) -> ApiResult {
-    authorize(state, params, Access::Write)?;
-    state
-        .local
-        .ttl_update(id, status, output)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let id = path_id(path);
+    written(state, params, state.local.ttl_update(&id, status, output)).await
 }
 
 /// `PUT /v1/agent/check/pass/:id?note=`.
 pub async fn pass(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let note = params.get("note").unwrap_or("").to_string();
-    report(&state, &params, &path_id(id), CheckStatus::Passing, &note).await
+    let note = params.get("note").unwrap_or("");
+    report(&state, &params, path, CheckStatus::Passing, note).await
 }
 
 /// `PUT /v1/agent/check/warn/:id?note=`.
 pub async fn warn(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let note = params.get("note").unwrap_or("").to_string();
-    report(&state, &params, &path_id(id), CheckStatus::Warning, &note).await
+    let note = params.get("note").unwrap_or("");
+    report(&state, &params, path, CheckStatus::Warning, note).await
 }
 
 /// `PUT /v1/agent/check/fail/:id?note=`.
 pub async fn fail(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let note = params.get("note").unwrap_or("").to_string();
-    report(&state, &params, &path_id(id), CheckStatus::Critical, &note).await
+    let note = params.get("note").unwrap_or("");
+    report(&state, &params, path, CheckStatus::Critical, note).await
 }
 
 /// The body of `PUT /v1/agent/check/update/:id`, decoded as Consul's strict decoder does
@@ -154,7 +126,7 @@ fn parse_update(v: &Value) -> Result<(CheckStatus, String), ApiError> {
                     other => {
                         return Err(decode_failed(format!(
                             "json: cannot unmarshal {} into Go struct field checkUpdate.{k} of type string",
-                            go_type_name(other)
+                            kind(other)
                         )))
                     }
                 }
@@ -163,7 +135,7 @@ fn parse_update(v: &Value) -> Result<(CheckStatus, String), ApiError> {
         other => {
             return Err(decode_failed(format!(
                 "json: cannot unmarshal {} into Go value of type agent.checkUpdate",
-                go_type_name(other)
+                kind(other)
             )))
         }
     }
@@ -175,29 +147,17 @@ fn parse_update(v: &Value) -> Result<(CheckStatus, String), ApiError> {
     }
 }
 
-/// The JSON type name Go's decoder uses in its errors.
-fn go_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// `PUT /v1/agent/check/update/:id` with `{"Status": ..., "Output": ...}`.
 pub async fn update(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let value = json_body(&headers, body).await?;
     let (status, output) = parse_update(&value)?;
-    report(&state, &params, &path_id(id), status, &output).await
+    report(&state, &params, path, status, &output).await
 }
 
 #[cfg(test)]

@@ -20,67 +20,12 @@ use lotse_agent::agent::{NODE_MAINTENANCE, SERVICE_MAINTENANCE_PREFIX};
 use lotse_core::catalog::{CheckStatus, HealthCheck, Service};
 use lotse_server::Access;
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::agent_services::authorize;
-use crate::catalog_json::{agent_service, AgentServiceJson};
+use crate::agent_services::{authorize, path_id};
+use crate::catalog_json::{agent_service, api_health_check, AgentServiceJson, HealthCheckJson};
 use crate::params::Params;
 use crate::reply::{ApiError, ApiResult};
 use crate::State;
-
-/// Consul's `api.HealthCheck` as this endpoint fills it: only the identity, status and output
-/// are copied; the rest keeps Go's zero values.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct ApiCheckJson<'a> {
-    pub node: &'a str,
-    #[serde(rename = "CheckID")]
-    pub check_id: &'a str,
-    pub name: &'a str,
-    pub status: &'static str,
-    pub notes: &'a str,
-    pub output: &'a str,
-    #[serde(rename = "ServiceID")]
-    pub service_id: &'a str,
-    pub service_name: &'a str,
-    /// Copied as is: a nil list (none) is `null` here, unlike `/v1/agent/checks`.
-    pub service_tags: Option<&'a [String]>,
-    #[serde(rename = "Type")]
-    pub check_type: &'static str,
-    pub exposed_port: i64,
-    pub definition: Value,
-    pub create_index: u64,
-    pub modify_index: u64,
-}
-
-/// `api.HealthCheckDefinition`'s zero value as its `MarshalJSON` writes it.
-fn zero_definition() -> Value {
-    json!({
-        "Interval": "0s", "Timeout": "0s", "DeregisterCriticalServiceAfter": "0s",
-        "HTTP": "", "Header": null, "Method": "", "Body": "", "TLSServerName": "",
-        "TLSSkipVerify": false, "TCP": "", "TCPUseTLS": false, "UDP": "", "GRPC": "",
-        "OSService": "", "GRPCUseTLS": false
-    })
-}
-
-fn api_check(c: &HealthCheck) -> ApiCheckJson<'_> {
-    ApiCheckJson {
-        node: &c.node,
-        check_id: &c.check_id,
-        name: &c.name,
-        status: c.status.as_str(),
-        notes: &c.notes,
-        output: &c.output,
-        service_id: &c.service_id,
-        service_name: &c.service_name,
-        service_tags: (!c.service_tags.is_empty()).then_some(c.service_tags.as_slice()),
-        check_type: "",
-        exposed_port: 0,
-        definition: zero_definition(),
-        create_index: 0,
-        modify_index: 0,
-    }
-}
 
 /// `AgentServiceChecksInfo`.
 #[derive(Debug, Serialize)]
@@ -88,7 +33,7 @@ fn api_check(c: &HealthCheck) -> ApiCheckJson<'_> {
 pub struct ServiceHealthJson<'a> {
     pub aggregated_status: &'static str,
     pub service: Option<AgentServiceJson<'a>>,
-    pub checks: Option<Vec<ApiCheckJson<'a>>>,
+    pub checks: Option<Vec<HealthCheckJson<'a>>>,
 }
 
 /// `api.HealthChecks.AggregatedStatus`: maintenance > critical > warning > passing.
@@ -159,69 +104,60 @@ fn service_health<'a>(
     let body = ServiceHealthJson {
         aggregated_status: status,
         service: Some(agent_service(service, dc)),
-        checks: Some(sorted.into_iter().map(api_check).collect()),
+        checks: Some(sorted.into_iter().map(api_health_check).collect()),
     };
     (status_code(status), status, body)
+}
+
+/// What both endpoints check first: the path's ID or name (empty: Consul's text, answered as
+/// a 500, see [`by_id`]), then the ACL seam; and whether the answer is wanted as plain text.
+fn prologue(
+    state: &State,
+    params: &Params,
+    headers: &HeaderMap,
+    path: Option<Path<String>>,
+    missing: &str,
+) -> Result<(String, bool), ApiError> {
+    let id = path_id(path);
+    if id.is_empty() {
+        // Consul returns a *pointer* to an HTTPError here, which its error mapping does not
+        // recognise, so the text goes out as a 500.
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, missing));
+    }
+    authorize(state, params, Access::Read)?;
+    Ok((id, wants_text(headers, params)))
 }
 
 /// `GET /v1/agent/health/service/id/:id`.
 pub async fn by_id(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
     headers: HeaderMap,
 ) -> ApiResult {
-    let id = id.map(|Path(id)| id).unwrap_or_default();
-    if id.is_empty() {
-        // Consul returns a *pointer* to an HTTPError here, which its error mapping does not
-        // recognise, so the text goes out as a 500.
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Missing serviceID",
-        ));
-    }
-    authorize(&state, &params, Access::Read)?;
-    let text = wants_text(&headers, &params);
-    let dc = state.local.datacenter();
-    match state.local.service_health(&id) {
-        Some((service, checks)) => {
-            let (code, status, body) = service_health(&service, &checks, dc);
-            Ok(answer(code, status, &body, text, params.pretty()))
-        }
-        None => {
-            let reason = format!("ServiceId {id} not found");
-            let body = ServiceHealthJson {
-                aggregated_status: "critical",
-                service: None,
-                checks: None,
-            };
-            Ok(answer(
-                StatusCode::NOT_FOUND,
-                &reason,
-                &body,
-                text,
-                params.pretty(),
-            ))
-        }
-    }
+    let (id, text) = prologue(&state, &params, &headers, path, "Missing serviceID")?;
+    let pretty = params.pretty();
+    let Some((service, checks)) = state.local.service_health(&id) else {
+        let body = ServiceHealthJson {
+            aggregated_status: "critical",
+            service: None,
+            checks: None,
+        };
+        let reason = format!("ServiceId {id} not found");
+        return Ok(answer(StatusCode::NOT_FOUND, &reason, &body, text, pretty));
+    };
+    let (code, status, body) = service_health(&service, &checks, state.local.datacenter());
+    Ok(answer(code, status, &body, text, pretty))
 }
 
 /// `GET /v1/agent/health/service/name/:name`: every local instance, the code of the worst.
 pub async fn by_name(
     AxState(state): AxState<State>,
-    name: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
     headers: HeaderMap,
 ) -> ApiResult {
-    let name = name.map(|Path(n)| n).unwrap_or_default();
-    if name.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Missing service Name",
-        ));
-    }
-    authorize(&state, &params, Access::Read)?;
-    let text = wants_text(&headers, &params);
+    let (name, text) = prologue(&state, &params, &headers, path, "Missing service Name")?;
     let dc = state.local.datacenter();
     let mut instances: Vec<(Service, Vec<HealthCheck>)> = state
         .local
@@ -249,6 +185,7 @@ pub async fn by_name(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn check(id: &str, status: CheckStatus) -> HealthCheck {
         let mut c = HealthCheck::new("n1", id, id);
@@ -289,7 +226,7 @@ mod tests {
         let mut c = check("service:web1", CheckStatus::Passing);
         c.check_type = "ttl".into();
         c.interval = "10s".into();
-        let v = serde_json::to_value(api_check(&c)).unwrap();
+        let v = serde_json::to_value(api_health_check(&c)).unwrap();
         assert_eq!(v["Type"], "");
         assert!(v.get("Interval").is_none());
         assert_eq!(v["ServiceTags"], Value::Null);

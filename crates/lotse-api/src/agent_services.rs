@@ -11,12 +11,15 @@
 //! Everything here is agent-local: no `X-Consul-Index`, answered from the agent's own state.
 //! Successful writes answer 200 with an empty body and no `Content-Type`, as Consul's handlers
 //! that return nil do. The helpers shared with [`crate::agent_checks`] and
-//! [`crate::agent_health`] (body decoding, error mapping, Go's `ParseBool`) live here too.
+//! [`crate::agent_health`] (body decoding, error mapping, ACL seam, writes, filtered lists)
+//! live here too.
 
 pub mod json;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,11 +30,12 @@ use lotse_agent::definition::{decode, DefinitionError};
 use lotse_agent::{AgentError, Source};
 use lotse_server::sessions::go_duration;
 use lotse_server::{Access, Resource};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::catalog_json::{agent_service, AgentServiceJson};
-use crate::kv::read_body;
-use crate::params::Params;
+use crate::catalog_filter::keeps;
+use crate::catalog_json::agent_service;
+use crate::params::{parse_go_bool, Params};
 use crate::reply::{self, ApiError, ApiResult};
 use crate::State;
 
@@ -64,32 +68,14 @@ pub(crate) fn definition_error(e: DefinitionError) -> ApiError {
     )
 }
 
-/// Reads a JSON request body as Go's `json.Decoder` does: the first value counts (trailing
-/// bytes are not looked at), an empty or blank body is `EOF`.
+/// Reads a registration's JSON body (at most [`BODY_LIMIT`]) as Go's `json.Decoder` does.
 pub(crate) async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let bytes = read_body(headers, body, BODY_LIMIT, DOCS).await?;
-    parse_first_value(&bytes)
+    crate::body::json_body(headers, body, BODY_LIMIT, DOCS).await
 }
 
-pub(crate) fn parse_first_value(bytes: &[u8]) -> Result<Value, ApiError> {
-    let decode_failed =
-        |why: String| ApiError::bad_request(format!("Request decode failed: {why}"));
-    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    match values.next() {
-        None => Err(decode_failed("EOF".into())),
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) if e.is_eof() => Err(decode_failed("unexpected EOF".into())),
-        Some(Err(e)) => Err(decode_failed(e.to_string())),
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-pub(crate) fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
+/// The ID (or name) at the end of the path; the bare prefix (`/v1/agent/service/`) has none.
+pub(crate) fn path_id(path: Option<Path<String>>) -> String {
+    path.map(|Path(id)| id).unwrap_or_default()
 }
 
 /// `?enable=` of the maintenance endpoints, with Consul's 400s.
@@ -97,7 +83,7 @@ fn enable_param(params: &Params) -> Result<bool, ApiError> {
     let raw = params
         .get("enable")
         .ok_or_else(|| ApiError::bad_request("Missing value for enable"))?;
-    parse_bool(raw)
+    parse_go_bool(raw)
         .ok_or_else(|| ApiError::bad_request(format!("Invalid value for enable: {raw:?}")))
 }
 
@@ -110,22 +96,30 @@ pub(crate) fn authorize(state: &State, params: &Params, access: Access) -> Resul
     Ok(())
 }
 
-/// A `?filter=` error.
-pub(crate) fn filter_error(e: crate::filter::FilterError) -> ApiError {
-    // Consul passes bexpr's error through as a 500 here; Lotse answers every bad filter with
-    // the same 400 as the catalog endpoints (docs/design-notes.md).
-    crate::catalog_filter::filter_error(e)
+/// An agent write: the ACL seam, then `write` (an [`lotse_agent::Agent`] call, which does
+/// nothing until awaited), then Consul's empty 200.
+pub(crate) async fn written(
+    state: &State,
+    params: &Params,
+    write: impl Future<Output = Result<(), AgentError>>,
+) -> ApiResult {
+    authorize(state, params, Access::Write)?;
+    write.await.map_err(agent_error)?;
+    done()
 }
 
-/// Keeps the keys of `items` whose JSON matches `?filter=` (all when there is none).
-pub(crate) fn filtered_keys(
+/// An agent list keyed by ID (`/v1/agent/services`, `/v1/agent/checks`): the rows whose JSON
+/// passes `?filter=` (checked against `shape`; all of them without one), in ID order.
+///
+/// Consul passes a bad filter's error through as a 500 here; Lotse answers every bad filter
+/// with the same 400 as the catalog endpoints (docs/design-notes.md).
+pub(crate) fn keyed<'a, R: Serialize>(
     params: &Params,
     shape: &Value,
-    items: Map<String, Value>,
-) -> Result<Vec<String>, ApiError> {
-    let kept =
-        crate::filter::apply_map(params.get("filter"), shape, items).map_err(filter_error)?;
-    Ok(kept.into_iter().map(|(k, _)| k).collect())
+    rows: impl Iterator<Item = (&'a str, R)>,
+) -> Result<BTreeMap<&'a str, R>, ApiError> {
+    let filter = crate::catalog_filter::from_params(params, shape)?;
+    Ok(rows.filter(|(_, r)| keeps(filter.as_ref(), r)).collect())
 }
 
 // ---- reads ----
@@ -135,20 +129,10 @@ pub async fn list(AxState(state): AxState<State>, params: Params) -> ApiResult {
     authorize(&state, &params, Access::Read)?;
     let services = state.local.services();
     let dc = state.local.datacenter();
-    let views: Vec<(String, AgentServiceJson)> = services
+    let rows = services
         .iter()
-        .map(|s| (s.id.clone(), agent_service(s, dc)))
-        .collect();
-    let items: Map<String, Value> = views
-        .iter()
-        .map(|(id, v)| (id.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
-        .collect();
-    let keep = filtered_keys(&params, &json::shape(), items)?;
-    let out: std::collections::BTreeMap<&str, &AgentServiceJson> = views
-        .iter()
-        .filter(|(id, _)| keep.contains(id))
-        .map(|(id, v)| (id.as_str(), v))
-        .collect();
+        .map(|s| (s.id.as_str(), agent_service(s, dc)));
+    let out = keyed(&params, &json::shape(), rows)?;
     Ok(reply::json(&out, params.pretty()))
 }
 
@@ -175,10 +159,10 @@ fn hash_wait(params: &Params) -> Result<Duration, ApiError> {
 /// current hash waits (up to `?wait`) until the service changes.
 pub async fn get(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let id = path_id(path);
     let wait = hash_wait(&params)?;
     authorize(&state, &params, Access::Read)?;
     let want = params.get("hash").unwrap_or("").to_string();
@@ -226,65 +210,44 @@ pub async fn register(
 ) -> ApiResult {
     let value = json_body(&headers, body).await?;
     let def = decode::service(&value).map_err(definition_error)?;
-    authorize(&state, &params, Access::Write)?;
     // Consul: present and either empty or exactly "true".
     let replace = matches!(params.get("replace-existing-checks"), Some("" | "true"));
-    state
-        .local
-        .register_service(def, replace, Source::Remote)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let write = state.local.register_service(def, replace, Source::Remote);
+    written(&state, &params, write).await
 }
 
 /// `PUT /v1/agent/service/deregister/:id` (and its checks, and a sidecar registered with it).
 pub async fn deregister(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let id = id.map(|Path(id)| id).unwrap_or_default();
-    authorize(&state, &params, Access::Write)?;
-    state
-        .local
-        .deregister_service(&id)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let id = path_id(path);
+    written(&state, &params, state.local.deregister_service(&id)).await
 }
 
 /// `PUT /v1/agent/service/maintenance/:id?enable=&reason=`.
 pub async fn maintenance(
     AxState(state): AxState<State>,
-    id: Option<Path<String>>,
+    path: Option<Path<String>>,
     params: Params,
 ) -> ApiResult {
-    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let id = path_id(path);
     if id.is_empty() {
         return Err(ApiError::bad_request("Missing service ID"));
     }
     let enable = enable_param(&params)?;
-    authorize(&state, &params, Access::Write)?;
     let reason = params.get("reason").unwrap_or("");
-    state
-        .local
-        .service_maintenance(&id, enable, reason)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let write = state.local.service_maintenance(&id, enable, reason);
+    written(&state, &params, write).await
 }
 
 /// `PUT /v1/agent/maintenance?enable=&reason=`: the node's maintenance check.
 pub async fn node_maintenance(AxState(state): AxState<State>, params: Params) -> ApiResult {
     let enable = enable_param(&params)?;
-    authorize(&state, &params, Access::Write)?;
     let reason = params.get("reason").unwrap_or("");
-    state
-        .local
-        .node_maintenance(enable, reason)
-        .await
-        .map_err(agent_error)?;
-    done()
+    let write = state.local.node_maintenance(enable, reason);
+    written(&state, &params, write).await
 }
 
 // ---- agent-wide ----

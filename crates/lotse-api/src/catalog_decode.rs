@@ -22,14 +22,23 @@ use serde_json::{Map, Value};
 pub type DecodeError = String;
 
 /// What Go's errors call a JSON value's type.
-fn kind(v: &Value) -> String {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null".into(),
-        Value::Bool(_) => "bool".into(),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(_) => "string".into(),
-        Value::Array(_) => "array".into(),
-        Value::Object(_) => "object".into(),
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Go's `UnmarshalTypeError` value text: the JSON type, and for a number that does not fit a
+/// numeric field (`1.5` or `-1` into an `int`/`uint64`) the literal too, as Go writes it.
+fn type_text(v: &Value, go_type: &str) -> String {
+    match v {
+        Value::Number(n) if matches!(go_type, "int" | "uint64") => format!("number {n}"),
+        other => kind(other).to_string(),
     }
 }
 
@@ -64,7 +73,7 @@ impl<'a> GoObject<'a> {
             }),
             other => Err(format!(
                 "json: cannot unmarshal {} into Go value of type {go_type}",
-                kind(other).split(' ').next().unwrap_or("value")
+                kind(other)
             )),
         }
     }
@@ -77,7 +86,7 @@ impl<'a> GoObject<'a> {
         };
         format!(
             "json: cannot unmarshal {} into Go struct field {}.{path} of type {go_type}",
-            kind(v),
+            type_text(v, go_type),
             self.strukt
         )
     }
@@ -186,12 +195,7 @@ impl<'a> GoObject<'a> {
     ) -> Result<Option<GoObject<'a>>, DecodeError> {
         match self.field(name) {
             None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(GoObject {
-                map,
-                strukt,
-                path: self.child_path(name),
-            })),
-            Some(v) => Err(self.type_error(name, v, &format!("structs.{strukt}"))),
+            Some(v) => self.child(name, v, strukt).map(Some),
         }
     }
 
@@ -206,14 +210,7 @@ impl<'a> GoObject<'a> {
             Some(Value::Array(items)) => items
                 .iter()
                 .filter(|i| !i.is_null())
-                .map(|i| match i {
-                    Value::Object(map) => Ok(GoObject {
-                        map,
-                        strukt,
-                        path: self.child_path(name),
-                    }),
-                    other => Err(self.type_error(name, other, &format!("structs.{strukt}"))),
-                })
+                .map(|i| self.child(name, i, strukt))
                 .collect(),
             Some(v) => Err(self.type_error(name, v, &format!("[]*structs.{strukt}"))),
         }
@@ -229,17 +226,7 @@ impl<'a> GoObject<'a> {
             None => Ok(Vec::new()),
             Some(Value::Object(m)) => m
                 .iter()
-                .map(|(k, v)| match v {
-                    Value::Object(map) => Ok((
-                        k.clone(),
-                        GoObject {
-                            map,
-                            strukt,
-                            path: self.child_path(name),
-                        },
-                    )),
-                    other => Err(self.type_error(name, other, &format!("structs.{strukt}"))),
-                })
+                .map(|(k, v)| Ok((k.clone(), self.child(name, v, strukt)?)))
                 .collect(),
             Some(v) => Err(self.type_error(name, v, &format!("map[string]structs.{strukt}"))),
         }
@@ -257,6 +244,23 @@ impl<'a> GoObject<'a> {
             Some(Value::String(s)) => parse_go_duration(s),
             Some(Value::Number(n)) => Ok(n.as_f64().map_or(0, |f| f as i64)),
             _ => Ok(0),
+        }
+    }
+
+    /// The value of field `name` (or one of its items) as the nested struct `strukt`.
+    fn child(
+        &self,
+        name: &str,
+        v: &'a Value,
+        strukt: &'static str,
+    ) -> Result<GoObject<'a>, DecodeError> {
+        match v {
+            Value::Object(map) => Ok(GoObject {
+                map,
+                strukt,
+                path: self.child_path(name),
+            }),
+            other => Err(self.type_error(name, other, &format!("structs.{strukt}"))),
         }
     }
 
@@ -294,7 +298,8 @@ mod bodies;
 
 pub use blocks::{connect, definition, proxy, Definition};
 pub use bodies::{
-    check, deregister, register, service, weights, CheckBody, RegisterBody, ServiceBody,
+    check, check_as, deregister, register, service, weights, CheckBody, CheckStruct, RegisterBody,
+    ServiceBody,
 };
 
 #[cfg(test)]

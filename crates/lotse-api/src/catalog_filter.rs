@@ -35,14 +35,6 @@ pub fn keeps<T: Serialize>(filter: Option<&Filter>, row: &T) -> bool {
     }
 }
 
-/// The rows that pass `filter`, in order.
-pub fn retain<T: Serialize>(filter: Option<&Filter>, rows: Vec<T>) -> Vec<T> {
-    match filter {
-        None => rows,
-        Some(_) => rows.into_iter().filter(|r| keeps(filter, r)).collect(),
-    }
-}
-
 fn weights() -> Value {
     json!({"Passing": 0, "Warning": 0})
 }

@@ -12,25 +12,19 @@
 //! `Definition`) are written back in Go's form ([`JsonText`], [`blocks`]) whoever stored them.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use lotse_core::catalog::{HealthCheck, Node, Service, ServiceAddress, ServiceEntry};
 use serde::ser::Serializer;
 use serde::Serialize;
 
+mod agent;
 mod blocks;
 mod ordered;
 
-pub use blocks::{canonical_connect, canonical_proxy, is_zero_proxy};
+pub use agent::{agent_service, AgentServiceJson};
+pub use blocks::{canonical_connect, canonical_proxy, is_zero_proxy, ACCESS_LOGS};
 pub use ordered::Ordered;
-
-/// Service kinds whose agent view carries a `Proxy` block.
-const PROXY_KINDS: [&str; 5] = [
-    "connect-proxy",
-    "mesh-gateway",
-    "terminating-gateway",
-    "ingress-gateway",
-    "api-gateway",
-];
 
 // ---------------------------------------------------------------------------------------------
 // Stored JSON text, written back in order
@@ -45,6 +39,9 @@ pub enum Block {
     /// As stored (a check's `Definition`, written in Go's order by its decoders); `{}` when
     /// empty.
     Verbatim,
+    /// `api.HealthCheckDefinition`'s zero value as its `MarshalJSON` writes it, whatever is
+    /// stored: the agent's health endpoints copy no definition into their `api.HealthCheck`s.
+    ApiZero,
 }
 
 /// A JSON block kept as text by the catalog, serialised in Go's form (a `serde_json::Value`
@@ -62,19 +59,38 @@ impl<'a> JsonText<'a> {
 
     /// The block as it is written out.
     pub fn ordered(&self) -> Ordered {
-        let stored = serde_json::from_str::<Ordered>(self.text)
-            .unwrap_or_else(|_| Ordered::Object(Vec::new()));
+        if self.block == Block::ApiZero {
+            return blocks::zero_api_definition();
+        }
+        // Most services carry no proxy or connect block: skip the parser for them.
+        let stored = if self.text.is_empty() {
+            Ordered::Object(Vec::new())
+        } else {
+            serde_json::from_str::<Ordered>(self.text)
+                .unwrap_or_else(|_| Ordered::Object(Vec::new()))
+        };
         match self.block {
             Block::Proxy => blocks::canonical_proxy(&stored),
             Block::Connect => blocks::canonical_connect(&stored),
-            Block::Verbatim => stored,
+            Block::Verbatim | Block::ApiZero => stored,
         }
     }
 }
 
 impl Serialize for JsonText<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.ordered().serialize(s)
+        // The common case, a service without proxy or connect block and a check without a
+        // stored definition, is written from a value built once: these blocks are on every
+        // row of the largest answers.
+        static ZERO_PROXY: OnceLock<Ordered> = OnceLock::new();
+        static EMPTY: Ordered = Ordered::Object(Vec::new());
+        match (self.block, self.text.is_empty()) {
+            (Block::Proxy, true) => ZERO_PROXY
+                .get_or_init(|| blocks::canonical_proxy(&EMPTY))
+                .serialize(s),
+            (Block::Connect | Block::Verbatim, true) => EMPTY.serialize(s),
+            _ => self.ordered().serialize(s),
+        }
     }
 }
 
@@ -95,7 +111,9 @@ pub struct ServiceAddressJson<'a> {
     pub port: i64,
 }
 
-fn tagged(m: &BTreeMap<String, ServiceAddress>) -> BTreeMap<&str, ServiceAddressJson<'_>> {
+pub(crate) fn tagged(
+    m: &BTreeMap<String, ServiceAddress>,
+) -> BTreeMap<&str, ServiceAddressJson<'_>> {
     m.iter()
         .map(|(k, a)| {
             (
@@ -109,7 +127,7 @@ fn tagged(m: &BTreeMap<String, ServiceAddress>) -> BTreeMap<&str, ServiceAddress
         .collect()
 }
 
-fn weights(s: &Service) -> WeightsJson {
+pub(crate) fn weights(s: &Service) -> WeightsJson {
     WeightsJson {
         passing: s.weights.passing,
         warning: s.weights.warning,
@@ -283,7 +301,9 @@ pub fn stored_node_service(s: &Service) -> NodeServiceJson<'_> {
 // ---------------------------------------------------------------------------------------------
 // HealthCheck
 
-/// `structs.HealthCheck` (`PeerName` is omitempty and never set here).
+/// `structs.HealthCheck` (`PeerName` is omitempty and never set here), and the agent's
+/// `api.HealthCheck`, which has the same fields less `Interval` and `Timeout`
+/// ([`api_health_check`]).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HealthCheckJson<'a> {
@@ -300,8 +320,11 @@ pub struct HealthCheckJson<'a> {
     pub service_tags: Option<&'a [String]>,
     #[serde(rename = "Type")]
     pub check_type: &'a str,
-    pub interval: &'a str,
-    pub timeout: &'a str,
+    /// Always there in `structs.HealthCheck`, absent from `api.HealthCheck` (None).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<&'a str>,
     pub exposed_port: i64,
     pub definition: JsonText<'a>,
     pub create_index: u64,
@@ -329,12 +352,28 @@ pub fn stored_health_check(c: &HealthCheck) -> HealthCheckJson<'_> {
         service_name: &c.service_name,
         service_tags: (!c.service_tags.is_empty()).then_some(c.service_tags.as_slice()),
         check_type: &c.check_type,
-        interval: &c.interval,
-        timeout: &c.timeout,
+        interval: Some(&c.interval),
+        timeout: Some(&c.timeout),
         exposed_port: c.exposed_port,
         definition: JsonText::new(&c.definition_json, Block::Verbatim),
         create_index: c.create_index,
         modify_index: c.modify_index,
+    }
+}
+
+/// `api.HealthCheck` as the agent's health endpoints fill it: identity, status, output and
+/// service fields copied (`ServiceTags` as stored: `null` when none), everything else Go's
+/// zero value.
+pub fn api_health_check(c: &HealthCheck) -> HealthCheckJson<'_> {
+    HealthCheckJson {
+        check_type: "",
+        interval: None,
+        timeout: None,
+        exposed_port: 0,
+        definition: JsonText::new("", Block::ApiZero),
+        create_index: 0,
+        modify_index: 0,
+        ..stored_health_check(c)
     }
 }
 
@@ -355,77 +394,6 @@ pub fn service_entry<'a>(e: &ServiceEntry<'a>) -> ServiceEntryJson<'a> {
         node: node(e.node),
         service: node_service(e.service),
         checks: e.checks.iter().map(|c| health_check(c)).collect(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// AgentService: the agent's endpoints
-
-/// `api.AgentService`, as `/v1/agent/services` and `/v1/agent/service/:id` write a local
-/// service: `Tags` `[]` and `Meta` `{}` when empty, `Port` always, indexes only when set,
-/// `Proxy` only for proxies and gateways, `Connect` only for Connect-native services.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AgentServiceJson<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    pub kind: &'a str,
-    #[serde(rename = "ID")]
-    pub id: &'a str,
-    pub service: &'a str,
-    pub tags: &'a [String],
-    pub meta: &'a BTreeMap<String, String>,
-    pub port: i64,
-    pub address: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    pub socket_path: &'a str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub tagged_addresses: BTreeMap<&'a str, ServiceAddressJson<'a>>,
-    pub weights: WeightsJson,
-    pub enable_tag_override: bool,
-    #[serde(skip_serializing_if = "is_zero_u64")]
-    pub create_index: u64,
-    #[serde(skip_serializing_if = "is_zero_u64")]
-    pub modify_index: u64,
-    /// Set by `GET /v1/agent/service/:id` only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_hash: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<JsonText<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect: Option<JsonText<'a>>,
-    pub datacenter: &'a str,
-}
-
-fn is_zero_u64(n: &u64) -> bool {
-    *n == 0
-}
-
-/// A service as the agent endpoints show it, in the agent's `datacenter`.
-pub fn agent_service<'a>(s: &'a Service, datacenter: &'a str) -> AgentServiceJson<'a> {
-    let native = serde_json::from_str::<serde_json::Value>(&s.connect_json)
-        .ok()
-        .and_then(|v| v.get("Native").and_then(serde_json::Value::as_bool))
-        .unwrap_or(false);
-    AgentServiceJson {
-        kind: &s.kind,
-        id: &s.id,
-        service: &s.name,
-        tags: &s.tags,
-        meta: &s.meta,
-        port: s.port,
-        address: &s.address,
-        socket_path: &s.socket_path,
-        tagged_addresses: tagged(&s.tagged_addresses),
-        weights: weights(s),
-        enable_tag_override: s.enable_tag_override,
-        create_index: s.create_index,
-        modify_index: s.modify_index,
-        content_hash: None,
-        proxy: PROXY_KINDS
-            .contains(&s.kind.as_str())
-            .then(|| JsonText::new(&s.proxy_json, Block::Proxy)),
-        connect: native.then(|| JsonText::new(r#"{"Native":true}"#, Block::Connect)),
-        datacenter,
     }
 }
 

@@ -72,7 +72,7 @@
 //! a double-quoted string, and `not(`…`)`, `"a"in Tags` without the whitespace bexpr requires
 //! around word operators.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 mod eval;
 mod lexer;
@@ -208,22 +208,6 @@ pub fn apply(
 ) -> Result<Vec<Value>, FilterError> {
     Ok(match Filter::from_param(expr, shape)? {
         Some(filter) => items.into_iter().filter(|i| filter.matches(i)).collect(),
-        None => items,
-    })
-}
-
-/// Like [`apply`] for responses keyed by ID (`/v1/agent/services`, `/v1/agent/checks`): the
-/// filter sees each value, and matching entries keep their keys.
-pub fn apply_map(
-    expr: Option<&str>,
-    shape: &Value,
-    items: Map<String, Value>,
-) -> Result<Map<String, Value>, FilterError> {
-    Ok(match Filter::from_param(expr, shape)? {
-        Some(filter) => items
-            .into_iter()
-            .filter(|(_, v)| filter.matches(v))
-            .collect(),
         None => items,
     })
 }

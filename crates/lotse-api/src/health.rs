@@ -1,108 +1,94 @@
 //! `/v1/health/*`: node, checks, state, service, with Consul's answers
 //! (`agent/health_endpoint.go`, `agent/consul/health_endpoint.go`). Every list is `[]` when
 //! empty, every `ServiceTags`/`Tags` `[]` when there are none, and every answer blocks.
+//!
+//! `/v1/health/service/:s` is the endpoint load balancers and service meshes park on by the
+//! thousand; its bodies go through the [`RenderCache`].
 
-use axum::extract::{Path, State as AxState};
-use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, State as AxState};
+use axum::response::IntoResponse;
 use lotse_core::catalog::{CheckStatus, HealthCheck, Node, Service};
-use lotse_core::store::ServiceQuery;
-use lotse_core::{Table, WatchKey};
+use lotse_core::{Store, Table, WatchKey};
 
-use crate::catalog::{
-    answer, blocking, filter_for, missing, service_filters, with_query_meta, Reply,
-};
-use crate::catalog_filter::{self as filter, keeps};
+use crate::catalog_filter::{health_check_shape, service_entry_shape};
 use crate::catalog_json as cj;
+use crate::catalog_query::{with_query_meta, Query, Reply};
 use crate::params::Params;
-use crate::reply::{json, ApiError};
+use crate::render_cache::{Endpoint, RenderCache};
+use crate::reply::{json_bytes, ApiError};
 use crate::State;
 
-fn check_rows<'a>(
-    checks: &'a [HealthCheck],
-    filter: Option<&crate::filter::Filter>,
-) -> Vec<cj::HealthCheckJson<'a>> {
-    checks
-        .iter()
-        .map(cj::health_check)
-        .filter(|r| keeps(filter, r))
-        .collect()
+const MISSING_NODE: &str = "Missing node name";
+const MISSING_SERVICE: &str = "Missing service name";
+
+/// A blocking list of health checks: `read` collects them under the store's lock, they are
+/// filtered and written outside it.
+async fn checks_reply(
+    state: &State,
+    params: &Params,
+    q: Query,
+    watch: &[WatchKey],
+    read: impl for<'s> Fn(&'s Store) -> (u64, Vec<&'s HealthCheck>),
+) -> Reply {
+    let (meta, checks) = q
+        .read(state, watch, |s| {
+            let (i, checks) = read(s);
+            (i, checks.into_iter().cloned().collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(q.rows(&meta, params, checks.iter().map(cj::health_check)))
 }
 
-pub async fn node_missing() -> Response {
-    missing("node")
-}
-
+/// `GET /v1/health/node/:node`: every check on the node, its services' included.
 pub async fn node(
     AxState(state): AxState<State>,
-    Path(name): Path<String>,
+    path: Option<Path<String>>,
     params: Params,
-) -> Response {
-    answer(node_reply(&state, &params, name).await)
-}
-
-async fn node_reply(state: &State, params: &Params, name: String) -> Reply {
-    if name.is_empty() {
-        return Err(missing("node"));
-    }
-    let filter = filter_for(params, &filter::health_check_shape())?;
+) -> Reply {
+    let (q, name) = Query::named(&state, &params, &health_check_shape(), path, MISSING_NODE)?;
     let watch = [WatchKey::Node(name.clone())];
-    let (meta, checks) = blocking(state, params, &watch, |s| {
-        let (i, checks) = s.node_health(&name);
-        (i, checks.into_iter().cloned().collect::<Vec<_>>())
-    })
-    .await?;
-    let rows = check_rows(&checks, filter.as_ref());
-    Ok(with_query_meta(json(&rows, params.pretty()), &meta))
+    checks_reply(&state, &params, q, &watch, |s| s.node_health(&name)).await
 }
 
-pub async fn checks_missing() -> Response {
-    missing("service")
-}
-
+/// `GET /v1/health/checks/:service`: only the checks of the service's instances, node-level
+/// checks not included.
 pub async fn checks(
     AxState(state): AxState<State>,
-    Path(name): Path<String>,
+    path: Option<Path<String>>,
     params: Params,
-) -> Response {
-    answer(checks_reply(&state, &params, name).await)
-}
-
-/// Only the checks of the service's instances: node-level checks are not included.
-async fn checks_reply(state: &State, params: &Params, name: String) -> Reply {
-    if name.is_empty() {
-        return Err(missing("service"));
-    }
+) -> Reply {
+    let (q, name) = Query::named(
+        &state,
+        &params,
+        &health_check_shape(),
+        path,
+        MISSING_SERVICE,
+    )?;
     let node_meta = params.node_meta();
-    let filter = filter_for(params, &filter::health_check_shape())?;
     let watch = [WatchKey::Service(name.clone())];
-    let (meta, checks) = blocking(state, params, &watch, |s| {
-        let (i, checks) = s.service_checks(&name, &node_meta);
-        (i, checks.into_iter().cloned().collect::<Vec<_>>())
+    checks_reply(&state, &params, q, &watch, |s| {
+        s.service_checks(&name, &node_meta)
     })
-    .await?;
-    let rows = check_rows(&checks, filter.as_ref());
-    Ok(with_query_meta(json(&rows, params.pretty()), &meta))
+    .await
 }
 
-pub async fn state_missing() -> Response {
-    ApiError::bad_request("Missing check state").into_response()
-}
-
+/// `GET /v1/health/state/:state`: `any` or one status. As in Consul, no other value is
+/// refused: it matches no check.
 pub async fn state(
     AxState(state): AxState<State>,
-    Path(wanted): Path<String>,
+    path: Option<Path<String>>,
     params: Params,
-) -> Response {
-    answer(state_reply(&state, &params, wanted).await)
-}
-
-/// `any` or one status. As in Consul, no other value is refused: it matches no check.
-async fn state_reply(state: &State, params: &Params, wanted: String) -> Reply {
-    if wanted.is_empty() {
-        return Err(state_missing().await);
-    }
+) -> Reply {
+    let (q, wanted) = Query::named(
+        &state,
+        &params,
+        &health_check_shape(),
+        path,
+        "Missing check state",
+    )?;
     let node_meta = params.node_meta();
-    let filter = filter_for(params, &filter::health_check_shape())?;
     let mut watch = vec![WatchKey::Table(Table::Checks)];
     if !node_meta.is_empty() {
         watch.push(WatchKey::Table(Table::Nodes));
@@ -111,75 +97,62 @@ async fn state_reply(state: &State, params: &Params, wanted: String) -> Reply {
         "any" => Some(None),
         s => CheckStatus::parse(s).map(Some),
     };
-    let (meta, checks) = blocking(state, params, &watch, |s| {
-        let (i, checks) = match status {
-            Some(status) => s.checks_in_state(status, &node_meta),
-            None => (s.watch_index(&WatchKey::Table(Table::Checks)), Vec::new()),
-        };
-        let i = if node_meta.is_empty() {
-            i
-        } else {
-            i.max(s.watch_index(&WatchKey::Table(Table::Nodes)))
-        };
-        (i, checks.into_iter().cloned().collect::<Vec<_>>())
+    checks_reply(&state, &params, q, &watch, |s| match status {
+        // With node-meta the store's index also counts the nodes' records.
+        Some(status) => s.checks_in_state(status, &node_meta),
+        None => (s.watch_index(&WatchKey::Table(Table::Checks)), Vec::new()),
     })
-    .await?;
-    let rows = check_rows(&checks, filter.as_ref());
-    Ok(with_query_meta(json(&rows, params.pretty()), &meta))
-}
-
-pub async fn service_missing() -> Response {
-    missing("service")
-}
-
-pub async fn service(
-    AxState(state): AxState<State>,
-    Path(name): Path<String>,
-    params: Params,
-) -> Response {
-    answer(service_reply(&state, &params, name).await)
+    .await
 }
 
 /// One instance with its node and its checks, owned out of the store.
 type Entry = (Node, Service, Vec<HealthCheck>);
 
-async fn service_reply(state: &State, params: &Params, name: String) -> Reply {
-    if name.is_empty() {
-        return Err(missing("service"));
-    }
-    let (tags, node_meta) = service_filters(params);
-    let filter = filter_for(params, &filter::service_entry_shape())?;
-    // Consul reads `?passing` after its read, so a bad value still gets the query headers.
-    let passing = params.go_bool("passing");
+/// `GET /v1/health/service/:service`: each instance with its node and every check bearing on
+/// it, `?tag`, `?node-meta`, `?passing`, `?filter`.
+pub async fn service(
+    AxState(state): AxState<State>,
+    Extension(cache): Extension<Arc<RenderCache>>,
+    path: Option<Path<String>>,
+    params: Params,
+) -> Reply {
+    let shape = service_entry_shape();
+    let (q, name) = Query::named(&state, &params, &shape, path, MISSING_SERVICE)?;
     let watch = [WatchKey::Service(name.clone())];
-    let (meta, entries) = blocking(state, params, &watch, |s| {
-        let q = ServiceQuery {
-            tags: &tags,
-            node_meta: &node_meta,
-        };
-        let (i, entries) = s.service_health(&name, &q, passing.unwrap_or(false));
-        let owned: Vec<Entry> = entries
-            .into_iter()
-            .map(|e| {
-                let checks = e.checks.into_iter().cloned().collect();
-                (e.node.clone(), e.service.clone(), checks)
-            })
-            .collect();
-        (i, owned)
-    })
-    .await?;
-    if passing.is_none() {
+    // Consul reads `?passing` after its read, so a bad value still blocks and gets the headers.
+    let Some(passing) = params.go_bool("passing") else {
+        let (meta, ()) = q
+            .read(&state, &watch, |s| (s.service_index(&name), ()))
+            .await?;
         let resp = ApiError::bad_request("Invalid value for ?passing").into_response();
         return Err(with_query_meta(resp, &meta));
-    }
-    let rows: Vec<_> = entries
-        .iter()
-        .map(|(n, s, checks)| cj::ServiceEntryJson {
-            node: cj::node(n),
-            service: cj::node_service(s),
-            checks: checks.iter().map(cj::health_check).collect(),
-        })
-        .filter(|r| keeps(filter.as_ref(), r))
-        .collect();
-    Ok(with_query_meta(json(&rows, params.pretty()), &meta))
+    };
+    let pretty = params.pretty();
+    let endpoint = Endpoint::HealthService;
+    cache
+        .service(
+            &state,
+            &params,
+            &q,
+            endpoint,
+            &name,
+            passing,
+            |s, sq| {
+                let (_, entries) = s.service_health(&name, sq, passing);
+                let owned = entries.into_iter().map(|e| {
+                    let checks = e.checks.into_iter().cloned().collect();
+                    (e.node.clone(), e.service.clone(), checks)
+                });
+                owned.collect::<Vec<Entry>>()
+            },
+            |entries| {
+                let rows = entries.iter().map(|(n, s, checks)| cj::ServiceEntryJson {
+                    node: cj::node(n),
+                    service: cj::node_service(s),
+                    checks: checks.iter().map(cj::health_check).collect(),
+                });
+                json_bytes(&rows.filter(|r| q.keeps(r)).collect::<Vec<_>>(), pretty)
+            },
+        )
+        .await
 }

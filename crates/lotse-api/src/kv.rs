@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use base64::Engine;
 use lotse_core::kv::KvWrite;
@@ -11,6 +11,7 @@ use lotse_core::{Command, KvEntry, Outcome, WatchKey};
 use lotse_server::{now_ms, Access, Resource};
 use serde::Serialize;
 
+use crate::body::read_body;
 use crate::params::Params;
 use crate::reply::{json, not_found_with_meta, with_meta, ApiError, ApiResult};
 use crate::State;
@@ -132,32 +133,6 @@ async fn get_key(AxState(state): AxState<State>, key: String, params: Params) ->
         return Ok(with_meta(resp, &meta));
     }
     Ok(with_meta(json(&[KvJson::from(&entry)], pretty), &meta))
-}
-
-/// Reads a request body of at most `limit` bytes; a larger one is Consul's 413.
-pub async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    doc: &str,
-) -> Result<Vec<u8>, ApiError> {
-    let too_large = |size: String| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body({size} bytes) too large, max size: {limit} bytes. See {doc}."),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(len) = declared.filter(|l| *l > limit) {
-        return Err(too_large(len.to_string()));
-    }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|_| too_large(format!("more than {limit}")))
 }
 
 pub async fn put_root(state: AxState<State>, params: Params) -> ApiResult {

@@ -11,19 +11,24 @@
 //!   and consistency options, `dc`).
 //! * [`ci_json`]: request bodies read case-insensitively, as Go's `encoding/json` does.
 //! * [`kv`], [`txn`], [`session`], [`status`], [`agent`], [`metrics`]: one file per endpoint group.
+//! * [`body`]: request bodies, bounded (413) and decoded as Go's `json.Decoder` does.
 //! * [`catalog`], [`health`] (and the catalog part of `/v1/txn`, [`txn_catalog`]): Consul's
 //!   catalog over the store; request bodies in [`catalog_decode`], rows as Consul's JSON in
-//!   [`catalog_json`], `?filter=` shapes in [`catalog_filter`].
+//!   [`catalog_json`], `?filter=` shapes in [`catalog_filter`], the blocking-read plumbing
+//!   they share in [`catalog_query`], and the answers shared between the watchers of one
+//!   service in [`render_cache`].
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod agent_checks;
 pub mod agent_health;
 pub mod agent_services;
+pub mod body;
 pub mod catalog;
 pub mod catalog_decode;
 pub mod catalog_filter;
 pub mod catalog_json;
+pub mod catalog_query;
 pub mod ci_json;
 pub mod filter;
 pub mod health;
@@ -31,16 +36,19 @@ pub mod kv;
 pub mod metrics;
 pub mod monitor;
 pub mod params;
+pub mod render_cache;
 pub mod reply;
 pub mod session;
 pub mod status;
+#[cfg(test)]
+mod test_state;
 pub mod txn;
 pub mod txn_catalog;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
+use axum::extract::{DefaultBodyLimit, Extension};
+use axum::routing::{get, put, MethodRouter};
 use axum::Router;
 use lotse_server::Server;
 
@@ -106,22 +114,16 @@ pub type State = Arc<ApiState>;
 /// default body limit is lifted here (no global timeout either: it would cut blocking queries).
 pub fn router(state: State) -> Router {
     use reply::allow as a;
+    let kv_root = || {
+        a(
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+            "OPTIONS,GET,PUT,DELETE",
+        )
+    };
     Router::new()
         .route("/", get(agent::index))
-        .route(
-            "/v1/kv",
-            a(
-                get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
-                "OPTIONS,GET,PUT,DELETE",
-            ),
-        )
-        .route(
-            "/v1/kv/",
-            a(
-                get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
-                "OPTIONS,GET,PUT,DELETE",
-            ),
-        )
+        .route("/v1/kv", kv_root())
+        .route("/v1/kv/", kv_root())
         .route(
             "/v1/kv/{*key}",
             a(
@@ -168,60 +170,20 @@ pub fn router(state: State) -> Router {
             "/v1/catalog/services",
             a(get(catalog::services), "OPTIONS,GET"),
         )
-        .route(
+        .prefix(
             "/v1/catalog/service/",
-            a(get(catalog::service_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/catalog/service/{*name}",
             a(get(catalog::service), "OPTIONS,GET"),
         )
-        .route(
-            "/v1/catalog/node/",
-            a(get(catalog::node_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/catalog/node/{*name}",
-            a(get(catalog::node), "OPTIONS,GET"),
-        )
-        .route(
+        .prefix("/v1/catalog/node/", a(get(catalog::node), "OPTIONS,GET"))
+        .prefix(
             "/v1/catalog/node-services/",
-            a(get(catalog::node_services_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/catalog/node-services/{*name}",
             a(get(catalog::node_services), "OPTIONS,GET"),
         )
-        .route(
-            "/v1/health/node/",
-            a(get(health::node_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/node/{*name}",
-            a(get(health::node), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/checks/",
-            a(get(health::checks_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/checks/{*name}",
-            a(get(health::checks), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/state/",
-            a(get(health::state_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/state/{*state}",
-            a(get(health::state), "OPTIONS,GET"),
-        )
-        .route(
+        .prefix("/v1/health/node/", a(get(health::node), "OPTIONS,GET"))
+        .prefix("/v1/health/checks/", a(get(health::checks), "OPTIONS,GET"))
+        .prefix("/v1/health/state/", a(get(health::state), "OPTIONS,GET"))
+        .prefix(
             "/v1/health/service/",
-            a(get(health::service_missing), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/health/service/{*name}",
             a(get(health::service), "OPTIONS,GET"),
         )
         .route("/v1/agent/self", a(get(agent::self_), "OPTIONS,GET"))
@@ -229,37 +191,25 @@ pub fn router(state: State) -> Router {
         .route("/v1/agent/metrics", a(get(metrics::metrics), "OPTIONS,GET"))
         // Agent-local services, checks, health, maintenance, monitor (agent_services,
         // agent_checks, agent_health, monitor). Consul routes these by path prefix, so IDs may
-        // hold slashes (`{*id}`), and the bare prefixes reach the handlers with an empty ID.
+        // hold slashes, and the bare prefixes reach the handlers with an empty ID.
         .route(
             "/v1/agent/services",
             a(get(agent_services::list), "OPTIONS,GET"),
         )
-        .route(
+        .prefix(
             "/v1/agent/service/",
-            a(get(agent_services::get), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/agent/service/{*id}",
             a(get(agent_services::get), "OPTIONS,GET"),
         )
         .route(
             "/v1/agent/service/register",
             a(put(agent_services::register), "OPTIONS,PUT"),
         )
-        .route(
+        .prefix(
             "/v1/agent/service/deregister/",
             a(put(agent_services::deregister), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/service/deregister/{*id}",
-            a(put(agent_services::deregister), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/service/maintenance/",
-            a(put(agent_services::maintenance), "OPTIONS,PUT"),
-        )
-        .route(
-            "/v1/agent/service/maintenance/{*id}",
             a(put(agent_services::maintenance), "OPTIONS,PUT"),
         )
         .route(
@@ -270,12 +220,8 @@ pub fn router(state: State) -> Router {
             "/v1/agent/reload",
             a(put(agent_services::reload), "OPTIONS,PUT"),
         )
-        .route(
+        .prefix(
             "/v1/agent/token/",
-            a(put(agent_services::token), "OPTIONS,PUT"),
-        )
-        .route(
-            "/v1/agent/token/{*kind}",
             a(put(agent_services::token), "OPTIONS,PUT"),
         )
         .route(
@@ -286,70 +232,57 @@ pub fn router(state: State) -> Router {
             "/v1/agent/check/register",
             a(put(agent_checks::register), "OPTIONS,PUT"),
         )
-        .route(
+        .prefix(
             "/v1/agent/check/deregister/",
             a(put(agent_checks::deregister), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/check/deregister/{*id}",
-            a(put(agent_checks::deregister), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/check/pass/",
             a(put(agent_checks::pass), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/check/pass/{*id}",
-            a(put(agent_checks::pass), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/check/warn/",
             a(put(agent_checks::warn), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/check/warn/{*id}",
-            a(put(agent_checks::warn), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/check/fail/",
             a(put(agent_checks::fail), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/check/fail/{*id}",
-            a(put(agent_checks::fail), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/check/update/",
             a(put(agent_checks::update), "OPTIONS,PUT"),
         )
-        .route(
-            "/v1/agent/check/update/{*id}",
-            a(put(agent_checks::update), "OPTIONS,PUT"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/health/service/id/",
             a(get(agent_health::by_id), "OPTIONS,GET"),
         )
-        .route(
-            "/v1/agent/health/service/id/{*id}",
-            a(get(agent_health::by_id), "OPTIONS,GET"),
-        )
-        .route(
+        .prefix(
             "/v1/agent/health/service/name/",
-            a(get(agent_health::by_name), "OPTIONS,GET"),
-        )
-        .route(
-            "/v1/agent/health/service/name/{*name}",
             a(get(agent_health::by_name), "OPTIONS,GET"),
         )
         .route("/v1/agent/monitor", a(get(monitor::monitor), "OPTIONS,GET"))
         .fallback(reply::not_found)
+        // One render cache per router, shared by every request it serves.
+        .layer(Extension(Arc::new(render_cache::RenderCache::new())))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             reply::common_headers,
         ))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Routes by path prefix, as Consul's mux does for paths ending in `/`: the bare prefix reaches
+/// the handler without a path parameter, anything after it (slashes included) as one.
+trait ByPrefix {
+    fn prefix(self, prefix: &str, route: MethodRouter<State>) -> Self;
+}
+
+impl ByPrefix for Router<State> {
+    fn prefix(self, prefix: &str, route: MethodRouter<State>) -> Self {
+        self.route(prefix, route.clone())
+            .route(&format!("{prefix}{{*rest}}"), route)
+    }
 }
 
 /// How long a request's head may take to arrive. hyper also applies it to an idle keep-alive

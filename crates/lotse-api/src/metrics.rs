@@ -5,14 +5,18 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use axum::extract::State as AxState;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State as AxState};
 use axum::http::header;
 use axum::response::IntoResponse;
 use lotse_server::{telemetry::Sample, Access, Resource};
 use serde_json::{json as j, Value};
 
 use crate::agent::rss_bytes;
+use crate::monitor::civil_from_days;
 use crate::params::Params;
+use crate::render_cache::RenderCache;
 use crate::reply::{json, ApiResult};
 use crate::State;
 
@@ -32,7 +36,7 @@ fn sample(name: &'static str, s: &Sample) -> (&'static str, u64, f64, f64) {
     )
 }
 
-fn snapshot(state: &State) -> Snapshot {
+fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
     let server = &state.server;
     let t = &server.telemetry;
     let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
@@ -42,6 +46,8 @@ fn snapshot(state: &State) -> Snapshot {
         (nodes, s.catalog_services(&[]).1.len(), instances)
     });
     let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
+    let (cache_hits, cache_misses) = cache.stats();
+    let (_, cache_bytes) = cache.size();
     let num = |k: &str| {
         raft.get(k)
             .and_then(|v| v.parse::<f64>().ok())
@@ -56,6 +62,7 @@ fn snapshot(state: &State) -> Snapshot {
             ("consul.state.services", service_names as f64),
             ("consul.state.service_instances", instances as f64),
             ("lotse.http.blocking_queries", server.hub().parked() as f64),
+            ("lotse.http.render_cache.bytes", cache_bytes as f64),
             ("consul.raft.applied_index", num("applied_index")),
             ("consul.raft.last_index", num("last_log_index")),
             (
@@ -66,6 +73,8 @@ fn snapshot(state: &State) -> Snapshot {
         counters: vec![
             ("lotse.http.requests", t.http_requests.load(Relaxed)),
             ("lotse.http.errors", t.http_errors.load(Relaxed)),
+            ("lotse.http.render_cache.hits", cache_hits),
+            ("lotse.http.render_cache.misses", cache_misses),
             (
                 "consul.session_ttl.invalidate",
                 t.sessions_expired.load(Relaxed),
@@ -154,11 +163,15 @@ fn prometheus(s: &Snapshot) -> String {
     out
 }
 
-pub async fn metrics(AxState(state): AxState<State>, params: Params) -> ApiResult {
+pub async fn metrics(
+    AxState(state): AxState<State>,
+    Extension(cache): Extension<Arc<RenderCache>>,
+    params: Params,
+) -> ApiResult {
     state
         .server
         .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
-    let snap = snapshot(&state);
+    let snap = snapshot(&state, &cache);
     if params.get("format") == Some("prometheus") {
         return Ok((
             [(
@@ -173,19 +186,10 @@ pub async fn metrics(AxState(state): AxState<State>, params: Params) -> ApiResul
 }
 
 /// Formats Unix seconds the way Consul's metrics do (Go's default `time.Time` layout, in UTC):
-/// `2026-11-27 06:20:00 +0000 UTC`. (Civil-from-days, Howard Hinnant's algorithm.)
+/// `2026-11-27 06:20:00 +0000 UTC`.
 fn go_utc_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
         rem / 3600,

@@ -26,6 +26,7 @@ use axum::response::IntoResponse;
 use lotse_server::{Access, Resource};
 use tokio::sync::broadcast;
 
+pub(crate) use layer::civil_from_days;
 pub use layer::layer;
 
 use crate::params::Params;
@@ -268,22 +269,7 @@ pub async fn monitor(AxState(state): AxState<State>, params: Params) -> ApiResul
         .server
         .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
     let level = level_param(&params)?;
-    match hub_of(&state) {
-        Some(hub) => monitor_response(&hub, level, &params),
-        None => Err(not_wired()),
-    }
-}
-
-/// The agent's log hub.
-fn hub_of(state: &State) -> Option<Arc<LogHub>> {
-    Some(state.logs.clone())
-}
-
-fn not_wired() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Log monitoring is not available on this agent",
-    )
+    monitor_response(&state.logs, level, &params)
 }
 
 impl std::fmt::Debug for LogHub {

@@ -60,9 +60,7 @@ impl Params {
         match self.get(name) {
             None => Some(false),
             Some("") => Some(true),
-            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Some(true),
-            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Some(false),
-            Some(_) => None,
+            Some(v) => parse_go_bool(v),
         }
     }
 
@@ -152,6 +150,15 @@ impl Params {
     }
 }
 
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 impl Params {
     /// Parses a raw query string (no token, not `-dev`).
     pub fn from_query(query: &str) -> Result<Params, ApiError> {
@@ -232,6 +239,15 @@ mod tests {
         assert_eq!(q("passing=T").go_bool("passing"), Some(true));
         assert_eq!(q("passing=0").go_bool("passing"), Some(false));
         assert_eq!(q("passing=yes").go_bool("passing"), None);
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "tRUE", "2", " true"] {
+            assert_eq!(parse_go_bool(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Responses as Consul writes them: status codes and plain-text error bodies, JSON with
 //! `?pretty`, and the `X-Consul-*` headers.
 
+use axum::body::Bytes;
 use axum::extract::{Request, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -62,6 +63,14 @@ pub type ApiResult = Result<Response, ApiError>;
 /// A JSON body; pretty-printed as Go's `MarshalIndent` with four spaces and a final newline
 /// when the request said `?pretty` (or the agent runs in `-dev`, as Consul does).
 pub fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
+    match json_bytes(value, pretty) {
+        Ok(b) => json_response(b),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// [`json`]'s body alone, for answers that are kept and shared ([`crate::render_cache`]).
+pub fn json_bytes<T: Serialize>(value: &T, pretty: bool) -> Result<Bytes, ApiError> {
     let body = if pretty {
         let mut out = Vec::new();
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
@@ -73,10 +82,13 @@ pub fn json<T: Serialize>(value: &T, pretty: bool) -> Response {
     } else {
         serde_json::to_vec(value)
     };
-    match body {
-        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    body.map(Bytes::from)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// A JSON answer made of an already rendered body (a clone of `Bytes` shares it).
+pub fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Adds the blocking-query headers to `resp`.

@@ -12,8 +12,8 @@ use lotse_server::{Access, Resource};
 use serde::Serialize;
 use serde_json::{json as j, Value};
 
+use crate::body::read_body;
 use crate::ci_json;
-use crate::kv::read_body;
 use crate::params::Params;
 use crate::reply::{json, with_meta, ApiError, ApiResult};
 use crate::State;

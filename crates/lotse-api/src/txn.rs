@@ -13,9 +13,10 @@ use lotse_server::{now_ms, Access, Resource};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::body::read_body;
 use crate::catalog_json::{self as cj, HealthCheckJson, NodeJson, NodeServiceJson};
 use crate::ci_json;
-use crate::kv::{read_body, KvJson};
+use crate::kv::KvJson;
 use crate::params::Params;
 use crate::reply::{json, with_meta, ApiError, ApiResult};
 use crate::txn_catalog;

@@ -8,92 +8,96 @@
 //! meta, port, weights, tag override, CAS index and a few proxy fields; a check's node, ID,
 //! name, status, notes, output, service ID/name/tags, exposed port, CAS index and the HTTP,
 //! TCP, gRPC and OS-service parts of its definition.
+//!
+//! Each operation is decoded whole first (any decode error is the body's 400), then its verb
+//! and pre-apply checks decide between an operation and a refusal.
 
-use lotse_core::catalog::{HealthCheck, Node, Service};
+use lotse_core::catalog::{CheckStatus, HealthCheck, Node, Service};
 use lotse_core::txn::{CatalogVerb, CheckOp, NodeOp, ServiceOp, TxnError, TxnOp};
 use serde_json::Value;
 
-use crate::catalog::register::{node_pre_apply, service_pre_apply};
-use crate::catalog_decode::{definition, proxy, weights, Definition, GoObject};
+use crate::catalog::validate::{node_pre_apply, service_pre_apply};
+use crate::catalog_decode::{
+    check_as, definition, proxy, weights, CheckStruct, DecodeError, Definition, GoObject,
+};
 use crate::catalog_json::Ordered;
 use crate::reply::ApiError;
 
 /// An operation, a refusal of that operation (409), or a body that does not decode (400).
 pub type Decoded = Result<Result<TxnOp, TxnError>, ApiError>;
 
-fn bad(e: String) -> ApiError {
-    ApiError::bad_request(e)
-}
+/// An operation's verb as sent, and its object decoded.
+type Parts<T> = (String, T);
 
-fn refuse(i: usize, what: impl Into<String>) -> Decoded {
-    Ok(Err(TxnError {
-        op_index: i,
-        what: what.into(),
-    }))
-}
-
-/// The operation's verb and its object (`Node`, `Service`, `Check`).
-fn verb_of(op: &GoObject<'_>) -> Result<(String, Option<CatalogVerb>), ApiError> {
-    let verb = op.string("Verb").map_err(bad)?;
-    let parsed = CatalogVerb::parse(&verb);
-    Ok((verb, parsed))
+/// Turns decoded parts into the operation: a verb Consul does not know, or a failed pre-apply
+/// check (run for every verb but `get`), refuses operation `i`.
+fn finish<T>(
+    i: usize,
+    decoded: Result<Parts<T>, DecodeError>,
+    what: &str,
+    pre_apply: impl FnOnce(&mut T) -> Result<(), String>,
+    op: impl FnOnce(CatalogVerb, T) -> TxnOp,
+) -> Decoded {
+    let (text, mut object) = decoded.map_err(ApiError::bad_request)?;
+    let refuse = |what: String| Ok(Err(TxnError { op_index: i, what }));
+    let Some(verb) = CatalogVerb::parse(&text) else {
+        return refuse(format!("unknown {what} operation: {text}"));
+    };
+    if verb != CatalogVerb::Get {
+        if let Err(e) = pre_apply(&mut object) {
+            return refuse(e);
+        }
+    }
+    Ok(Ok(op(verb, object)))
 }
 
 /// `{"Verb": ..., "Node": api.Node}`.
 pub fn node_op(i: usize, v: &Value, datacenter: &str) -> Decoded {
-    let op = GoObject::root(v, "TxnNodeOp", "api.TxnNodeOp").map_err(bad)?;
-    op.known(&["Verb", "Node"]).map_err(bad)?;
-    let n = op.object("Node", "Node").map_err(bad)?;
-    let node = match &n {
-        None => Node::default(),
-        Some(n) => {
-            n.known(&[
-                "ID",
-                "Node",
-                "Address",
-                "Datacenter",
-                "TaggedAddresses",
-                "Meta",
-                "CreateIndex",
-                "ModifyIndex",
-                "Partition",
-                "PeerName",
-                "Locality",
-            ])
-            .map_err(bad)?;
-            n.string("Partition").map_err(bad)?;
-            n.string("PeerName").map_err(bad)?;
-            n.uint("CreateIndex").map_err(bad)?;
-            Node {
-                id: n.string("ID").map_err(bad)?,
-                name: n.string("Node").map_err(bad)?,
-                address: n.string("Address").map_err(bad)?,
-                datacenter: n.string("Datacenter").map_err(bad)?,
-                tagged_addresses: n.string_map("TaggedAddresses").map_err(bad)?,
-                meta: n.string_map("Meta").map_err(bad)?,
-                create_index: 0,
-                modify_index: n.uint("ModifyIndex").map_err(bad)?,
-            }
-        }
-    };
-    let node = Node {
-        datacenter: if node.datacenter.is_empty() {
-            datacenter.to_string()
-        } else {
-            node.datacenter
-        },
-        ..node
-    };
-    let (text, verb) = verb_of(&op)?;
-    let Some(verb) = verb else {
-        return refuse(i, format!("unknown node operation: {text}"));
-    };
-    if verb != CatalogVerb::Get {
-        if let Err(e) = node_pre_apply(&node.name, &node.id) {
-            return refuse(i, e);
-        }
+    finish(
+        i,
+        decode_node_op(v, datacenter),
+        "node",
+        |node| node_pre_apply(&node.name, &node.id),
+        |verb, node| TxnOp::Node(NodeOp { verb, node }),
+    )
+}
+
+fn decode_node_op(v: &Value, datacenter: &str) -> Result<Parts<Node>, DecodeError> {
+    let op = GoObject::root(v, "TxnNodeOp", "api.TxnNodeOp")?;
+    op.known(&["Verb", "Node"])?;
+    let mut node = Node::default();
+    if let Some(n) = op.object("Node", "Node")? {
+        n.known(&[
+            "ID",
+            "Node",
+            "Address",
+            "Datacenter",
+            "TaggedAddresses",
+            "Meta",
+            "CreateIndex",
+            "ModifyIndex",
+            "Partition",
+            "PeerName",
+            "Locality",
+        ])?;
+        n.string("Partition")?;
+        n.string("PeerName")?;
+        n.uint("CreateIndex")?;
+        node = Node {
+            id: n.string("ID")?,
+            name: n.string("Node")?,
+            address: n.string("Address")?,
+            datacenter: n.string("Datacenter")?,
+            tagged_addresses: n.string_map("TaggedAddresses")?,
+            meta: n.string_map("Meta")?,
+            create_index: 0,
+            modify_index: n.uint("ModifyIndex")?,
+        };
     }
-    Ok(Ok(TxnOp::Node(NodeOp { verb, node })))
+    if node.datacenter.is_empty() {
+        node.datacenter = datacenter.to_string();
+    }
+    Ok((op.string("Verb")?, node))
 }
 
 /// The proxy fields `convertOps` copies, from a decoded proxy block.
@@ -119,11 +123,27 @@ fn proxy_subset(canonical: &str) -> String {
 
 /// `{"Verb": ..., "Node": "name", "Service": api.AgentService}`.
 pub fn service_op(i: usize, v: &Value) -> Decoded {
-    let op = GoObject::root(v, "TxnServiceOp", "api.TxnServiceOp").map_err(bad)?;
-    op.known(&["Verb", "Node", "Service"]).map_err(bad)?;
-    let node = op.string("Node").map_err(bad)?;
+    finish(
+        i,
+        decode_service_op(v),
+        "service",
+        |(_, service)| service_pre_apply(service),
+        |verb, (node, service)| {
+            TxnOp::Service(ServiceOp {
+                verb,
+                node,
+                service,
+            })
+        },
+    )
+}
+
+fn decode_service_op(v: &Value) -> Result<Parts<(String, Service)>, DecodeError> {
+    let op = GoObject::root(v, "TxnServiceOp", "api.TxnServiceOp")?;
+    op.known(&["Verb", "Node", "Service"])?;
+    let node = op.string("Node")?;
     let mut service = Service::default();
-    if let Some(s) = op.object("Service", "AgentService").map_err(bad)? {
+    if let Some(s) = op.object("Service", "AgentService")? {
         s.known(&[
             "Kind",
             "ID",
@@ -146,8 +166,7 @@ pub fn service_op(i: usize, v: &Value) -> Decoded {
             "Partition",
             "Datacenter",
             "Locality",
-        ])
-        .map_err(bad)?;
+        ])?;
         for ignored in [
             "SocketPath",
             "ContentHash",
@@ -155,44 +174,28 @@ pub fn service_op(i: usize, v: &Value) -> Decoded {
             "Namespace",
             "Partition",
         ] {
-            s.string(ignored).map_err(bad)?;
+            s.string(ignored)?;
         }
-        let proxy_json = match s
-            .object("Proxy", "AgentServiceConnectProxyConfig")
-            .map_err(bad)?
-        {
-            Some(p) => proxy_subset(&proxy(&p).map_err(bad)?),
+        let proxy_json = match s.object("Proxy", "AgentServiceConnectProxyConfig")? {
+            Some(p) => proxy_subset(&proxy(&p)?),
             None => String::new(),
         };
         service = Service {
-            id: s.string("ID").map_err(bad)?,
-            name: s.string("Service").map_err(bad)?,
-            tags: s.strings("Tags").map_err(bad)?,
-            address: s.string("Address").map_err(bad)?,
-            meta: s.string_map("Meta").map_err(bad)?,
-            port: s.int("Port").map_err(bad)?,
-            weights: weights(s.object("Weights", "AgentWeights").map_err(bad)?).map_err(bad)?,
-            enable_tag_override: s.bool("EnableTagOverride").map_err(bad)?,
-            kind: s.string("Kind").map_err(bad)?,
+            id: s.string("ID")?,
+            name: s.string("Service")?,
+            tags: s.strings("Tags")?,
+            address: s.string("Address")?,
+            meta: s.string_map("Meta")?,
+            port: s.int("Port")?,
+            weights: weights(s.object("Weights", "AgentWeights")?)?,
+            enable_tag_override: s.bool("EnableTagOverride")?,
+            kind: s.string("Kind")?,
             proxy_json,
-            modify_index: s.uint("ModifyIndex").map_err(bad)?,
+            modify_index: s.uint("ModifyIndex")?,
             ..Service::default()
         };
     }
-    let (text, verb) = verb_of(&op)?;
-    let Some(verb) = verb else {
-        return refuse(i, format!("unknown service operation: {text}"));
-    };
-    if verb != CatalogVerb::Get {
-        if let Err(e) = service_pre_apply(&mut service) {
-            return refuse(i, e);
-        }
-    }
-    Ok(Ok(TxnOp::Service(ServiceOp {
-        verb,
-        node,
-        service,
-    })))
+    Ok((op.string("Verb")?, (node, service)))
 }
 
 /// The definition fields `convertOps` copies (durations from `Interval` or, for old
@@ -219,85 +222,56 @@ fn definition_subset(d: &Definition, old: (i64, i64, i64)) -> Definition {
 
 /// `{"Verb": ..., "Check": api.HealthCheck}`.
 pub fn check_op(i: usize, v: &Value) -> Decoded {
-    let op = GoObject::root(v, "TxnCheckOp", "api.TxnCheckOp").map_err(bad)?;
-    op.known(&["Verb", "Check"]).map_err(bad)?;
+    finish(
+        i,
+        decode_check_op(v),
+        "check",
+        // checkPreApply, then the status the catalog can hold ("" stays the row's default).
+        |(check, status)| {
+            if check.check_id.is_empty() && !check.name.is_empty() {
+                check.check_id = check.name.clone();
+            }
+            if !status.is_empty() {
+                check.status = CheckStatus::parse(status).ok_or_else(|| {
+                    format!("invalid check status {status:?} (passing, warning or critical)")
+                })?;
+            }
+            Ok(())
+        },
+        |verb, (check, _)| TxnOp::Check(CheckOp { verb, check }),
+    )
+}
+
+/// The check (only what `convertOps` copies) and its status as sent.
+fn decode_check_op(v: &Value) -> Result<Parts<(HealthCheck, String)>, DecodeError> {
+    let op = GoObject::root(v, "TxnCheckOp", "api.TxnCheckOp")?;
+    op.known(&["Verb", "Check"])?;
     let mut check = HealthCheck::new("", "", "");
     let mut status = String::new();
-    if let Some(c) = op.object("Check", "HealthCheck").map_err(bad)? {
-        c.known(&[
-            "Node",
-            "CheckID",
-            "Name",
-            "Status",
-            "Notes",
-            "Output",
-            "ServiceID",
-            "ServiceName",
-            "ServiceTags",
-            "Type",
-            "Namespace",
-            "Partition",
-            "ExposedPort",
-            "PeerName",
-            "Definition",
-            "CreateIndex",
-            "ModifyIndex",
-        ])
-        .map_err(bad)?;
-        for ignored in ["Type", "Namespace", "Partition", "PeerName"] {
-            c.string(ignored).map_err(bad)?;
-        }
-        let def = match c
-            .object("Definition", "HealthCheckDefinition")
-            .map_err(bad)?
-        {
+    if let Some(c) = op.object("Check", "HealthCheck")? {
+        let body = check_as(&c, CheckStruct::Api)?;
+        let def = match c.object("Definition", "HealthCheckDefinition")? {
             Some(d) => {
                 let old = (
-                    d.duration("IntervalDuration").map_err(bad)?,
-                    d.duration("TimeoutDuration").map_err(bad)?,
-                    d.duration("DeregisterCriticalServiceAfterDuration")
-                        .map_err(bad)?,
+                    d.duration("IntervalDuration")?,
+                    d.duration("TimeoutDuration")?,
+                    d.duration("DeregisterCriticalServiceAfterDuration")?,
                 );
-                definition_subset(&definition(&d).map_err(bad)?, old)
+                definition_subset(&definition(&d)?, old)
             }
             None => Definition::default(),
         };
-        check = HealthCheck::new(
-            &c.string("Node").map_err(bad)?,
-            &c.string("CheckID").map_err(bad)?,
-            &c.string("Name").map_err(bad)?,
-        );
-        status = c.string("Status").map_err(bad)?;
-        check.notes = c.string("Notes").map_err(bad)?;
-        check.output = c.string("Output").map_err(bad)?;
-        check.service_id = c.string("ServiceID").map_err(bad)?;
-        check.service_name = c.string("ServiceName").map_err(bad)?;
-        check.service_tags = c.strings("ServiceTags").map_err(bad)?;
-        check.exposed_port = c.int("ExposedPort").map_err(bad)?;
+        let b = body.check;
+        check = HealthCheck::new(&b.node, &b.check_id, &b.name);
+        check.notes = b.notes;
+        check.output = b.output;
+        check.service_id = b.service_id;
+        check.service_name = b.service_name;
+        check.service_tags = b.service_tags;
+        check.exposed_port = b.exposed_port;
         check.definition_json = def.to_text();
-        check.modify_index = c.uint("ModifyIndex").map_err(bad)?;
+        check.modify_index = b.modify_index;
+        status = body.status;
     }
-    let (text, verb) = verb_of(&op)?;
-    let Some(verb) = verb else {
-        return refuse(i, format!("unknown check operation: {text}"));
-    };
-    if verb != CatalogVerb::Get {
-        // checkPreApply.
-        if check.check_id.is_empty() && !check.name.is_empty() {
-            check.check_id = check.name.clone();
-        }
-        match status.as_str() {
-            "" => {}
-            s => match lotse_core::catalog::CheckStatus::parse(s) {
-                Some(st) => check.status = st,
-                None => {
-                    return refuse(
-                        i,
-                        format!("invalid check status {s:?} (passing, warning or critical)"),
-                    )
-                }
-            },
-        }
-    }
-    Ok(Ok(TxnOp::Check(CheckOp { verb, check })))
+    Ok((op.string("Verb")?, (check, status)))
 }

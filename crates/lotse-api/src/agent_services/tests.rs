@@ -4,7 +4,6 @@ use lotse_core::catalog::{Service, ServiceAddress, Weights};
 use serde_json::{json, Value};
 
 use super::json::{fnv1a_64, shape, with_content_hash};
-use super::{parse_bool, parse_first_value};
 use crate::catalog_json::agent_service;
 
 fn web() -> Service {
@@ -105,39 +104,24 @@ fn the_filter_shape_accepts_consuls_selectors() {
 }
 
 #[test]
-fn parse_bool_is_gos() {
-    for t in ["1", "t", "T", "TRUE", "true", "True"] {
-        assert_eq!(parse_bool(t), Some(true), "{t}");
-    }
-    for f in ["0", "f", "F", "FALSE", "false", "False"] {
-        assert_eq!(parse_bool(f), Some(false), "{f}");
-    }
-    for bad in ["", "yes", "tRUE", "2", " true"] {
-        assert_eq!(parse_bool(bad), None, "{bad}");
-    }
-}
-
-#[test]
-fn bodies_decode_as_gos_json_decoder() {
-    let eof = parse_first_value(b"").unwrap_err();
-    assert_eq!(
-        (eof.status.as_u16(), eof.reason.as_str()),
-        (400, "Request decode failed: EOF")
-    );
-    let blank = parse_first_value(b" \n ").unwrap_err();
-    assert_eq!(blank.reason, "Request decode failed: EOF");
-    let bad = parse_first_value(b"{nope").unwrap_err();
-    assert_eq!(bad.status.as_u16(), 400);
-    assert!(
-        bad.reason.starts_with("Request decode failed: "),
-        "{}",
-        bad.reason
-    );
-    let cut = parse_first_value(br#"{"Name": "#).unwrap_err();
-    assert_eq!(cut.reason, "Request decode failed: unexpected EOF");
-    // Only the first value counts, as with Go's json.Decoder.
-    assert_eq!(
-        parse_first_value(br#"{"Name":"a"} trailing"#).unwrap(),
-        json!({"Name": "a"})
-    );
+fn agent_lists_keep_the_rows_the_filter_matches_under_their_keys() {
+    use crate::params::Params;
+    let (web, mut db) = (web(), web());
+    db.id = "db1".into();
+    db.meta = BTreeMap::from([("env".to_string(), "qa".to_string())]);
+    let rows = || {
+        [&web, &db]
+            .into_iter()
+            .map(|s| (s.id.as_str(), agent_service(s, "dc1")))
+    };
+    let q = |query: &str| Params::from_query(query).unwrap();
+    let kept = super::keyed(&q("filter=Meta.env == qa"), &shape(), rows()).unwrap();
+    assert_eq!(kept.keys().copied().collect::<Vec<_>>(), ["db1"]);
+    let all = super::keyed(&q(""), &shape(), rows()).unwrap();
+    assert_eq!(all.keys().copied().collect::<Vec<_>>(), ["db1", "web1"]);
+    let e = super::keyed(&q("filter=Meta.env =="), &shape(), rows()).unwrap_err();
+    assert_eq!(e.status.as_u16(), 400);
+    assert!(e
+        .reason
+        .starts_with("Failed to create boolean expression evaluator: "));
 }

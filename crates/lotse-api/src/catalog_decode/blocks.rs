@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{duration_text, DecodeError, GoObject};
-use crate::catalog_json::{canonical_connect, canonical_proxy, is_zero_proxy, Ordered};
+use crate::catalog_json::{
+    canonical_connect, canonical_proxy, is_zero_proxy, Ordered, ACCESS_LOGS,
+};
 
 fn ordered(v: &Value) -> Ordered {
     serde_json::from_value(v.clone()).unwrap_or(Ordered::Null)
@@ -152,31 +154,17 @@ fn small_struct(b: &GoObject<'_>, which: &str) -> Result<Ordered, DecodeError> {
             f
         }
         _ => {
-            b.known(&[
-                "Enabled",
-                "DisableListenerLogs",
-                "Type",
-                "Path",
-                "JSONFormat",
-                "TextFormat",
-            ])?;
-            vec![
-                ("Enabled".into(), Ordered::Bool(b.bool("Enabled")?)),
-                (
-                    "DisableListenerLogs".into(),
-                    Ordered::Bool(b.bool("DisableListenerLogs")?),
-                ),
-                ("Type".into(), Ordered::String(b.string("Type")?)),
-                ("Path".into(), Ordered::String(b.string("Path")?)),
-                (
-                    "JSONFormat".into(),
-                    Ordered::String(b.string("JSONFormat")?),
-                ),
-                (
-                    "TextFormat".into(),
-                    Ordered::String(b.string("TextFormat")?),
-                ),
-            ]
+            b.known(&ACCESS_LOGS)?;
+            ACCESS_LOGS
+                .iter()
+                .map(|&f| {
+                    let v = match f {
+                        "Enabled" | "DisableListenerLogs" => Ordered::Bool(b.bool(f)?),
+                        _ => Ordered::String(b.string(f)?),
+                    };
+                    Ok((f.to_string(), v))
+                })
+                .collect::<Result<_, DecodeError>>()?
         }
     };
     Ok(Ordered::Object(fields))
@@ -283,93 +271,54 @@ impl Definition {
     /// three durations it renders as text and `OutputMaxSize` first (its wrapper struct's
     /// fields), then the rest in struct order, `TTL` as nanoseconds. Empty for the zero value.
     pub fn to_text(&self) -> String {
-        let s = |v: &str| Ordered::String(v.to_string());
-        let mut f: Vec<(&str, Ordered)> = Vec::new();
-        let mut put = |name: &'static str, v: Ordered, set: bool| {
-            if set {
-                f.push((name, v));
-            }
-        };
-        put(
-            "Interval",
-            s(&duration_text(self.interval)),
-            self.interval > 0,
-        );
-        put(
-            "OutputMaxSize",
-            Ordered::Number(self.output_max_size.into()),
-            self.output_max_size > 0,
-        );
-        put("Timeout", s(&duration_text(self.timeout)), self.timeout > 0);
-        put(
+        let mut f = Fields::default();
+        f.duration("Interval", self.interval);
+        if self.output_max_size > 0 {
+            f.put(
+                "OutputMaxSize",
+                Ordered::Number(self.output_max_size.into()),
+            );
+        }
+        f.duration("Timeout", self.timeout);
+        f.duration(
             "DeregisterCriticalServiceAfter",
-            s(&duration_text(self.deregister_critical_service_after)),
-            self.deregister_critical_service_after > 0,
+            self.deregister_critical_service_after,
         );
-        put("HTTP", s(&self.http), !self.http.is_empty());
-        put(
-            "TLSServerName",
-            s(&self.tls_server_name),
-            !self.tls_server_name.is_empty(),
-        );
-        put("TLSSkipVerify", Ordered::Bool(true), self.tls_skip_verify);
-        let header = Ordered::Object(
-            self.header
-                .iter()
-                .map(|(k, v)| {
-                    let vals = v.iter().map(|x| Ordered::String(x.clone())).collect();
-                    (k.clone(), Ordered::Array(vals))
-                })
-                .collect(),
-        );
-        put("Header", header, !self.header.is_empty());
-        put("Method", s(&self.method), !self.method.is_empty());
-        put("Body", s(&self.body), !self.body.is_empty());
-        put(
-            "DisableRedirects",
-            Ordered::Bool(true),
-            self.disable_redirects,
-        );
-        put("TCP", s(&self.tcp), !self.tcp.is_empty());
-        put("UDP", s(&self.udp), !self.udp.is_empty());
-        put("H2PING", s(&self.h2ping), !self.h2ping.is_empty());
-        put(
-            "OSService",
-            s(&self.os_service),
-            !self.os_service.is_empty(),
-        );
-        put("H2PingUseTLS", Ordered::Bool(true), self.h2ping_use_tls);
-        let args = self.script_args.iter().map(|a| s(a)).collect();
-        put(
-            "ScriptArgs",
-            Ordered::Array(args),
-            !self.script_args.is_empty(),
-        );
-        put(
-            "DockerContainerID",
-            s(&self.docker_container_id),
-            !self.docker_container_id.is_empty(),
-        );
-        put("Shell", s(&self.shell), !self.shell.is_empty());
-        put("GRPC", s(&self.grpc), !self.grpc.is_empty());
-        put("GRPCUseTLS", Ordered::Bool(true), self.grpc_use_tls);
-        put(
-            "AliasNode",
-            s(&self.alias_node),
-            !self.alias_node.is_empty(),
-        );
-        put(
-            "AliasService",
-            s(&self.alias_service),
-            !self.alias_service.is_empty(),
-        );
-        put("TTL", Ordered::Number(self.ttl.into()), self.ttl > 0);
-        if f.is_empty() {
+        f.text("HTTP", &self.http);
+        f.text("TLSServerName", &self.tls_server_name);
+        f.flag("TLSSkipVerify", self.tls_skip_verify);
+        if !self.header.is_empty() {
+            let header = self.header.iter().map(|(k, v)| {
+                let vals = v.iter().map(|x| Ordered::String(x.clone())).collect();
+                (k.clone(), Ordered::Array(vals))
+            });
+            f.put("Header", Ordered::Object(header.collect()));
+        }
+        f.text("Method", &self.method);
+        f.text("Body", &self.body);
+        f.flag("DisableRedirects", self.disable_redirects);
+        f.text("TCP", &self.tcp);
+        f.text("UDP", &self.udp);
+        f.text("H2PING", &self.h2ping);
+        f.text("OSService", &self.os_service);
+        f.flag("H2PingUseTLS", self.h2ping_use_tls);
+        if !self.script_args.is_empty() {
+            let args = self.script_args.iter().cloned().map(Ordered::String);
+            f.put("ScriptArgs", Ordered::Array(args.collect()));
+        }
+        f.text("DockerContainerID", &self.docker_container_id);
+        f.text("Shell", &self.shell);
+        f.text("GRPC", &self.grpc);
+        f.flag("GRPCUseTLS", self.grpc_use_tls);
+        f.text("AliasNode", &self.alias_node);
+        f.text("AliasService", &self.alias_service);
+        if self.ttl > 0 {
+            f.put("TTL", Ordered::Number(self.ttl.into()));
+        }
+        if f.0.is_empty() {
             return String::new();
         }
-        text(&Ordered::Object(
-            f.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        ))
+        text(&Ordered::Object(f.0))
     }
 
     /// Consul's `CheckType().Type()` for a check registered without a `Type`.
@@ -398,6 +347,35 @@ impl Definition {
             "os_service"
         } else {
             ""
+        }
+    }
+}
+
+/// The fields of a block being written, each only when set (Go's `omitempty`).
+#[derive(Default)]
+struct Fields(Vec<(String, Ordered)>);
+
+impl Fields {
+    fn put(&mut self, name: &str, v: Ordered) {
+        self.0.push((name.to_string(), v));
+    }
+
+    fn text(&mut self, name: &str, v: &str) {
+        if !v.is_empty() {
+            self.put(name, Ordered::String(v.to_string()));
+        }
+    }
+
+    fn flag(&mut self, name: &str, v: bool) {
+        if v {
+            self.put(name, Ordered::Bool(true));
+        }
+    }
+
+    /// A duration in nanoseconds, as Go's duration text.
+    fn duration(&mut self, name: &str, ns: i64) {
+        if ns > 0 {
+            self.put(name, Ordered::String(duration_text(ns)));
         }
     }
 }

@@ -198,16 +198,43 @@ pub fn service(o: &GoObject<'_>) -> Result<ServiceBody, DecodeError> {
     })
 }
 
+/// Which Go struct a check is decoded as; the two share most fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStruct {
+    /// `structs.HealthCheck`: `/v1/catalog/register`'s `Check` and `Checks`.
+    Structs,
+    /// `api.HealthCheck`: the `Check` of a `/v1/txn` operation. No `Interval`/`Timeout`, the
+    /// Enterprise fields instead, and `CheckID` is a plain string.
+    Api,
+}
+
+/// `structs.HealthCheck` fields `api.HealthCheck` does not have, and the reverse.
+const STRUCTS_ONLY: [&str; 2] = ["Interval", "Timeout"];
+const API_ONLY: [&str; 2] = ["Namespace", "Partition"];
+
 /// A `structs.HealthCheck`.
 pub fn check(o: &GoObject<'_>) -> Result<CheckBody, DecodeError> {
-    o.known(&CHECK_FIELDS)?;
+    check_as(o, CheckStruct::Structs)
+}
+
+/// A check decoded as the Go struct `strukt`: every field type-checked, the row filled with
+/// what it carries (an `api.HealthCheck` leaves `Interval` and `Timeout` empty).
+pub fn check_as(o: &GoObject<'_>, strukt: CheckStruct) -> Result<CheckBody, DecodeError> {
+    let api = strukt == CheckStruct::Api;
+    if api {
+        let fields = CHECK_FIELDS.iter().filter(|f| !STRUCTS_ONLY.contains(f));
+        o.known(&fields.chain(&API_ONLY).copied().collect::<Vec<_>>())?;
+    } else {
+        o.known(&CHECK_FIELDS)?;
+    }
     let def = match o.object("Definition", "HealthCheckDefinition")? {
         Some(d) => definition(&d)?,
         None => Definition::default(),
     };
+    let id_type = if api { "string" } else { "types.CheckID" };
     let mut check = HealthCheck::new(
         &o.string("Node")?,
-        &o.string_as("CheckID", "types.CheckID")?,
+        &o.string_as("CheckID", id_type)?,
         &o.string("Name")?,
     );
     check.notes = o.string("Notes")?;
@@ -216,8 +243,13 @@ pub fn check(o: &GoObject<'_>) -> Result<CheckBody, DecodeError> {
     check.service_name = o.string("ServiceName")?;
     check.service_tags = o.strings("ServiceTags")?;
     check.check_type = o.string("Type")?;
-    check.interval = o.string("Interval")?;
-    check.timeout = o.string("Timeout")?;
+    if api {
+        o.string("Namespace")?;
+        o.string("Partition")?;
+    } else {
+        check.interval = o.string("Interval")?;
+        check.timeout = o.string("Timeout")?;
+    }
     check.exposed_port = o.int("ExposedPort")?;
     check.definition_json = def.to_text();
     check.create_index = o.uint("CreateIndex")?;

@@ -52,7 +52,7 @@ fn reworded(e: String) -> String {
 fn wrong_types_are_gos_unmarshal_errors() {
     assert_eq!(
         reg(json!({"Node": 3})).unwrap_err(),
-        "json: cannot unmarshal number 3 into Go struct field RegisterRequest.Node of type string"
+        "json: cannot unmarshal number into Go struct field RegisterRequest.Node of type string"
     );
     assert_eq!(
         reg(json!({"Node": "n", "Service": {"Port": "80"}})).unwrap_err(),

@@ -42,8 +42,10 @@ fn omitempty_struct(v: Option<&Ordered>, order: &[&str]) -> Ordered {
     )
 }
 
-const TRANSPARENT_PROXY: [&str; 2] = ["OutboundListenerPort", "DialedDirectly"];
-const ACCESS_LOGS: [&str; 6] = [
+/// `TransparentProxyConfig` fields, in Go's order.
+pub const TRANSPARENT_PROXY: [&str; 2] = ["OutboundListenerPort", "DialedDirectly"];
+/// `AccessLogsConfig` fields, in Go's order.
+pub const ACCESS_LOGS: [&str; 6] = [
     "Enabled",
     "DisableListenerLogs",
     "Type",
@@ -107,4 +109,33 @@ pub fn canonical_connect(c: &Ordered) -> Ordered {
 /// Is this the zero proxy (nothing worth storing)?
 pub fn is_zero_proxy(p: &Ordered) -> bool {
     canonical_proxy(p) == canonical_proxy(&Ordered::Object(Vec::new()))
+}
+
+/// `api.HealthCheckDefinition`'s zero value as its `MarshalJSON` writes it: the three
+/// durations as text first (its wrapper's fields), then the struct's own fields in order.
+pub fn zero_api_definition() -> Ordered {
+    let s = |v: &str| Ordered::String(v.to_string());
+    let fields = [
+        ("Interval", s("0s")),
+        ("Timeout", s("0s")),
+        ("DeregisterCriticalServiceAfter", s("0s")),
+        ("HTTP", s("")),
+        ("Header", Ordered::Null),
+        ("Method", s("")),
+        ("Body", s("")),
+        ("TLSServerName", s("")),
+        ("TLSSkipVerify", Ordered::Bool(false)),
+        ("TCP", s("")),
+        ("TCPUseTLS", Ordered::Bool(false)),
+        ("UDP", s("")),
+        ("GRPC", s("")),
+        ("OSService", s("")),
+        ("GRPCUseTLS", Ordered::Bool(false)),
+    ];
+    Ordered::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }

@@ -1,7 +1,7 @@
-//! The endpoint-facing API: `apply`, `apply_map` and how shapes are read.
+//! The endpoint-facing API: `apply` and how shapes are read.
 
 use super::*;
-use crate::filter::{apply, apply_map};
+use crate::filter::apply;
 
 #[test]
 fn apply_keeps_matching_items_and_treats_missing_or_empty_as_no_filter() {
@@ -20,26 +20,6 @@ fn apply_keeps_matching_items_and_treats_missing_or_empty_as_no_filter() {
     ));
     // Whitespace alone is an expression, and not a valid one (as in Consul).
     assert!(apply(Some(" "), &shape, items).is_err());
-}
-
-#[test]
-fn apply_map_filters_values_and_keeps_their_keys() {
-    // /v1/agent/services: a map of AgentService keyed by ID.
-    let shape = json!({"ID": "", "Service": "", "Tags": [], "Meta": {}, "Port": 0});
-    let services = json!({
-        "redis1": {"ID": "redis1", "Service": "redis", "Meta": {"env": "production"}},
-        "redis3": {"ID": "redis3", "Service": "redis", "Meta": {"env": "qa"}}
-    });
-    let Value::Object(map) = services else {
-        unreachable!("literal object")
-    };
-    let kept = apply_map(Some("Meta.env == \"qa\""), &shape, map.clone());
-    let keys: Vec<String> = kept
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    assert_eq!(keys, ["redis3"]);
-    assert_eq!(apply_map(None, &shape, map.clone()), Ok(map.clone()));
-    assert!(apply_map(Some("Meta.env =="), &shape, map).is_err());
 }
 
 #[test]
