@@ -198,15 +198,12 @@ impl Store {
         node_meta: &[(String, String)],
     ) -> (u64, Vec<&HealthCheck>) {
         let mut out = Vec::new();
+        let mut by_node = NodeChecks::default();
         for (n, s) in self.instances(name) {
             if !node_meta_matches(n, node_meta) {
                 continue;
             }
-            out.extend(
-                self.catalog
-                    .node_checks(&n.name)
-                    .filter(|c| c.service_id == s.id),
-            );
+            out.extend(by_node.of(self, &n.name).for_service(&s.id));
         }
         (self.service_index(name), out)
     }
@@ -238,15 +235,14 @@ impl Store {
         passing_only: bool,
     ) -> (u64, Vec<ServiceEntry<'_>>) {
         let mut out = Vec::new();
+        let mut by_node = NodeChecks::default();
         for (node, service) in self.instances(name) {
             if !q.admits(node, service) {
                 continue;
             }
-            let on_node = self.catalog.node_checks(&node.name);
-            let (mut checks, own): (Vec<&HealthCheck>, Vec<&HealthCheck>) = on_node
-                .filter(|c| c.service_id.is_empty() || c.service_id == service.id)
-                .partition(|c| c.service_id.is_empty());
-            checks.extend(own);
+            let grouped = by_node.of(self, &node.name);
+            let mut checks = grouped.node_level.clone();
+            checks.extend(grouped.for_service(&service.id));
             if passing_only && checks.iter().any(|c| c.status != CheckStatus::Passing) {
                 continue;
             }
@@ -257,5 +253,44 @@ impl Store {
             });
         }
         (self.service_index(name), out)
+    }
+}
+
+/// One node's checks grouped by service, built once per node while a query walks the
+/// instances of a service (which come ordered by node): many instances on one node then cost
+/// one pass over the node's checks, not one pass per instance.
+#[derive(Default)]
+struct NodeChecks<'a> {
+    node: Option<&'a str>,
+    node_level: Vec<&'a HealthCheck>,
+    by_service: std::collections::HashMap<&'a str, Vec<&'a HealthCheck>>,
+}
+
+impl<'a> NodeChecks<'a> {
+    fn of(&mut self, store: &'a Store, node: &'a str) -> &Self {
+        if self.node != Some(node) {
+            self.node = Some(node);
+            self.node_level.clear();
+            self.by_service.clear();
+            for c in store.catalog.node_checks(node) {
+                if c.service_id.is_empty() {
+                    self.node_level.push(c);
+                } else {
+                    self.by_service
+                        .entry(c.service_id.as_str())
+                        .or_default()
+                        .push(c);
+                }
+            }
+        }
+        self
+    }
+
+    fn for_service(&self, service_id: &str) -> impl Iterator<Item = &'a HealthCheck> + '_ {
+        self.by_service
+            .get(service_id)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 }
