@@ -13,9 +13,10 @@
 //! * **Edits are serialised** (`edits`): a registration, removal, maintenance switch, reload
 //!   or reap decides, persists and applies before the next one starts, so two concurrent
 //!   registrations of one ID leave the disk, the local state and the runners agreeing.
-//! * **Runners follow the state**: after every edit [`Agent::sync_runners`] stops the runner
-//!   of every check that is gone or was registered again and starts one for every check
-//!   without one, from the definition the state holds. A runner reports under its check's
+//! * **Runners follow the state**: after every edit the runners of the checks it touched are
+//!   reconciled ([`Agent::sync_runners_of`]; a reload or restore reconciles all of them with
+//!   [`Agent::sync_runners`]): the runner of a check that is gone or was registered again
+//!   stops, and a check without one gets one, from the definition the state holds. A runner reports under its check's
 //!   registration, and `LocalState` drops reports of any other (see `local`).
 //! * No std mutex guard is held across an `.await`; the lock order is `state`, then `runners`.
 //! * Dropping the last `Arc<Agent>` stops everything it spawned: runners with their map, the
@@ -268,11 +269,42 @@ impl Agent {
         }
     }
 
-    /// Stops the runners of checks that are gone or were registered again (what
-    /// [`Agent::sync_runners`] does, without starting any).
-    fn stop_stale_runners(&self) {
+    /// [`Agent::sync_runners`] for the checks `ids` only: what an edit that touched just those
+    /// needs, at a cost that does not grow with every check the agent runs (a registration
+    /// burst of thousands of services would otherwise be quadratic).
+    fn sync_runners_of<'a>(self: &Arc<Self>, ids: impl IntoIterator<Item = &'a str>) {
         let st = self.state();
-        retain_current(&st, &mut self.runners());
+        let mut runners = self.runners();
+        for id in ids {
+            let current = st
+                .checks
+                .get(id)
+                .and_then(|c| c.def.as_ref().map(|d| (c, d)));
+            match current {
+                Some((c, def)) => {
+                    if runners
+                        .get(id)
+                        .is_none_or(|r| r.registration != c.registration)
+                    {
+                        runners.insert(id.to_string(), runner::start(self, def, c.registration));
+                    }
+                }
+                None => {
+                    runners.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Stops the runners of `ids` if their checks are gone.
+    fn stop_runners_of<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let st = self.state();
+        let mut runners = self.runners();
+        for id in ids {
+            if st.checks.get(id).is_none_or(|c| c.def.is_none()) {
+                runners.remove(id);
+            }
+        }
     }
 
     /// A TTL runner's turn: expires the check if its deadline passed (see

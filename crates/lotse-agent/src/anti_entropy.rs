@@ -330,13 +330,21 @@ fn plan(st: &mut LocalState, node: &lotse_core::catalog::Node) -> Vec<(Write, Co
             now_ms: now_ms(),
         };
     let mut plan: Vec<(Write, Command)> = Vec::new();
+    // Out-of-sync checks by service, in one pass (not one pass per out-of-sync service).
+    let mut pending: std::collections::HashMap<&str, Vec<&LocalCheck>> = Default::default();
+    for c in st
+        .checks
+        .values()
+        .filter(|c| !c.in_sync && !c.row.service_id.is_empty())
+    {
+        pending
+            .entry(c.row.service_id.as_str())
+            .or_default()
+            .push(c);
+    }
     for s in st.services.values().filter(|s| !s.in_sync) {
         let id = &s.def.service.id;
-        let checks: Vec<&LocalCheck> = st
-            .checks
-            .values()
-            .filter(|c| c.row.service_id == *id && !c.in_sync)
-            .collect();
+        let checks: Vec<&LocalCheck> = pending.remove(id.as_str()).unwrap_or_default();
         plan.push((
             Write::Service {
                 id: id.clone(),

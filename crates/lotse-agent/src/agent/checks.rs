@@ -35,11 +35,12 @@ impl Agent {
             self.persisted(|p| p.save_check(&row, Some(&def)))?;
         }
         let now = Instant::now();
+        let id = def.id.clone();
         self.change(|s| {
             s.add_check(row, Some(def), source, now);
             ((), true)
         });
-        self.sync_runners();
+        self.sync_runners_of([id.as_str()]);
         drop(edit);
         self.sync_soon().await;
         Ok(())
@@ -54,7 +55,7 @@ impl Agent {
             return Err(AgentError::unknown_check(id));
         }
         self.unpersist(|p| p.remove_check(id));
-        self.stop_stale_runners();
+        self.stop_runners_of([id]);
         drop(edit);
         self.sync_soon().await;
         Ok(())

@@ -50,6 +50,12 @@ impl Agent {
             }
         }
         let now = Instant::now();
+        let mut touched: Vec<String> = def.checks.iter().map(|c| c.id.clone()).collect();
+        touched.extend(
+            sidecar
+                .iter()
+                .flat_map(|sc| sc.checks.iter().map(|c| c.id.clone())),
+        );
         let stale = self.change(|s| {
             let mut stale = add_locally(s, node, def, replace_existing_checks, source, now);
             if let Some(sc) = sidecar {
@@ -65,7 +71,7 @@ impl Agent {
             (stale, true)
         });
         self.unpersist(|p| stale.iter().for_each(|c| p.remove_check(c)));
-        self.sync_runners();
+        self.sync_runners_of(touched.iter().chain(&stale).map(String::as_str));
         drop(edit);
         self.sync_soon().await;
         Ok(())
@@ -112,7 +118,7 @@ impl Agent {
                 p.remove_check(c);
             }
         });
-        self.stop_stale_runners();
+        self.stop_runners_of(gone_checks.iter().map(String::as_str));
         true
     }
 }

@@ -144,6 +144,10 @@ impl Catalog {
         s.modify_index = index;
         // A rename takes the instance away from its old name's health too.
         let old_name = old.map(|o| o.name.clone()).filter(|n| *n != s.name);
+        // Only an instance that existed can have checks (removing one removes its checks), and
+        // they need rewriting only if what they copy (name, tags) changed: a registration of
+        // a new instance does not scan its node's checks.
+        let checks_stale = old.is_some_and(|o| o.name != s.name || o.tags != s.tags);
         let (svc_id, svc_name, tags) = (s.id.clone(), s.name.clone(), s.tags.clone());
         self.put_service(key, s);
         changes.touch_table(Table::Services);
@@ -153,7 +157,9 @@ impl Catalog {
         self.touch_service(index, &svc_name, changes);
         self.touch_node(index, node, changes);
         // The instance's checks carry its name and tags; keep them true.
-        self.refresh_service_checks(index, node, &svc_id, &svc_name, &tags, changes);
+        if checks_stale {
+            self.refresh_service_checks(index, node, &svc_id, &svc_name, &tags, changes);
+        }
     }
 
     /// Upserts a check; true if it is now critical and was not before (or is new and critical).
