@@ -17,6 +17,11 @@
 //!   [`catalog_json`], `?filter=` shapes in [`catalog_filter`], the blocking-read plumbing
 //!   they share in [`catalog_query`], and the answers shared between the watchers of one
 //!   service in [`render_cache`].
+//! * [`agent_services`], [`agent_checks`], [`agent_health`]: the agent's own services and
+//!   checks (`/v1/agent/service*`, `/v1/agent/check*`, `/v1/agent/health/*`, maintenance,
+//!   reload, token), over `lotse_agent::Agent`; [`monitor`]: `/v1/agent/monitor`'s log stream.
+//! * [`filter`]: Consul's `?filter=` expression language (go-bexpr), parsed and checked
+//!   against each endpoint's output shape, evaluated over the Consul-shaped JSON.
 #![forbid(unsafe_code)]
 
 pub mod agent;
