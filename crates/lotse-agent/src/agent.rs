@@ -242,6 +242,9 @@ impl Agent {
         let (out, changed) = {
             let mut s = self.state();
             let (out, changed) = f(&mut s);
+            // Every edit of an agent under test proves the local state's indexes still match.
+            #[cfg(test)]
+            s.assert_consistent();
             if changed {
                 self.generation.send_replace(s.generation);
             }
@@ -260,7 +263,7 @@ impl Agent {
         let st = self.state();
         let mut runners = self.runners();
         retain_current(&st, &mut runners);
-        for c in st.checks.values() {
+        for c in st.checks().values() {
             if let Some(def) = &c.def {
                 runners
                     .entry(c.row.check_id.clone())
@@ -277,7 +280,7 @@ impl Agent {
         let mut runners = self.runners();
         for id in ids {
             let current = st
-                .checks
+                .checks()
                 .get(id)
                 .and_then(|c| c.def.as_ref().map(|d| (c, d)));
             match current {
@@ -301,7 +304,7 @@ impl Agent {
         let st = self.state();
         let mut runners = self.runners();
         for id in ids {
-            if st.checks.get(id).is_none_or(|c| c.def.is_none()) {
+            if st.checks().get(id).is_none_or(|c| c.def.is_none()) {
                 runners.remove(id);
             }
         }
@@ -339,12 +342,15 @@ impl Agent {
     }
 
     pub fn service(&self, id: &str) -> Option<Service> {
-        self.state().services.get(id).map(|s| s.def.service.clone())
+        self.state()
+            .services()
+            .get(id)
+            .map(|s| s.def.service.clone())
     }
 
     pub fn checks(&self) -> Vec<HealthCheck> {
         self.state()
-            .checks
+            .checks()
             .values()
             .map(|c| c.row.clone())
             .collect()
@@ -353,7 +359,7 @@ impl Agent {
     /// A service and every check bearing on it (its own and the node's).
     pub fn service_health(&self, id: &str) -> Option<(Service, Vec<HealthCheck>)> {
         let s = self.state();
-        let svc = s.services.get(id)?.def.service.clone();
+        let svc = s.services().get(id)?.def.service.clone();
         let checks = s.checks_of(id, true).into_iter().cloned().collect();
         Some((svc, checks))
     }
@@ -412,7 +418,7 @@ impl Drop for Agent {
 /// Keeps only the runners of the checks' current registrations (a dropped runner stops).
 fn retain_current(st: &LocalState, runners: &mut HashMap<String, Runner>) {
     runners.retain(|id, r| {
-        st.checks
+        st.checks()
             .get(id)
             .is_some_and(|c| c.def.is_some() && c.registration == r.registration)
     });

@@ -161,8 +161,9 @@ impl Agent {
         let now = Instant::now();
         let mut st = self.state();
         st.node_in_sync = remote_node.is_some_and(|r| r.same_as(&node));
+        // O(local + remote entries): this runs once per `ae_interval`, not per change.
         for r in &remote_services {
-            let Some(local) = st.services.get(&r.id) else {
+            let Some(local) = st.services().get(&r.id) else {
                 // Not the agent's: removed, except the service the server registers itself.
                 if r.id != CONSUL_SERVICE {
                     st.deleted_services.insert(r.id.clone());
@@ -172,20 +173,26 @@ impl Agent {
             if local.def.service.enable_tag_override {
                 st.adopt_remote_tags(&r.id, &r.tags);
             }
-            if let Some(local) = st.services.get_mut(&r.id) {
-                if !local.def.service.same_as(r) {
-                    local.in_sync = false;
-                }
+            let differs = st
+                .services()
+                .get(&r.id)
+                .is_some_and(|local| !local.def.service.same_as(r));
+            if differs {
+                st.mark_service_out_of_sync(&r.id);
             }
         }
         let remote_ids: BTreeSet<&str> = remote_services.iter().map(|r| r.id.as_str()).collect();
-        for s in st.services.values_mut() {
-            if !remote_ids.contains(s.def.service.id.as_str()) {
-                s.in_sync = false;
-            }
+        let missing: Vec<String> = st
+            .services()
+            .keys()
+            .filter(|id| !remote_ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in &missing {
+            st.mark_service_out_of_sync(id);
         }
         for r in &remote_checks {
-            match st.checks.get_mut(&r.check_id) {
+            match st.checks().get(&r.check_id) {
                 Some(local) => {
                     let mut mine = local.row.clone();
                     if local.output_deferred_until.is_some_and(|d| d > now) {
@@ -193,7 +200,7 @@ impl Agent {
                         mine.output = r.output.clone();
                     }
                     if !same_check(&mine, r) {
-                        local.in_sync = false;
+                        st.mark_check_out_of_sync(&r.check_id);
                     }
                 }
                 // The node's gossip health is the server's, never the agent's to remove.
@@ -205,11 +212,17 @@ impl Agent {
         }
         let remote_check_ids: BTreeSet<&str> =
             remote_checks.iter().map(|r| r.check_id.as_str()).collect();
-        for c in st.checks.values_mut() {
-            if !remote_check_ids.contains(c.row.check_id.as_str()) {
-                c.in_sync = false;
-            }
+        let missing: Vec<String> = st
+            .checks()
+            .keys()
+            .filter(|id| !remote_check_ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in &missing {
+            st.mark_check_out_of_sync(id);
         }
+        #[cfg(test)]
+        st.assert_consistent();
     }
 
     /// Writes what is out of sync; a round that repaired a refusal is followed by one more.
@@ -254,8 +267,7 @@ impl Agent {
                     // The catalog lost the service (deleted through the catalog API, say)
                     // while the agent thinks it in sync: write it again, with its checks.
                     tracing::info!(service = %sid, "anti-entropy found a service missing from the catalog");
-                    if let Some(s) = self.state().services.get_mut(&sid) {
-                        s.in_sync = false;
+                    if self.state().mark_service_out_of_sync(&sid) {
                         repaired = true;
                     }
                 }
@@ -298,6 +310,8 @@ impl Agent {
                 st.deleted_checks.remove(&id);
             }
         }
+        #[cfg(test)]
+        st.assert_consistent();
     }
 }
 
@@ -310,6 +324,8 @@ fn plan(st: &mut LocalState, node: &lotse_core::catalog::Node) -> Vec<(Write, Co
     // Never the server's own rows, whatever asked for it.
     st.deleted_services.remove(CONSUL_SERVICE);
     st.deleted_checks.remove(SERF_HEALTH);
+    #[cfg(test)]
+    st.assert_consistent();
     let node_in_sync = st.node_in_sync;
     let register = |service: Option<Service>, checks: Vec<HealthCheck>| Command::CatalogRegister {
         req: Box::new(RegisterRequest {
@@ -330,21 +346,27 @@ fn plan(st: &mut LocalState, node: &lotse_core::catalog::Node) -> Vec<(Write, Co
             now_ms: now_ms(),
         };
     let mut plan: Vec<(Write, Command)> = Vec::new();
-    // Out-of-sync checks by service, in one pass (not one pass per out-of-sync service).
-    let mut pending: std::collections::HashMap<&str, Vec<&LocalCheck>> = Default::default();
-    for c in st
-        .checks
-        .values()
-        .filter(|c| !c.in_sync && !c.row.service_id.is_empty())
+    // Only the dirty sets are walked (and each dirty service's own checks): a sync after one
+    // registration costs O(that registration), however many entries are in sync.
+    let st: &LocalState = st;
+    let dirty_check = |id: &String| {
+        st.dirty_checks()
+            .contains(id)
+            .then(|| st.checks().get(id))
+            .flatten()
+    };
+    for s in st
+        .dirty_services()
+        .iter()
+        .filter_map(|id| st.services().get(id))
     {
-        pending
-            .entry(c.row.service_id.as_str())
-            .or_default()
-            .push(c);
-    }
-    for s in st.services.values().filter(|s| !s.in_sync) {
         let id = &s.def.service.id;
-        let checks: Vec<&LocalCheck> = pending.remove(id.as_str()).unwrap_or_default();
+        // Node-level checks (service ID "") always go alone, whatever a service is called.
+        let checks: Vec<&LocalCheck> = if id.is_empty() {
+            Vec::new()
+        } else {
+            st.check_ids_of(id).filter_map(dirty_check).collect()
+        };
         plan.push((
             Write::Service {
                 id: id.clone(),
@@ -360,11 +382,15 @@ fn plan(st: &mut LocalState, node: &lotse_core::catalog::Node) -> Vec<(Write, Co
             ),
         ));
     }
-    let alone = st.checks.values().filter(|c| !c.in_sync).filter(|c| {
-        let sid = &c.row.service_id;
-        // Out-of-sync services carry their checks (above).
-        sid.is_empty() || st.services.get(sid).is_some_and(|s| s.in_sync)
-    });
+    let alone = st
+        .dirty_checks()
+        .iter()
+        .filter_map(|id| st.checks().get(id))
+        .filter(|c| {
+            let sid = &c.row.service_id;
+            // Out-of-sync services carry their checks (above).
+            sid.is_empty() || st.services().get(sid).is_some_and(|s| s.in_sync)
+        });
     for c in alone {
         plan.push((
             Write::Check {

@@ -11,6 +11,17 @@
 //! a probe) is dropped: a removed check is never resurrected, a replaced one never shows the
 //! old definition's result.
 //!
+//! Anti-entropy runs after every registration, so what it and a registration touch must cost
+//! O(what changed), not O(every local entry). The maps are therefore private, and every edit
+//! goes through a method that keeps three indexes in step with them:
+//!
+//! * `dirty_services` / `dirty_checks`: exactly the IDs whose entry has `in_sync == false`;
+//! * `checks_by_service`: check IDs by the `service_id` of their row (`""` for node checks);
+//! * `deferrals`: `(output_deferred_until, check ID)` for each check with a deferral.
+//!
+//! Outside this module the maps are read-only (`services()`, `checks()`), so nothing else can
+//! move an `in_sync` flag, a deferral or a check's service without the indexes following.
+//!
 //! Nothing here reads a clock: the caller passes `now`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,8 +82,16 @@ pub enum TtlNext {
 
 #[derive(Debug, Default)]
 pub struct LocalState {
-    pub services: BTreeMap<String, LocalService>,
-    pub checks: BTreeMap<String, LocalCheck>,
+    services: BTreeMap<String, LocalService>,
+    checks: BTreeMap<String, LocalCheck>,
+    /// IDs of the services with `in_sync == false`.
+    dirty_services: BTreeSet<String>,
+    /// IDs of the checks with `in_sync == false`.
+    dirty_checks: BTreeSet<String>,
+    /// Check IDs by their row's `service_id` (`""`: node-level); no empty sets.
+    checks_by_service: BTreeMap<String, BTreeSet<String>>,
+    /// `(output_deferred_until, check ID)` of every check with a deferred output.
+    deferrals: BTreeSet<(Instant, String)>,
     pub deleted_services: BTreeSet<String>,
     pub deleted_checks: BTreeSet<String>,
     /// Does the catalog's record of this node match the agent's?
@@ -89,11 +108,61 @@ impl LocalState {
         self.next_version
     }
 
+    /// The local services, by ID (read-only: edits go through the methods that keep the
+    /// indexes).
+    pub fn services(&self) -> &BTreeMap<String, LocalService> {
+        &self.services
+    }
+
+    /// The local checks, by ID (read-only, as [`Self::services`]).
+    pub fn checks(&self) -> &BTreeMap<String, LocalCheck> {
+        &self.checks
+    }
+
+    /// IDs of the services anti-entropy must write, in ID order.
+    pub fn dirty_services(&self) -> &BTreeSet<String> {
+        &self.dirty_services
+    }
+
+    /// IDs of the checks anti-entropy must write, in ID order.
+    pub fn dirty_checks(&self) -> &BTreeSet<String> {
+        &self.dirty_checks
+    }
+
+    /// IDs of the checks whose row names `service_id` (`""`: the node-level ones), in ID
+    /// order. The service need not be a local one.
+    pub fn check_ids_of<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a String> {
+        self.checks_by_service.get(service_id).into_iter().flatten()
+    }
+
+    /// Marks a service out of sync (the catalog lost it or differs); false if there is no
+    /// such service.
+    pub fn mark_service_out_of_sync(&mut self, id: &str) -> bool {
+        let Some(s) = self.services.get_mut(id) else {
+            return false;
+        };
+        s.in_sync = false;
+        self.dirty_services.insert(id.to_string());
+        true
+    }
+
+    /// Marks a check out of sync (the catalog's row differs); false if there is no such check.
+    /// A deferred output stays deferred: the write that follows carries it anyway.
+    pub fn mark_check_out_of_sync(&mut self, id: &str) -> bool {
+        let Some(c) = self.checks.get_mut(id) else {
+            return false;
+        };
+        c.in_sync = false;
+        self.dirty_checks.insert(id.to_string());
+        true
+    }
+
     pub fn add_service(&mut self, def: ServiceDefinition, source: Source) {
         let id = def.service.id.clone();
         let version = self.bump();
         self.deleted_services.remove(&id);
         self.refresh_check_rows(&def.service);
+        self.dirty_services.insert(id.clone());
         self.services.insert(
             id,
             LocalService {
@@ -109,11 +178,15 @@ impl LocalState {
     /// from the service whatever the request says, so a stale copy here would look like drift
     /// to every full sync).
     fn refresh_check_rows(&mut self, service: &Service) {
-        for c in self.checks.values_mut() {
+        let Some(ids) = self.checks_by_service.get(&service.id) else {
+            return;
+        };
+        for id in ids {
+            let Some(c) = self.checks.get_mut(id) else {
+                continue;
+            };
             let row = &mut c.row;
-            if row.service_id == service.id
-                && (row.service_name != service.name || row.service_tags != service.tags)
-            {
+            if row.service_name != service.name || row.service_tags != service.tags {
                 row.service_name = service.name.clone();
                 row.service_tags = service.tags.clone();
             }
@@ -139,19 +212,36 @@ impl LocalState {
     /// None if there was no such service.
     pub fn remove_service(&mut self, id: &str) -> Option<Vec<String>> {
         self.services.remove(id)?;
+        self.dirty_services.remove(id);
         self.bump();
         self.deleted_services.insert(id.to_string());
         let checks: Vec<String> = self
-            .checks
-            .values()
-            .filter(|c| c.row.service_id == id)
-            .map(|c| c.row.check_id.clone())
+            .checks_by_service
+            .remove(id)
+            .unwrap_or_default()
+            .into_iter()
             .collect();
         for c in &checks {
             // The service's deregistration takes its checks with it in the catalog.
-            self.checks.remove(c);
+            if let Some(gone) = self.checks.remove(c) {
+                self.unindex_check(c, &gone);
+            }
         }
         Some(checks)
+    }
+
+    /// Drops check `id` (removed, or about to be replaced by `add_check`) from the indexes.
+    fn unindex_check(&mut self, id: &str, c: &LocalCheck) {
+        self.dirty_checks.remove(id);
+        if let Some(due) = c.output_deferred_until {
+            self.deferrals.remove(&(due, id.to_string()));
+        }
+        if let Some(ids) = self.checks_by_service.get_mut(&c.row.service_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.checks_by_service.remove(&c.row.service_id);
+            }
+        }
     }
 
     /// Adds or replaces a check; returns its registration. A re-registered check keeps its
@@ -165,10 +255,12 @@ impl LocalState {
     ) -> u64 {
         let id = row.check_id.clone();
         let mut critical_since = None;
-        if let Some(old) = self.checks.get(&id) {
+        if let Some(old) = self.checks.remove(&id) {
             row.status = old.row.status;
             row.output = old.row.output.clone();
             critical_since = old.critical_since;
+            // Re-indexed below, possibly under another service.
+            self.unindex_check(&id, &old);
         }
         if let Some(s) = self.services.get(&row.service_id) {
             row.service_name = s.def.service.name.clone();
@@ -183,6 +275,11 @@ impl LocalState {
             .map(|d| later(now, d.ttl));
         let version = self.bump();
         self.deleted_checks.remove(&id);
+        self.dirty_checks.insert(id.clone());
+        self.checks_by_service
+            .entry(row.service_id.clone())
+            .or_default()
+            .insert(id.clone());
         self.checks.insert(
             id,
             LocalCheck {
@@ -201,9 +298,10 @@ impl LocalState {
     }
 
     pub fn remove_check(&mut self, id: &str) -> bool {
-        if self.checks.remove(id).is_none() {
+        let Some(gone) = self.checks.remove(id) else {
             return false;
-        }
+        };
+        self.unindex_check(id, &gone);
         self.bump();
         self.deleted_checks.insert(id.to_string());
         true
@@ -237,14 +335,20 @@ impl LocalState {
             Some(until) if !status_changed => {
                 // Output only: the catalog learns it when the deferral falls due (or with the
                 // next write of the check, whichever comes first).
-                c.output_deferred_until.get_or_insert(until);
+                if c.output_deferred_until.is_none() {
+                    c.output_deferred_until = Some(until);
+                    self.deferrals.insert((until, id.to_string()));
+                }
             }
             _ => {
                 if status_changed {
                     c.critical_since = (status == CheckStatus::Critical).then_some(now);
                 }
-                c.output_deferred_until = None;
+                if let Some(due) = c.output_deferred_until.take() {
+                    self.deferrals.remove(&(due, id.to_string()));
+                }
                 c.in_sync = false;
+                self.dirty_checks.insert(id.to_string());
             }
         }
         self.next_version += 1;
@@ -299,7 +403,10 @@ impl LocalState {
     pub fn mark_check_synced(&mut self, id: &str, version: u64) {
         if let Some(c) = self.checks.get_mut(id).filter(|c| c.version == version) {
             c.in_sync = true;
-            c.output_deferred_until = None;
+            self.dirty_checks.remove(id);
+            if let Some(due) = c.output_deferred_until.take() {
+                self.deferrals.remove(&(due, id.to_string()));
+            }
         }
     }
 
@@ -307,25 +414,28 @@ impl LocalState {
     pub fn mark_service_synced(&mut self, id: &str, version: u64) {
         if let Some(s) = self.services.get_mut(id).filter(|s| s.version == version) {
             s.in_sync = true;
+            self.dirty_services.remove(id);
         }
     }
 
     /// Deferred output changes that have fallen due become out of sync.
     pub fn release_deferred(&mut self, now: Instant) {
-        for c in self.checks.values_mut() {
-            if c.output_deferred_until.is_some_and(|d| d <= now) {
+        while let Some((due, id)) = self.deferrals.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.deferrals.pop_first();
+            if let Some(c) = self.checks.get_mut(&id) {
                 c.output_deferred_until = None;
                 c.in_sync = false;
+                self.dirty_checks.insert(id);
             }
         }
     }
 
     /// When the first deferred output change falls due.
     pub fn earliest_deferral(&self) -> Option<Instant> {
-        self.checks
-            .values()
-            .filter_map(|c| c.output_deferred_until)
-            .min()
+        self.deferrals.first().map(|(due, _)| *due)
     }
 
     /// The service rows, as `/v1/agent/services` lists them.
@@ -335,18 +445,22 @@ impl LocalState {
 
     /// Checks bound to `service_id` (and, with `with_node`, the node-level ones).
     pub fn checks_of(&self, service_id: &str, with_node: bool) -> Vec<&HealthCheck> {
-        self.checks
-            .values()
+        let mut ids: Vec<&String> = self.check_ids_of(service_id).collect();
+        if with_node && !service_id.is_empty() {
+            ids.extend(self.check_ids_of(""));
+            // In check-ID order, as one pass over the checks would give.
+            ids.sort_unstable();
+        }
+        ids.into_iter()
+            .filter_map(|id| self.checks.get(id))
             .map(|c| &c.row)
-            .filter(|c| c.service_id == service_id || (with_node && c.service_id.is_empty()))
             .collect()
     }
 
     /// Does `id` have a check critical for longer than its `deregister_critical_service_after`?
     pub fn should_reap(&self, id: &str, now: Instant) -> bool {
-        self.checks
-            .values()
-            .filter(|c| c.row.service_id == id)
+        self.check_ids_of(id)
+            .filter_map(|cid| self.checks.get(cid))
             .any(|c| {
                 let after = c
                     .def
@@ -375,6 +489,45 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d.min(FAR))
         .or_else(|| now.checked_add(FAR))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+impl LocalState {
+    /// Panics unless every index equals what a scan of the maps gives (the old definitions).
+    pub(crate) fn assert_consistent(&self) {
+        let dirty_services: BTreeSet<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| !s.in_sync)
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(self.dirty_services, dirty_services, "dirty services");
+        let dirty_checks: BTreeSet<String> = self
+            .checks
+            .iter()
+            .filter(|(_, c)| !c.in_sync)
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(self.dirty_checks, dirty_checks, "dirty checks");
+        let mut by_service: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (id, c) in &self.checks {
+            assert_eq!(&c.row.check_id, id, "check keyed by its ID");
+            by_service
+                .entry(c.row.service_id.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        assert_eq!(self.checks_by_service, by_service, "checks by service");
+        let deferrals: BTreeSet<(Instant, String)> = self
+            .checks
+            .iter()
+            .filter_map(|(id, c)| c.output_deferred_until.map(|d| (d, id.clone())))
+            .collect();
+        assert_eq!(self.deferrals, deferrals, "deferrals");
+        for (id, s) in &self.services {
+            assert_eq!(&s.def.service.id, id, "service keyed by its ID");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let now = Instant::now();
         self.change(|s| {
-            let limit = match s.checks.get(id).map(|c| &c.def) {
+            let limit = match s.checks().get(id).map(|c| &c.def) {
                 None => return (Err(AgentError::unknown_check(id)), false),
                 Some(Some(d)) if d.kind == CheckKind::Ttl => d.output_max_size,
                 Some(_) => {

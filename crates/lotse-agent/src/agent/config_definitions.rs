@@ -76,7 +76,7 @@ impl Plan {
         let new_ids: BTreeSet<&str> = registered.iter().map(|d| d.service.id.as_str()).collect();
         // Services the reload keeps: the API's, unless a config service takes over the ID.
         let kept = st
-            .services
+            .services()
             .values()
             .filter(|s| s.source != Source::Config && !new_ids.contains(s.def.service.id.as_str()));
         let mut used: BTreeSet<i64> = kept.clone().map(|s| s.def.service.port).collect();
@@ -109,13 +109,13 @@ impl Plan {
             )
             .collect();
         let gone_services = st
-            .services
+            .services()
             .values()
             .filter(|s| s.source == Source::Config && !new_ids.contains(s.def.service.id.as_str()))
             .map(|s| s.def.service.id.clone())
             .collect();
         let gone_checks = st
-            .checks
+            .checks()
             .values()
             .filter(|c| {
                 c.source == Source::Config && !keep_checks.contains(c.row.check_id.as_str())
@@ -147,7 +147,7 @@ impl Plan {
             removed.extend(add_locally(s, node, def, true, Source::Config, now));
         }
         for def in self.checks {
-            let service = s.services.get(&def.service_id).map(|x| &x.def.service);
+            let service = s.services().get(&def.service_id).map(|x| &x.def.service);
             let row = check_row(&def, node, service);
             s.add_check(row, Some(def), Source::Config, now);
         }

@@ -60,7 +60,7 @@ impl Agent {
         enable: bool,
         row: HealthCheck,
     ) -> Result<(), AgentError> {
-        let present = self.state().checks.contains_key(check_id);
+        let present = self.state().checks().contains_key(check_id);
         match (enable, present) {
             (true, false) => {
                 self.persisted(|p| p.save_check(&row, None))?;

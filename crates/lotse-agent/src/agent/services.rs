@@ -97,7 +97,7 @@ impl Agent {
     ) -> bool {
         let sidecar = format!("{id}-sidecar-proxy");
         let removed = self.change(|s| {
-            if !s.services.contains_key(id) || !still(s) {
+            if !s.services().contains_key(id) || !still(s) {
                 return (None, false);
             }
             let mut gone_checks = s.remove_service(id).unwrap_or_default();
@@ -135,9 +135,9 @@ pub(super) fn add_locally(
 ) -> Vec<String> {
     let id = def.service.id.clone();
     let stale: Vec<String> = if replace {
-        s.checks
-            .values()
-            .filter(|c| c.row.service_id == id && c.def.is_some())
+        s.check_ids_of(&id)
+            .filter_map(|cid| s.checks().get(cid))
+            .filter(|c| c.def.is_some())
             .filter(|c| !def.checks.iter().any(|k| k.id == c.row.check_id))
             .map(|c| c.row.check_id.clone())
             .collect()
@@ -189,7 +189,7 @@ pub(super) fn sidecar_port(
         return Ok(sc.service.port);
     }
     if let Some(existing) = st
-        .services
+        .services()
         .get(&sc.service.id)
         .map(|s| s.def.service.port)
         .filter(|p| *p >= 1)

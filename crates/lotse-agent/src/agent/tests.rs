@@ -95,7 +95,7 @@ fn local_check(a: &Agent, id: &str) -> Option<HealthCheck> {
 }
 
 fn registration(a: &Agent, id: &str) -> u64 {
-    a.state().checks[id].registration
+    a.state().checks()[id].registration
 }
 
 fn status(c: Option<HealthCheck>) -> Option<(CheckStatus, String)> {

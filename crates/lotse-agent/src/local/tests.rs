@@ -1,3 +1,5 @@
+mod props;
+
 use super::*;
 use std::time::Duration;
 
@@ -52,6 +54,7 @@ fn now() -> Instant {
 fn with_check(status: CheckStatus) -> LocalState {
     let mut s = LocalState::default();
     s.add_check(row("c", "", status), None, Source::Remote, now());
+    s.assert_consistent();
     s
 }
 
@@ -61,14 +64,18 @@ fn changes_mark_entries_out_of_sync_and_versions_guard_the_mark() {
     let v = s.checks["c"].version;
     // A result arrives while the write of version `v` is in flight...
     assert!(s.update_check("c", None, CheckStatus::Critical, "down".into(), None, now()));
+    s.assert_consistent();
     // ...so the write's success must not mark the newer state as synced.
     s.mark_check_synced("c", v);
+    s.assert_consistent();
     assert!(!s.checks["c"].in_sync);
     let v2 = s.checks["c"].version;
     s.mark_check_synced("c", v2);
+    s.assert_consistent();
     assert!(s.checks["c"].in_sync);
     // The same result again is no change at all.
     assert!(!s.update_check("c", None, CheckStatus::Critical, "down".into(), None, now()));
+    s.assert_consistent();
     assert!(s.checks["c"].in_sync);
 }
 
@@ -76,9 +83,11 @@ fn changes_mark_entries_out_of_sync_and_versions_guard_the_mark() {
 fn re_registering_a_check_keeps_its_status_and_output() {
     let mut s = with_check(CheckStatus::Critical);
     s.update_check("c", None, CheckStatus::Passing, "fine".into(), None, now());
+    s.assert_consistent();
     let mut again = row("c", "", CheckStatus::Critical);
     again.notes = "new notes".into();
     s.add_check(again, None, Source::Remote, now());
+    s.assert_consistent();
     let c = &s.checks["c"].row;
     assert_eq!(
         (c.status, c.output.as_str(), c.notes.as_str()),
@@ -90,24 +99,30 @@ fn re_registering_a_check_keeps_its_status_and_output() {
 fn removing_a_service_removes_its_checks_and_remembers_the_deletion() {
     let mut s = LocalState::default();
     s.add_service(service("web1"), Source::Remote);
+    s.assert_consistent();
     s.add_check(
         row("c1", "web1", CheckStatus::Passing),
         None,
         Source::Remote,
         now(),
     );
+    s.assert_consistent();
     s.add_check(
         row("node", "", CheckStatus::Passing),
         None,
         Source::Remote,
         now(),
     );
+    s.assert_consistent();
     assert_eq!(s.remove_service("web1"), Some(vec!["c1".to_string()]));
+    s.assert_consistent();
     assert_eq!(s.remove_service("web1"), None);
+    s.assert_consistent();
     assert!(s.deleted_services.contains("web1"));
     assert!(!s.checks.contains_key("c1") && s.checks.contains_key("node"));
     // Registering it again forgets the pending deletion.
     s.add_service(service("web1"), Source::Remote);
+    s.assert_consistent();
     assert!(!s.deleted_services.contains("web1"));
 }
 
@@ -116,6 +131,7 @@ fn output_only_changes_wait_in_sync_but_status_changes_do_not() {
     let mut s = with_check(CheckStatus::Passing);
     let v = s.checks["c"].version;
     s.mark_check_synced("c", v);
+    s.assert_consistent();
     let t0 = now();
     let later = t0 + Duration::from_secs(60);
     assert!(s.update_check(
@@ -126,12 +142,15 @@ fn output_only_changes_wait_in_sync_but_status_changes_do_not() {
         Some(later),
         t0
     ));
+    s.assert_consistent();
     // Still in sync as far as anti-entropy goes, until the deferral falls due.
     assert!(s.checks["c"].in_sync);
     assert_eq!(s.earliest_deferral(), Some(later));
     s.release_deferred(t0 + Duration::from_secs(59));
+    s.assert_consistent();
     assert!(s.checks["c"].in_sync);
     s.release_deferred(later);
+    s.assert_consistent();
     assert!(!s.checks["c"].in_sync);
     assert_eq!(s.earliest_deferral(), None);
 
@@ -143,6 +162,7 @@ fn output_only_changes_wait_in_sync_but_status_changes_do_not() {
         Some(later),
         t0,
     );
+    s.assert_consistent();
     s.update_check(
         "c",
         None,
@@ -151,6 +171,7 @@ fn output_only_changes_wait_in_sync_but_status_changes_do_not() {
         Some(later),
         t0,
     );
+    s.assert_consistent();
     assert_eq!(s.checks["c"].output_deferred_until, None);
     assert!(!s.checks["c"].in_sync);
 }
@@ -164,12 +185,14 @@ fn a_report_from_a_replaced_or_removed_registration_is_dropped() {
         Source::Remote,
         now(),
     );
+    s.assert_consistent();
     let new = s.add_check(
         row("c", "", CheckStatus::Critical),
         None,
         Source::Remote,
         now(),
     );
+    s.assert_consistent();
     assert_ne!(old, new);
     // The old runner, still finishing a probe, reports: ignored.
     assert!(!s.update_check(
@@ -180,6 +203,7 @@ fn a_report_from_a_replaced_or_removed_registration_is_dropped() {
         None,
         now()
     ));
+    s.assert_consistent();
     assert!(s.update_check(
         "c",
         Some(new),
@@ -188,8 +212,10 @@ fn a_report_from_a_replaced_or_removed_registration_is_dropped() {
         None,
         now()
     ));
+    s.assert_consistent();
     // Removed: a late report does not bring it back.
     assert!(s.remove_check("c"));
+    s.assert_consistent();
     assert!(!s.update_check(
         "c",
         Some(new),
@@ -198,7 +224,9 @@ fn a_report_from_a_replaced_or_removed_registration_is_dropped() {
         None,
         now()
     ));
+    s.assert_consistent();
     assert!(!s.update_check("c", None, CheckStatus::Warning, "late".into(), None, now()));
+    s.assert_consistent();
     assert!(!s.checks.contains_key("c"));
 }
 
@@ -213,7 +241,9 @@ fn a_ttl_report_and_the_expiry_are_ordered_by_the_deadline() {
         Source::Remote,
         t0,
     );
+    s.assert_consistent();
     assert_eq!(s.expire_ttl("t", reg, t0), TtlNext::Until(t0 + ttl));
+    s.assert_consistent();
     // The runner wakes at the deadline, but a report landed just before it took the lock:
     // the report wins and the clock starts again.
     let t1 = t0 + ttl;

@@ -55,7 +55,7 @@ async fn concurrent_registrations_of_one_id_leave_state_runner_and_disk_agreeing
         two.await.unwrap().unwrap();
         let (def, reg) = {
             let st = a.state();
-            let c = &st.checks["c"];
+            let c = &st.checks()["c"];
             (c.def.clone(), c.registration)
         };
         assert_eq!(a.runners()["c"].registration, reg);

@@ -216,13 +216,13 @@ async fn a_deferral_that_falls_due_wakes_anti_entropy_once_even_if_the_write_fai
         "b".into(),
         true,
     );
-    let c = a.state().checks["c"].clone();
+    let c = a.state().checks()["c"].clone();
     assert!(c.in_sync && c.output_deferred_until.is_some());
     tokio::time::sleep(Duration::from_secs(91)).await;
     // Anti-entropy woke for it by itself and tried: the change is out of sync now, no longer
     // deferred, so a failed write cannot wake the loop again and again. (Were it left
     // deferred in the past, the loop would spin and this sleep never end.)
-    let c = a.state().checks["c"].clone();
+    let c = a.state().checks()["c"].clone();
     assert!(!c.in_sync && c.output_deferred_until.is_none());
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
