@@ -59,24 +59,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The timeout a zero `timeout` stands for in script checks: Consul's `CheckMonitor` default.
 pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A check's health, as Consul names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Passing,
-    Warning,
-    Critical,
-}
-
-impl Status {
-    /// Consul's wire name: `passing`, `warning` or `critical`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Passing => "passing",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-        }
-    }
-}
+/// A check's health: the catalog's own status type, so a result needs no translation.
+pub use lotse_core::catalog::CheckStatus as Status;
 
 /// What one run of a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::agent::{truncate_output, Agent};
 use crate::definition::{CheckDefinition, CheckKind};
 use crate::local::TtlNext;
-use crate::probe::{self, ProbeResult, Status};
+use crate::probe::{self, ProbeResult};
 
 /// How long an alias check waits for a change before it looks again anyway.
 const ALIAS_RECHECK: Duration = Duration::from_secs(60);
@@ -100,14 +100,6 @@ impl Thresholds {
     }
 }
 
-fn status_of(s: Status) -> CheckStatus {
-    match s {
-        Status::Passing => CheckStatus::Passing,
-        Status::Warning => CheckStatus::Warning,
-        Status::Critical => CheckStatus::Critical,
-    }
-}
-
 async fn probe_once(def: &CheckDefinition) -> ProbeResult {
     let timeout = def.timeout.unwrap_or(Duration::ZERO);
     match &def.kind {
@@ -164,7 +156,7 @@ async fn probe_once(def: &CheckDefinition) -> ProbeResult {
         }
         // Not interval checks; `start` never sends them here.
         CheckKind::Ttl | CheckKind::Alias { .. } => ProbeResult {
-            status: Status::Critical,
+            status: CheckStatus::Critical,
             output: String::new(),
         },
     }
@@ -177,7 +169,7 @@ async fn run_interval(agent: Weak<Agent>, def: CheckDefinition, registration: u6
     loop {
         let result = probe_once(&def).await;
         let Some(a) = agent.upgrade() else { return };
-        if let Some(status) = thresholds.judge(status_of(result.status)) {
+        if let Some(status) = thresholds.judge(result.status) {
             let output = truncate_output(&result.output, def.output_max_size);
             a.record_result(&def.id, registration, status, output, true);
         }
