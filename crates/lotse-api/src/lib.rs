@@ -36,6 +36,7 @@ pub mod catalog_json;
 pub mod catalog_query;
 pub mod ci_json;
 pub mod filter;
+pub mod go_text;
 pub mod health;
 pub mod kv;
 pub mod metrics;

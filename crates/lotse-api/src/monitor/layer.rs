@@ -197,7 +197,7 @@ fn render_plain(v: &FieldValue) -> String {
 /// spaces, quotes or unprintable characters.
 pub(crate) fn render_text(v: &FieldValue) -> String {
     match v {
-        FieldValue::Str(s) if needs_quoting(s) => go_quote(s),
+        FieldValue::Str(s) if needs_quoting(s) => crate::go_text::quote(s),
         other => render_plain(other),
     }
 }
@@ -206,28 +206,6 @@ fn needs_quoting(s: &str) -> bool {
     s.is_empty()
         || s.chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
-}
-
-/// Go's `strconv.Quote` for the characters logs carry (escapes for quotes, backslashes and
-/// control characters; other Unicode is kept).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The module name shown for a tracing target.

@@ -144,26 +144,8 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Go's `strconv.Quote` for the ASCII text of names and IDs in error messages (`%q`).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q`, as consul's messages quote names and IDs.
+pub(super) use lotse_api::go_text::quote as go_quote;
 
 #[cfg(test)]
 mod tests {
