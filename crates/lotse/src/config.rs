@@ -60,7 +60,7 @@
 
 mod duration;
 mod env;
-mod files;
+pub(crate) mod files;
 mod flags;
 mod partial;
 #[cfg(test)]

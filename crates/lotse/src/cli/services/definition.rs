@@ -18,6 +18,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::files::{self, Format};
+use crate::config::ConfigError;
+
 use serde_json::{Map, Value};
 
 use super::{Registration, Weights};
@@ -53,45 +56,25 @@ pub fn services_from_files(paths: &[String]) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Format {
-    Json,
-    Hcl,
-}
-
-/// A file, or the `.json`/`.hcl` files of a directory, with their formats.
+/// A file, or the `.json`/`.hcl` files of a directory, with their formats: the agent's own
+/// expansion (`config::files`), with consul's CLI wording for its errors and warnings.
 fn expand(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<(PathBuf, Format)>, String> {
-    let open_failed = |e: std::io::Error| {
-        format!(
+    let mut found = Vec::new();
+    let files = files::expand(path, None, &mut found).map_err(|e| match e {
+        ConfigError::Read { error, .. } => format!(
             "config: Open failed on {p}. open {p}: {}",
-            go_io_error(&e),
+            go_io_error(&error),
             p = path.display()
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(open_failed)?;
-    let candidates = if meta.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(open_failed)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut out = Vec::new();
-    for file in candidates {
-        match file.extension().and_then(|e| e.to_str()) {
-            Some("json") => out.push((file, Format::Json)),
-            Some("hcl") => out.push((file, Format::Hcl)),
-            _ => warnings.push(format!(
-                "skipping file {}, extension must be .hcl or .json, or config format must be set",
-                file.display()
-            )),
-        }
-    }
-    Ok(out)
+        ),
+        other => other.to_string(),
+    })?;
+    // The agent's warnings say `config:` first; consul's `services` command does not.
+    warnings.extend(
+        found
+            .into_iter()
+            .map(|w| w.strip_prefix("config: ").map(str::to_string).unwrap_or(w)),
+    );
+    Ok(files)
 }
 
 /// An I/O error as Go prints a syscall error: the lower-case description without Rust's
