@@ -36,6 +36,9 @@ class Agent:
 
     def __init__(self, args, data_dir=None, env=None, wait=True):
         self.http_port = free_port()
+        # Every agent serves DNS; each gets a port of its own unless the test names one.
+        self.dns_port = None if any(a.startswith(("-dns-port", "--dns-port")) for a in args) \
+            else free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.addr = f"127.0.0.1:{self.http_port}"
         self.data_dir = data_dir
@@ -47,6 +50,8 @@ class Agent:
 
     def start(self, wait=True):
         cmd = [lotse_bin(), "agent", *self.args, "-http-port", str(self.http_port)]
+        if self.dns_port is not None:
+            cmd += ["-dns-port", str(self.dns_port)]
         if self.data_dir is not None:
             cmd += ["-data-dir", str(self.data_dir)]
         self.log = open(self.log_path, "ab")

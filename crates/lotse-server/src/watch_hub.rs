@@ -27,9 +27,19 @@ struct Inner {
     parked: usize,
 }
 
+/// Something that keeps its own derived view of the store (the DNS interface's catalog view)
+/// and must hear of every change, not only of those a parked query waits for.
+pub trait ChangeListener: Send + Sync {
+    /// Called after each batch of applied commands, with what they touched.
+    fn changed(&self, changes: &[Changes]);
+    /// The store was replaced wholesale (a snapshot was installed).
+    fn reset(&self);
+}
+
 #[derive(Default)]
 pub struct WatchHub {
     inner: Mutex<Inner>,
+    listeners: std::sync::RwLock<Vec<Arc<dyn ChangeListener>>>,
 }
 
 /// A registration; dropping it forgets the waiter.
@@ -164,8 +174,27 @@ impl WatchHub {
         }
     }
 
-    /// Wakes every waiter that depends on what `changes` touched.
+    /// Adds a listener that hears of every change from now on.
+    pub fn listen(&self, listener: Arc<dyn ChangeListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    fn listeners(&self) -> Vec<Arc<dyn ChangeListener>> {
+        self.listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Wakes every waiter that depends on what `changes` touched (listeners first, so a
+    /// woken query never reads a derived view that still shows the old state).
     pub fn notify(&self, changes: &[Changes]) {
+        for l in self.listeners() {
+            l.changed(changes);
+        }
         let mut inner = self.lock();
         for c in changes {
             for key in &c.keys {
@@ -185,6 +214,9 @@ impl WatchHub {
 
     /// Wakes everyone (the store was replaced wholesale).
     pub fn notify_all(&self) {
+        for l in self.listeners() {
+            l.reset();
+        }
         let mut inner = self.lock();
         let keys: Vec<Waiters> = inner.keys.drain().map(|(_, w)| w).collect();
         let prefixes: Vec<Waiters> = inner.prefixes.drain().map(|(_, w)| w).collect();

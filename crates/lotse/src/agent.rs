@@ -228,7 +228,34 @@ async fn run(
         server.shutdown().await;
         return Err(e);
     }
-    let reloader = Reloader::new(args, filter, local.clone());
+    // DNS answers from the same server; `-dns-port -1` turns it off.
+    let dns = match u16::try_from(cfg.ports.dns) {
+        Ok(p) if p > 0 => {
+            let addr = SocketAddr::new(cfg.dns_addr, p);
+            let started = lotse_dns::DnsServer::start(
+                cfg.dns.clone(),
+                server.clone(),
+                addr,
+                lotse_dns::UdpPath::from_env(),
+            )
+            .await;
+            match started {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    server.shutdown().await;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        _ => None,
+    };
+    let dns_addr = dns.as_ref().map(|d| d.udp_addr.to_string());
+    let reloader = Reloader::new(
+        args,
+        filter,
+        local.clone(),
+        dns.as_ref().map(|d| d.reloader()),
+    );
 
     let http_port = port(cfg.ports.http, "http")?;
     let http_addr = SocketAddr::new(cfg.client_addr, http_port);
@@ -277,12 +304,14 @@ async fn run(
         server = cfg.server,
         dev = cfg.dev,
         http = %http_addr,
+        dns = dns_addr.as_deref().unwrap_or("off"),
         data_dir = ?cfg.data_dir,
         ready_ms = started.elapsed().as_millis() as u64,
         "lotse agent running"
     );
     println!(
-        "==> Lotse agent running! (HTTP on {http_addr}, node {})",
+        "==> Lotse agent running! (HTTP on {http_addr}, DNS on {}, node {})",
+        dns_addr.as_deref().unwrap_or("off"),
         cfg.node_name
     );
 
@@ -295,6 +324,9 @@ async fn run(
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server error"),
         Err(_) => tracing::warn!("in-flight requests still running after the drain timeout"),
         _ => {}
+    }
+    if let Some(dns) = dns {
+        dns.shutdown().await;
     }
     server.shutdown().await;
     tracing::info!("shutdown complete");

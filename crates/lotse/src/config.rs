@@ -12,10 +12,12 @@
 //! 3. `LOTSE_*` environment variables (Lotse's own; Consul has none).
 //! 4. Command-line flags, then `-hcl` fragments (as in Consul).
 //!
-//! Scalars: the last source that sets a value wins. Lists (`retry_join`, `start_join`, and the
-//! `service`/`services`/`check`/`checks` definitions) are concatenated instead; as in Consul
-//! the command-line's list entries come first, then the files', then the environment's. Maps (`ports`, `limits`, `acl`, `acl.tokens`, `node_meta`)
-//! merge key by key. HCL blocks written twice (`ports { } ports { }`) are read in order.
+//! Scalars: the last source that sets a value wins. Lists (`retry_join`, `start_join`,
+//! `recursors`, and the `service`/`services`/`check`/`checks` definitions) are concatenated
+//! instead; as in Consul the command-line's list entries come first, then the files', then the
+//! environment's. Maps (`ports`, `limits`, `acl`, `acl.tokens`, `node_meta`, `addresses`,
+//! `dns_config`, `dns_config.soa`, `dns_config.service_ttl`) merge key by key. HCL blocks
+//! written twice (`ports { } ports { }`) are read in order.
 //!
 //! # Environment variables
 //!
@@ -46,6 +48,17 @@
 //! one is an error naming the file and the service: the agent does not start, and a reload
 //! keeps what is running. The agent registers them after start and replaces them on reload.
 //!
+//! # DNS
+//!
+//! `domain`, `alt_domain`, `recursors` (`-recursor`), `addresses { dns }`, `ports { dns }` and
+//! `dns_config { ... }` take Consul's keys and defaults (see `lotse_dns::config::DnsConfig`)
+//! and end up in [`AgentConfig::dns`] and [`AgentConfig::dns_addr`]. A recursor is an IP
+//! address, `IP:port` or `[IPv6]:port` (port 53 by default); duplicates are dropped, as in
+//! Consul. Checks follow Consul's: negative `udp_answer_limit`/`a_record_limit`, an unknown
+//! `recursor_strategy` and an `alt_domain` starting with `service.`, `node.`, ... or the
+//! datacenter are errors. `dns_config { use_cache, cache_max_age, prefer_namespace }` are
+//! accepted and ignored with a warning.
+//!
 //! # Lotse extensions and differences
 //!
 //! - `limits.txn_max_ops` (default 128): the most operations one `/v1/txn` request may hold.
@@ -56,8 +69,17 @@
 //! - HCL is read with an HCL2 parser; Consul's HCL1 files parse the same except that a block
 //!   nested in a block on the same line (`acl { tokens { agent = "x" } }`) must be split over
 //!   lines or written as `acl = { tokens = { agent = "x" } }`.
-//! - go-sockaddr templates (`{{ GetPrivateIP }}`) in addresses are not supported yet.
+//! - go-sockaddr templates (`{{ GetPrivateIP }}`) in addresses and recursors are not supported
+//!   yet, nor are host names as recursors (Consul resolves them once at start).
+//! - `dns_config.enable_truncate` defaults to true (Consul: false), see `lotse_dns`.
+//! - An `alt_domain` equal to `domain` is ignored with a warning (Consul accepts it; it has no
+//!   effect there either). An empty `domain` is refused (Consul would answer for the root).
+//! - `addresses` takes one address per key (Consul: a space-separated list); only `dns` is
+//!   implemented.
+//! - HCL2 cannot quote attribute names in a block: write `service_ttl = { "*" = "5s" }` with
+//!   `=` (Consul's HCL1 also takes `service_ttl { "*" = "5s" }`).
 
+mod dns;
 mod duration;
 mod env;
 pub(crate) mod files;
@@ -197,8 +219,16 @@ pub struct AgentConfig {
     pub enable_script_checks: bool,
     /// Defaults to `enable_script_checks`.
     pub enable_local_script_checks: bool,
-    /// Default `"consul."`.
+    /// `domain` / `-domain` as written; default `"consul."`. The DNS interface uses the
+    /// normalized form in `dns.domain`.
     pub domain: String,
+    /// The DNS interface: `domain` (normalized), `alt_domain`, `recursors`, `datacenter` and
+    /// the `dns_config { ... }` block. Defaults: `lotse_dns::DnsConfig::default()` with the
+    /// agent's domain and datacenter.
+    pub dns: lotse_dns::config::DnsConfig,
+    /// `addresses { dns }`: the DNS listener's address; default `client_addr`. The port is
+    /// `ports.dns` (-1: no DNS listener).
+    pub dns_addr: IpAddr,
     pub limits: Limits,
     /// Default 10s.
     pub session_ttl_min: Duration,
@@ -556,6 +586,8 @@ fn finalize(
         }
     };
 
+    let (dns, dns_addr) = dns::finalize(&p, &datacenter, client_addr, warnings)?;
+
     let ports = Ports {
         http: port_val("ports.http", p.ports.http, 8500)?,
         dns: port_val("ports.dns", p.ports.dns, 8600)?,
@@ -719,6 +751,8 @@ fn finalize(
         enable_script_checks,
         enable_local_script_checks: p.enable_local_script_checks.unwrap_or(enable_script_checks),
         domain: p.domain.unwrap_or_else(|| "consul.".to_string()),
+        dns,
+        dns_addr,
         limits,
         session_ttl_min: p.session_ttl_min.unwrap_or(Duration::from_secs(10)),
         raft_snapshot_threshold: p.raft_snapshot_threshold.unwrap_or(16_384),

@@ -105,6 +105,12 @@ impl Store {
         (self.with_nodes_index(self.services_index, node_meta), out)
     }
 
+    /// Every service name that has at least one instance, sorted (a derived index: no scan of
+    /// the instances).
+    pub fn service_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.catalog.by_name.keys().map(String::as_str)
+    }
+
     /// The instances of service `name` with their nodes, by (node, service ID).
     pub fn catalog_service(
         &self,

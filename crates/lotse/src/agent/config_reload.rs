@@ -1,6 +1,6 @@
 //! Reloading the configuration (SIGHUP and `PUT /v1/agent/reload`): every source is read
 //! again, then what can change at run time is applied: the service and check definitions,
-//! then the log level. A configuration that does not load, or definitions the agent refuses,
+//! the DNS settings (`dns_config`, `recursors`, `domain`, `alt_domain`), then the log level. A configuration that does not load, or definitions the agent refuses,
 //! leave the running configuration as it was (and the error is logged and returned).
 
 use std::sync::Arc;
@@ -16,17 +16,25 @@ pub struct Reloader {
     args: Vec<String>,
     filter: FilterHandle,
     agent: Arc<Agent>,
+    /// The running DNS interface's settings, if it runs.
+    dns: Option<lotse_dns::DnsReloader>,
     /// One reload at a time, so that a SIGHUP and a `PUT /v1/agent/reload` arriving together
     /// do not interleave their definition swaps.
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    pub fn new(args: Vec<String>, filter: FilterHandle, agent: Arc<Agent>) -> Arc<Reloader> {
+    pub fn new(
+        args: Vec<String>,
+        filter: FilterHandle,
+        agent: Arc<Agent>,
+        dns: Option<lotse_dns::DnsReloader>,
+    ) -> Arc<Reloader> {
         Arc::new(Reloader {
             args,
             filter,
             agent,
+            dns,
             one_at_a_time: tokio::sync::Mutex::new(()),
         })
     }
@@ -54,6 +62,13 @@ impl Reloader {
         let loaded = config::reload(&self.args).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             tracing::warn!("{w}");
+        }
+        if let Some(dns) = &self.dns {
+            // The listeners (ports, addresses) stay; what they answer follows the new config.
+            // First, because it can only refuse a domain that is no DNS name, and then
+            // nothing else has changed yet.
+            dns.reload(loaded.config.dns.clone())
+                .map_err(|e| e.to_string())?;
         }
         definitions::register(&self.agent, &loaded.config).await?;
         let level = &loaded.config.log_level;

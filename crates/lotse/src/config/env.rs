@@ -36,6 +36,24 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("enable_script_checks", Kind::Bool),
     ("enable_local_script_checks", Kind::Bool),
     ("domain", Kind::Str),
+    ("alt_domain", Kind::Str),
+    ("recursors", Kind::List),
+    ("addresses.dns", Kind::Str),
+    ("dns_config.allow_stale", Kind::Bool),
+    ("dns_config.max_stale", Kind::Str),
+    ("dns_config.node_ttl", Kind::Str),
+    ("dns_config.udp_answer_limit", Kind::Int),
+    ("dns_config.a_record_limit", Kind::Int),
+    ("dns_config.enable_truncate", Kind::Bool),
+    ("dns_config.only_passing", Kind::Bool),
+    ("dns_config.disable_compression", Kind::Bool),
+    ("dns_config.enable_additional_node_meta_txt", Kind::Bool),
+    ("dns_config.recursor_strategy", Kind::Str),
+    ("dns_config.recursor_timeout", Kind::Str),
+    ("dns_config.soa.refresh", Kind::Int),
+    ("dns_config.soa.retry", Kind::Int),
+    ("dns_config.soa.expire", Kind::Int),
+    ("dns_config.soa.min_ttl", Kind::Int),
     ("limits.kv_max_value_size", Kind::Int),
     ("limits.txn_max_req_len", Kind::Int),
     ("limits.txn_max_ops", Kind::Int),
@@ -197,11 +215,16 @@ mod tests {
     fn every_key_decodes() {
         // Guards the table against drifting from the decoder: no key may warn as unknown.
         for (k, kind) in KEYS {
+            let duration = ["ttl", "interval", "stale", "timeout"]
+                .iter()
+                .any(|d| k.contains(d));
             let v = match kind {
                 Kind::Bool => Value::Bool(true),
                 Kind::Int => Value::from(1),
-                Kind::Str if k.contains("ttl") || k.contains("interval") => Value::from("1s"),
+                Kind::Str if duration => Value::from("1s"),
+                Kind::Str if *k == "dns_config.recursor_strategy" => Value::from("random"),
                 Kind::Str => Value::from("x"),
+                Kind::List if *k == "recursors" => Value::Array(vec![Value::from("10.0.0.1")]),
                 Kind::List => Value::Array(vec![Value::from("x")]),
                 Kind::Map => continue,
             };

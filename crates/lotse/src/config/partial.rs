@@ -11,6 +11,7 @@
 mod definitions;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -40,6 +41,11 @@ pub struct Partial {
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
     pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    /// Parsed (port 53 added); appended across sources, deduplicated at the end.
+    pub recursors: Vec<SocketAddr>,
+    pub addresses: PartialAddresses,
+    pub dns: PartialDns,
     pub limits: PartialLimits,
     pub session_ttl_min: Option<Duration>,
     pub raft_snapshot_threshold: Option<u64>,
@@ -103,7 +109,7 @@ impl Partial {
         over!(self, later; server, bootstrap, bootstrap_expect, data_dir, node_name, node_id,
             datacenter, primary_datacenter, bind_addr, client_addr, advertise_addr,
             retry_interval, log_level, log_json, enable_script_checks, enable_local_script_checks,
-            domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval,
+            domain, alt_domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval,
             ae_interval, check_update_interval, check_reap_interval);
         self.node_meta
             .extend(later.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -111,6 +117,9 @@ impl Partial {
         self.start_join.extend(later.start_join.iter().cloned());
         self.services.extend(later.services.iter().cloned());
         self.checks.extend(later.checks.iter().cloned());
+        self.recursors.extend(later.recursors.iter().copied());
+        over!(self.addresses, later.addresses; dns);
+        self.dns.merge(&later.dns);
         over!(self.ports, later.ports; http, dns, server, serf_lan, serf_wan, grpc);
         over!(self.limits, later.limits; kv_max_value_size, txn_max_req_len, txn_max_ops,
             http_max_conns_per_client);
@@ -125,21 +134,23 @@ impl Partial {
         Partial {
             retry_join: std::mem::take(&mut self.retry_join),
             start_join: std::mem::take(&mut self.start_join),
+            recursors: std::mem::take(&mut self.recursors),
             ..Partial::default()
         }
     }
 }
 
+mod dns;
+pub use dns::{PartialAddresses, PartialDns};
+
 /// Top-level keys Consul has and Lotse does not implement yet.
 const UNIMPLEMENTED: &[&str] = &[
-    "addresses",
     "advertise_addr_ipv4",
     "advertise_addr_ipv6",
     "advertise_addr_wan",
     "advertise_addr_wan_ipv4",
     "advertise_addr_wan_ipv6",
     "advertise_reconnect_timeout",
-    "alt_domain",
     "audit",
     "auto_config",
     "auto_encrypt",
@@ -163,7 +174,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "disable_update_check",
     "discard_check_output",
     "discovery_max_stale",
-    "dns_config",
     "enable_acl_replication",
     "enable_agent_tls_for_checks",
     "enable_central_service_config",
@@ -200,7 +210,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "read_replica",
     "reconnect_timeout",
     "reconnect_timeout_wan",
-    "recursors",
     "rejoin_after_leave",
     "reporting",
     "retry_interval_wan",
@@ -450,6 +459,10 @@ fn decode_top(p: &mut Partial, k: &str, v: &Value, cx: &mut Cx) -> Result<(), Co
         "enable_script_checks" => p.enable_script_checks = Some(cx.bool(k, v)?),
         "enable_local_script_checks" => p.enable_local_script_checks = Some(cx.bool(k, v)?),
         "domain" => p.domain = Some(cx.string(k, v)?),
+        "alt_domain" => p.alt_domain = Some(cx.string(k, v)?),
+        "recursors" => p.recursors.extend(dns::decode_recursors(k, v, cx)?),
+        "addresses" => dns::decode_addresses(&mut p.addresses, v, cx)?,
+        "dns_config" => dns::decode_dns_config(&mut p.dns, v, cx)?,
         "limits" => {
             for (lk, lv) in cx.object(k, v)? {
                 let key = format!("limits.{lk}");

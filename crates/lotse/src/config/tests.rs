@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::*;
 
 mod definitions;
+mod dns;
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -353,15 +354,16 @@ fn unknown_and_unimplemented_keys_warn_with_file() {
         l.warnings
     );
     assert!(l.config.services.is_empty() && l.config.checks.is_empty());
-    for k in [
-        "ui_config",
-        "connect",
-        "autopilot",
-        "recursors",
-        "dns_config",
-        "tls",
-        "encrypt",
-    ] {
+    // `recursors` and `dns_config` are implemented now: read without a word.
+    assert!(
+        !l.warnings
+            .iter()
+            .any(|w| w.contains("\"recursors\"") || w.contains("dns_config")),
+        "{:?}",
+        l.warnings
+    );
+    assert_eq!(l.config.dns.recursors, ["8.8.8.8:53".parse().unwrap()]);
+    for k in ["ui_config", "connect", "autopilot", "tls", "encrypt"] {
         assert!(
             l.warnings
                 .iter()
