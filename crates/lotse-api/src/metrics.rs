@@ -89,12 +89,18 @@ fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
                 "lotse.raft.batched_commands",
                 t.batched_commands.load(Relaxed),
             ),
+            ("lotse.dns.recursed", t.dns_recursed.load(Relaxed)),
+            (
+                "lotse.dns.recursor_failures",
+                t.dns_recursor_failures.load(Relaxed),
+            ),
         ],
         samples: vec![
             sample("consul.kvs.apply", &t.kvs_apply),
             sample("consul.txn.apply", &t.txn_apply),
             sample("consul.session.apply", &t.session_apply),
             sample("consul.raft.apply", &t.other_apply),
+            sample("consul.dns.domain_query", &t.dns_domain_query),
         ],
     }
 }

@@ -22,6 +22,10 @@ pub mod records;
 pub mod recursor;
 pub mod respond;
 pub mod serve;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod udp;
 pub mod view;
 
@@ -72,11 +76,20 @@ impl UdpPath {
 /// The running DNS interface; dropping it does not stop it, [`DnsServer::shutdown`] does.
 pub struct DnsServer {
     core: Arc<Core>,
-    udp: Vec<tokio::task::JoinHandle<()>>,
+    udp: Option<udp::Workers>,
     hickory: hickory_server::Server<hickory_handler::Handler>,
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
     pub view: Arc<CatalogView>,
+}
+
+/// UDP worker threads: `LOTSE_DNS_UDP_THREADS`, else one per core.
+fn udp_threads() -> usize {
+    std::env::var("LOTSE_DNS_UDP_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// See [`DnsServer::reloader`].
@@ -127,14 +140,16 @@ impl DnsServer {
         })?;
         let udp_bind = SocketAddr::new(addr.ip(), tcp_addr.port());
         let workers = match udp_path {
-            UdpPath::Inline => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            UdpPath::Inline => udp_threads(),
             UdpPath::Hickory => 1,
         };
-        let sockets = udp::bind(udp_bind, workers).map_err(|source| DnsError::Bind {
-            addr: udp_bind,
-            proto: "udp",
-            source,
-        })?;
+        let nonblocking = udp_path == UdpPath::Hickory;
+        let sockets =
+            udp::bind(udp_bind, workers, nonblocking).map_err(|source| DnsError::Bind {
+                addr: udp_bind,
+                proto: "udp",
+                source,
+            })?;
         let udp_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -143,16 +158,27 @@ impl DnsServer {
         let mut hickory =
             hickory_server::Server::new(hickory_handler::Handler { core: core.clone() });
         hickory.register_listener(tcp, TCP_IDLE_TIMEOUT, 64);
-        let mut udp_tasks = Vec::new();
-        for sock in sockets {
-            match udp_path {
-                UdpPath::Inline => udp_tasks.push(tokio::spawn(udp::serve(sock, core.clone()))),
-                UdpPath::Hickory => hickory.register_socket(sock),
+        let udp_err = |source| DnsError::Bind {
+            addr: udp_addr,
+            proto: "udp",
+            source,
+        };
+        let udp_workers = match udp_path {
+            UdpPath::Inline => Some(
+                udp::Workers::start(sockets, core.clone(), tokio::runtime::Handle::current())
+                    .map_err(udp_err)?,
+            ),
+            UdpPath::Hickory => {
+                for sock in sockets {
+                    hickory
+                        .register_socket(tokio::net::UdpSocket::from_std(sock).map_err(udp_err)?);
+                }
+                None
             }
-        }
+        };
         Ok(DnsServer {
             core,
-            udp: udp_tasks,
+            udp: udp_workers,
             hickory,
             udp_addr,
             tcp_addr,
@@ -168,8 +194,9 @@ impl DnsServer {
 
     /// Stops listening; requests in flight over TCP get a moment to finish.
     pub async fn shutdown(mut self) {
-        for t in &self.udp {
-            t.abort();
+        if let Some(workers) = self.udp.take() {
+            // The threads notice within a fraction of a second; waiting for them blocks.
+            let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
         }
         let _ =
             tokio::time::timeout(Duration::from_secs(1), self.hickory.shutdown_gracefully()).await;

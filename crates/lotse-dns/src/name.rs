@@ -313,7 +313,10 @@ mod tests {
             c("fe800000000000000000000000000001.addr.dc1.consul."),
             Lookup::Addr("fe80::1".parse().unwrap())
         );
-        assert_eq!(c("7f00001.addr.consul."), Lookup::Invalid);
+        // Consul reads `len / 2` bytes: 7 digits are 3 (another length, an empty answer), 9
+        // are 4 (then the hex fails: no name).
+        assert_eq!(c("7f00001.addr.consul."), Lookup::AddrOddLength);
+        assert_eq!(c("7f0000001.addr.consul."), Lookup::Invalid);
         assert_eq!(c("7f0000.addr.consul."), Lookup::AddrOddLength);
         assert_eq!(c("7g000001.addr.consul."), Lookup::Invalid);
         assert_eq!(

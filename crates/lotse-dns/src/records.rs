@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 
 use crate::config::DnsConfig;
@@ -16,14 +16,30 @@ pub struct Zone {
     pub apex: Name,
     /// The same, as text with its trailing dot.
     pub text: String,
+    /// The local datacenter and `<dc>.<domain>` as a name, built once: most names an answer
+    /// makes end in it.
+    dc: String,
+    dc_suffix: Name,
 }
 
 impl Zone {
-    pub fn new(domain: &str) -> Option<Zone> {
+    pub fn new(domain: &str, datacenter: &str) -> Option<Zone> {
         Some(Zone {
             apex: Name::from_ascii(domain).ok()?,
             text: domain.to_string(),
+            dc: datacenter.to_string(),
+            dc_suffix: Name::from_ascii(format!("{datacenter}.{domain}")).ok()?,
         })
+    }
+
+    /// `relative` (`n1.node`) under `<dc>.<domain>`.
+    pub fn in_dc(&self, relative: &Name, dc: &str) -> Option<Name> {
+        if dc == self.dc {
+            relative.clone().append_domain(&self.dc_suffix).ok()
+        } else {
+            let suffix = Name::from_ascii(format!("{dc}.{}", self.text)).ok()?;
+            relative.clone().append_domain(&suffix).ok()
+        }
     }
 
     /// `<label>.<dc>.<domain>`, e.g. `web1.node.dc1.consul.`; None if it is no valid name
@@ -123,9 +139,9 @@ pub fn meta_txt<'n>(
     ttl: u32,
 ) -> impl Iterator<Item = Record> + 'n {
     let owner = owner.clone();
-    node.meta_txt.iter().map(move |kv| {
-        Record::from_rdata(owner.clone(), ttl, RData::TXT(TXT::new(vec![kv.clone()])))
-    })
+    node.meta_rdata
+        .iter()
+        .map(move |rdata| Record::from_rdata(owner.clone(), ttl, rdata.clone()))
 }
 
 /// An SRV answer for `inst` and the records that resolve its target (additional section).
@@ -142,15 +158,16 @@ pub fn srv(
     meta_in_extra: bool,
 ) -> Option<(Record, Vec<Record>)> {
     let node = &inst.node;
-    let node_name = zone.node_name(&node.name, &node.datacenter)?;
-    let (target, mut extra) = match &inst.service_address {
-        Some(Address::Ip(ip)) => {
-            let t = zone.addr_name(*ip, &node.datacenter)?;
+    let node_name = zone.in_dc(node.label.as_ref()?, &node.datacenter)?;
+    let (target, mut extra) = match (&inst.service_address, &inst.own_target) {
+        (Some(Address::Ip(ip)), Some(own)) => {
+            let t = zone.in_dc(own, &node.datacenter)?;
             let rec = ip_record(&t, *ip, ttl, true, true)?;
             (t, vec![rec])
         }
-        Some(Address::Host(h)) => (Name::from_ascii(fqdn(h)).ok()?, Vec::new()),
-        None => {
+        (Some(Address::Host(_)), Some(host)) => (host.clone(), Vec::new()),
+        (Some(_), None) => return None,
+        (None, _) => {
             let extra = node
                 .address
                 .as_ref()

@@ -9,7 +9,9 @@
 //! The behaviour is Consul's classic `agent/dns.go` (and the miekg/dns checks in front of
 //! it); where Lotse departs, the comment says so.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,6 +40,10 @@ pub enum Transport {
 const PLAIN_UDP_SIZE: usize = 512;
 /// The largest reply over TCP: Consul's 64 KiB less the header's overhead.
 const MAX_TCP_SIZE: usize = 65_523;
+/// The largest reply over UDP, whatever buffer the client offers: Consul's
+/// `maxUDPDatagramSize` (65,535 less room for IP and UDP headers). A datagram much past this
+/// cannot be sent at all (over IPv4 at most 65,507 bytes of payload fit).
+const MAX_UDP_SIZE: usize = 65_467;
 /// Consul never sends more than this many answers to a 512-byte client, whatever
 /// `udp_answer_limit` says.
 const MAX_UDP_ANSWER_LIMIT: usize = 8;
@@ -95,10 +101,12 @@ impl Responder {
         view: Arc<CatalogView>,
         confirm_reads: bool,
     ) -> Result<Responder, String> {
-        let zone =
-            Zone::new(&cfg.domain).ok_or_else(|| format!("invalid domain {:?}", cfg.domain))?;
+        let zone = Zone::new(&cfg.domain, &cfg.datacenter)
+            .ok_or_else(|| format!("invalid domain {:?}", cfg.domain))?;
         let alt = match &cfg.alt_domain {
-            Some(d) => Some(Zone::new(d).ok_or_else(|| format!("invalid alt_domain {d:?}"))?),
+            Some(d) => Some(
+                Zone::new(d, &cfg.datacenter).ok_or_else(|| format!("invalid alt_domain {d:?}"))?,
+            ),
             None => None,
         };
         Ok(Responder {
@@ -219,7 +227,8 @@ impl Responder {
             (_, Lookup::Service { name, tag, dc }) if local(dc) => {
                 let size = max_size(req, transport);
                 let plain = transport == Transport::Udp && size == PLAIN_UDP_SIZE;
-                self.service(zone, name, tag.as_deref(), owner, qtype, size, plain)
+                let spelled = spelled_zone(owner, zone, &self.cfg.datacenter);
+                self.service(&spelled, name, tag.as_deref(), owner, qtype, size, plain)
             }
             (_, Lookup::Addr(ip)) => addr(*ip, owner, qtype, self.cfg.node_ttl_secs()),
             // Consul's quirk: an `addr` label of another length is an empty answer.
@@ -240,7 +249,13 @@ impl Responder {
     fn nameservers(&self, zone: &Zone, ns: &mut Vec<Record>, glue: &mut Vec<Record>) {
         let servers = self.view.service("consul");
         let ttl = self.cfg.node_ttl_secs();
-        let mut nodes: Vec<_> = servers.instances.iter().map(|i| i.node.clone()).collect();
+        // `only_passing` applies here too, as in Consul's `lookupServiceNodes`.
+        let mut nodes: Vec<_> = servers
+            .instances
+            .iter()
+            .filter(|i| !self.cfg.only_passing || i.passing)
+            .map(|i| i.node.clone())
+            .collect();
         nodes.shuffle(&mut rand::thread_rng());
         for node in nodes {
             if ns.len() == 3 {
@@ -327,16 +342,21 @@ impl Responder {
         if plain_udp {
             fit = fit.min(self.cfg.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT));
         }
-        if self.cfg.a_record_limit > 0 && qtype != RecordType::SRV {
-            fit = fit.min(self.cfg.a_record_limit);
-        }
         let order = Shuffled::new(order);
         if qtype == RecordType::SRV {
             return self.srv_records(zone, owner, order, ttl, fit);
         }
+        // `a_record_limit` shapes the answer, as in Consul (serviceNodeRecords): stopping at
+        // it leaves out nothing the client could get over TCP, so it is no cut (no TC). Only
+        // the transport's limit, when it is the lower one, is.
+        let a_limit = self.cfg.a_record_limit;
+        let limited_by_transport = a_limit == 0 || fit < a_limit;
+        if !limited_by_transport {
+            fit = a_limit;
+        }
         let (v4, v6) = families(qtype);
         let mut r = Reply::default();
-        let mut seen: HashSet<&Address> = HashSet::new();
+        let mut seen: Seen<&Address> = Seen::new(fit);
         let mut cname: Option<Record> = None;
         for inst in order {
             let Some(addr) = inst.address() else { continue };
@@ -345,7 +365,7 @@ impl Responder {
                 continue;
             }
             if r.answers.len() == fit {
-                r.cut = true;
+                r.cut = limited_by_transport;
                 break;
             }
             seen.insert(addr);
@@ -377,7 +397,10 @@ impl Responder {
         let meta = self.cfg.enable_additional_node_meta_txt;
         let mut r = Reply::default();
         // One SRV per node, address and port: instances that differ only by ID collapse.
-        let mut seen: HashSet<(&str, Option<&Address>, u16)> = HashSet::new();
+        let mut seen: Seen<(&str, Option<&Address>, u16)> = Seen::new(fit);
+        // Targets already resolved in the additional section (instances on one node share
+        // their node's records).
+        let mut targets: Seen<Name> = Seen::new(fit);
         for inst in order {
             let key = (inst.node.name.as_str(), inst.address(), inst.port);
             if seen.contains(&key) {
@@ -389,11 +412,13 @@ impl Responder {
             }
             seen.insert(key);
             if let Some((srv, extra)) = records::srv(zone, owner, inst, ttl, meta) {
+                let target = match &srv.data {
+                    RData::SRV(s) => Some(s.target.clone()),
+                    _ => None,
+                };
                 r.answers.push(srv);
-                for e in extra {
-                    if !r.additionals.contains(&e) {
-                        r.additionals.push(e);
-                    }
+                if target.is_some_and(|t| targets.insert(t)) {
+                    r.additionals.extend(extra);
                 }
             }
         }
@@ -485,6 +510,42 @@ impl Responder {
     }
 }
 
+/// Membership for what one reply has used: a scan for the few answers of a UDP reply, a hash
+/// set for the thousands a TCP reply can hold.
+enum Seen<T> {
+    Few(Vec<T>),
+    Many(HashSet<T>),
+}
+
+impl<T: Hash + Eq> Seen<T> {
+    fn new(expected: usize) -> Self {
+        if expected <= 32 {
+            Seen::Few(Vec::with_capacity(expected))
+        } else {
+            Seen::Many(HashSet::with_capacity(expected.min(1024)))
+        }
+    }
+
+    fn contains(&self, t: &T) -> bool {
+        match self {
+            Seen::Few(v) => v.contains(t),
+            Seen::Many(h) => h.contains(t),
+        }
+    }
+
+    /// True if `t` was not there yet.
+    fn insert(&mut self, t: T) -> bool {
+        match self {
+            Seen::Few(v) if v.contains(&t) => false,
+            Seen::Few(v) => {
+                v.push(t);
+                true
+            }
+            Seen::Many(h) => h.insert(t),
+        }
+    }
+}
+
 /// Instances in random order, shuffled only as far as they are taken (one Fisher–Yates step
 /// per item): a reply that takes 3 of 5,000 instances costs 3 steps, not 5,000.
 struct Shuffled<'a> {
@@ -534,15 +595,45 @@ fn refusal(req: &Message) -> Option<ResponseCode> {
 /// in Consul's `syncExtra`, a cut reply keeps only those: meta TXT records of instances with
 /// their own address, named after their node, go.)
 fn needed_extra(answers: &[Record], additionals: &[Record]) -> Vec<Record> {
+    // A set (names hash and compare without case): the binary search calls this a dozen
+    // times with thousands of records on each side.
+    let targets: HashSet<&Name> = answers
+        .iter()
+        .filter_map(|a| match &a.data {
+            RData::SRV(srv) => Some(&srv.target),
+            _ => None,
+        })
+        .collect();
     additionals
         .iter()
-        .filter(|e| {
-            answers
-                .iter()
-                .any(|a| matches!(&a.data, RData::SRV(srv) if srv.target == e.name))
-        })
+        .filter(|e| targets.contains(&e.name))
         .cloned()
         .collect()
+}
+
+/// The domain as the question spelled it (`CoNsUl.` in `web.service.CoNsUl.`): as Consul's
+/// `getResponseDomain`, the names an answer makes (SRV targets and the records naming them)
+/// are built under it, so they match the question's case.
+fn spelled_zone<'z>(qname: &Name, zone: &'z Zone, datacenter: &str) -> Cow<'z, Zone> {
+    let n = usize::from(zone.apex.num_labels());
+    let total = usize::from(qname.num_labels());
+    if total < n {
+        return Cow::Borrowed(zone);
+    }
+    // The question's last labels, compared byte for byte with the zone's (no allocation in
+    // the usual case: the same spelling).
+    let same = qname.iter().skip(total - n).eq(zone.apex.iter());
+    if same {
+        return Cow::Borrowed(zone);
+    }
+    let mut text = qname.trim_to(n).to_ascii();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    if !text.eq_ignore_ascii_case(&zone.text) {
+        return Cow::Borrowed(zone);
+    }
+    Zone::new(&text, datacenter).map_or(Cow::Borrowed(zone), Cow::Owned)
 }
 
 /// `<hex>.addr`: the address in the answer, or (for another type) in the additional
@@ -569,13 +660,13 @@ fn families(qtype: RecordType) -> (bool, bool) {
     }
 }
 
-/// The largest reply the client takes: 512 over plain UDP, its EDNS0 buffer (at least 512)
-/// with EDNS0, 64 KiB over TCP.
-fn max_size(req: &Message, transport: Transport) -> usize {
+/// The largest reply the client takes: 512 over plain UDP, its EDNS0 buffer (at least 512,
+/// at most what a datagram carries) with EDNS0, 64 KiB over TCP.
+pub(crate) fn max_size(req: &Message, transport: Transport) -> usize {
     match transport {
         Transport::Tcp => MAX_TCP_SIZE,
         Transport::Udp => req.edns.as_ref().map_or(PLAIN_UDP_SIZE, |e| {
-            usize::from(e.max_payload()).max(PLAIN_UDP_SIZE)
+            usize::from(e.max_payload()).clamp(PLAIN_UDP_SIZE, MAX_UDP_SIZE)
         }),
     }
 }
@@ -617,7 +708,7 @@ fn encode_parts(
     if !compress {
         enc.set_name_encoding(NameEncoding::Uncompressed);
     }
-    hickory_proto::op::emit_message_parts(
+    let header = hickory_proto::op::emit_message_parts(
         meta,
         &mut queries.iter(),
         &mut answers.iter(),
@@ -627,5 +718,17 @@ fn encode_parts(
         None,
         &mut enc,
     )?;
+    // The encoder stops quietly at 64 KiB and counts what it wrote: a message that lost
+    // records that way does not fit (else a TCP reply went out with SRV records whose
+    // addresses were dropped).
+    let c = header.counts;
+    let complete = usize::from(c.answers) == answers.len()
+        && usize::from(c.authorities) == authorities.len()
+        && usize::from(c.additionals) == additionals.len() + usize::from(edns.is_some());
+    if !complete {
+        return Err(hickory_proto::ProtoError::Message(
+            "the reply does not fit in a message",
+        ));
+    }
     Ok(buf)
 }

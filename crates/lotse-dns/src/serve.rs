@@ -4,6 +4,7 @@
 //! The responder and recursors are swapped whole when the configuration is reloaded; a
 //! request in flight finishes with the settings it started with.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -56,6 +57,11 @@ impl Core {
         })
     }
 
+    /// The server's counters (None in tests).
+    pub fn telemetry(&self) -> Option<&lotse_server::Telemetry> {
+        self.server.as_deref().map(|s| &*s.telemetry)
+    }
+
     /// The settings now (cheap; hold it only for one request).
     pub fn settings(&self) -> arc_swap::Guard<Arc<Settings>> {
         self.settings.load()
@@ -70,8 +76,12 @@ impl Core {
 
     /// The reply to `raw`, or None to send nothing.
     pub async fn respond(&self, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let started = std::time::Instant::now();
         let settings = self.settings.load_full();
         let step = settings.responder.handle(raw, transport);
+        if let (Step::Reply(_), Some(t)) = (&step, self.telemetry()) {
+            t.record_dns_query(started.elapsed());
+        }
         self.finish(&settings, step, raw, transport).await
     }
 
@@ -88,12 +98,23 @@ impl Core {
         match step {
             Step::Reply(bytes) => Some(bytes),
             Step::Drop => None,
-            Step::Recurse(req) => Some(
-                match settings.recursor.forward(&req, raw, transport).await {
-                    Some(reply) => reply,
-                    None => responder.servfail(&req, transport, true),
-                },
-            ),
+            Step::Recurse(req) => {
+                let telemetry = self.telemetry();
+                if let Some(t) = telemetry {
+                    t.dns_recursed.fetch_add(1, Relaxed);
+                }
+                Some(
+                    match settings.recursor.forward(&req, raw, transport).await {
+                        Some(reply) => reply,
+                        None => {
+                            if let Some(t) = telemetry {
+                                t.dns_recursor_failures.fetch_add(1, Relaxed);
+                            }
+                            responder.servfail(&req, transport, true)
+                        }
+                    },
+                )
+            }
             Step::Confirm(req) => {
                 let confirmed = match &self.server {
                     Some(s) => s.check_consistency(Consistency::Default).await.is_ok(),

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{Name, RData};
 use lotse_core::catalog::{aggregate_status, CheckStatus, Node};
 use lotse_core::store::ServiceQuery;
 use lotse_core::{Changes, Store, Table};
@@ -59,23 +61,52 @@ pub struct NodeRecord {
     pub address: Option<Address>,
     /// Node meta, as `key=value` TXT strings (sorted by key).
     pub meta_txt: Vec<String>,
+    /// `<node>.node`, relative, parsed once (None: the name is no DNS name); answers put it
+    /// under `<dc>.<domain>`.
+    pub label: Option<Name>,
+    /// `meta_txt` as TXT record data, built once.
+    pub meta_rdata: Vec<RData>,
 }
 
 impl NodeRecord {
-    fn from_node(n: &Node) -> NodeRecord {
+    pub(crate) fn from_node(n: &Node) -> NodeRecord {
+        let meta_txt: Vec<String> = n.meta.iter().map(|(k, v)| meta_txt(k, v)).collect();
         NodeRecord {
             name: n.name.clone(),
             datacenter: n.datacenter.clone(),
             address: Address::parse(&n.address),
-            meta_txt: n.meta.iter().map(|(k, v)| meta_txt(k, v)).collect(),
+            label: relative_name(&format!("{}.node", n.name)),
+            meta_rdata: meta_txt.iter().map(|t| txt_rdata(t)).collect(),
+            meta_txt,
         }
     }
+}
+
+/// A relative name (`n1.node`), to be put under a zone; None if it is no valid name.
+pub(crate) fn relative_name(s: &str) -> Option<Name> {
+    let mut n = Name::from_ascii(s).ok()?;
+    n.set_fqdn(false);
+    Some(n)
+}
+
+/// One TXT record's data for `text`. A text longer than one TXT string (255 bytes; node
+/// meta values may be longer) is split into several strings of the one record, as RFC 7208
+/// does for long SPF texts, rather than made into a record that cannot be sent.
+pub(crate) fn txt_rdata(text: &str) -> RData {
+    let mut parts: Vec<&[u8]> = text.as_bytes().chunks(255).collect();
+    if parts.is_empty() {
+        parts.push(b"");
+    }
+    RData::TXT(TXT::from_bytes(parts))
 }
 
 /// Node meta as a TXT string, as Consul's `generateMeta` writes it: `key=value` with RFC 1464
 /// escaping, or the value alone for keys starting with `rfc1035-`.
 pub fn meta_txt(k: &str, v: &str) -> String {
-    if k.len() >= 8 && k[..8].eq_ignore_ascii_case("rfc1035-") {
+    if k.as_bytes()
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"rfc1035-"))
+    {
         return v.to_string();
     }
     let mut key = k.replace('`', "``").replace('=', "`=");
@@ -98,6 +129,9 @@ pub struct Instance {
     pub id: String,
     /// The service's own address, when it has one (else the node's is used).
     pub service_address: Option<Address>,
+    /// The SRV target for the service's own address, built once: `<hex-ip>.addr` (relative,
+    /// to be put under a zone) for an IP, the host name (absolute) for a name.
+    pub own_target: Option<Name>,
     pub port: u16,
     /// Every check on the instance and its node passes (else one warns).
     pub passing: bool,
@@ -114,6 +148,18 @@ impl Instance {
 
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+}
+
+/// See [`Instance::own_target`].
+fn own_target(address: &str) -> Option<Name> {
+    match Address::parse(address)? {
+        Address::Ip(ip) => relative_name(&format!("{}.addr", crate::name::ip_hex(ip))),
+        Address::Host(h) => {
+            let mut n = Name::from_ascii(&h).ok()?;
+            n.set_fqdn(true);
+            Some(n)
+        }
     }
 }
 
@@ -171,8 +217,10 @@ impl CatalogView {
         if let Some(set) = self.read().services.get(name) {
             return set.clone();
         }
-        let names = self.names();
+        // Before the name index is read: an index that a change made stale (even one read
+        // from the cache just before the change dropped it) makes this entry stale too.
         let seq = self.seq.load(Ordering::Acquire);
+        let names = self.names();
         let variants = names.get(name).map(Vec::as_slice).unwrap_or_default();
         let mut set = ServiceSet::default();
         if !variants.is_empty() {
@@ -328,6 +376,7 @@ fn build_service(s: &Store, variants: &[String]) -> ServiceSet {
                 node,
                 id: e.service.id.clone(),
                 service_address: Address::parse(&e.service.address),
+                own_target: own_target(&e.service.address),
                 port: u16::try_from(e.service.port).unwrap_or(0),
                 passing,
                 weight: u16::try_from(w.max(0)).unwrap_or(u16::MAX),

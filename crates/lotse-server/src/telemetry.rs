@@ -34,6 +34,11 @@ pub struct Telemetry {
     /// Log entries proposed by the write batcher, and the commands they carried.
     pub batches: AtomicU64,
     pub batched_commands: AtomicU64,
+    /// DNS: time to answer a question from the catalog (Consul's `consul.dns.domain_query`).
+    pub dns_domain_query: Sample,
+    /// DNS: questions forwarded to the recursors, and those no recursor answered.
+    pub dns_recursed: AtomicU64,
+    pub dns_recursor_failures: AtomicU64,
 }
 
 impl Telemetry {
@@ -45,6 +50,10 @@ impl Telemetry {
             _ => &self.other_apply,
         };
         s.record(d);
+    }
+
+    pub fn record_dns_query(&self, d: Duration) {
+        self.dns_domain_query.record(d);
     }
 
     pub(crate) fn record_batch(&self, commands: usize) {

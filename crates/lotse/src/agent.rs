@@ -90,7 +90,12 @@ fn filter_for(level: &str) -> EnvFilter {
     } else {
         "warn"
     };
-    EnvFilter::new(format!("{l},openraft={raft}"))
+    // hickory-server logs two INFO lines per DNS request: its own lines at WARN unless
+    // tracing (our DNS code reports what matters).
+    let hickory = if l == "trace" { "debug" } else { "warn" };
+    EnvFilter::new(format!(
+        "{l},openraft={raft},hickory_server={hickory},hickory_proto={hickory},hickory_net={hickory}"
+    ))
 }
 
 /// Logs go to stdout at the configured level (reloadable), and to `/v1/agent/monitor`
