@@ -81,6 +81,10 @@ struct Reply {
     additionals: Vec<Record>,
     /// Records were left out because they would not fit.
     cut: bool,
+    /// For SRV answers: `extra_ends[k]` is how many additional records the first `k` answers
+    /// need (their targets' records come in answer order), so a cut keeps a prefix of each
+    /// section without sorting anything out.
+    extra_ends: Option<Vec<usize>>,
     /// A reply about a name that is not ours (REFUSED, or SERVFAIL when recursion failed):
     /// no AA bit.
     not_ours: bool,
@@ -401,6 +405,7 @@ impl Responder {
         // Targets already resolved in the additional section (instances on one node share
         // their node's records).
         let mut targets: Seen<Name> = Seen::new(fit);
+        let mut extra_ends = vec![0];
         for inst in order {
             let key = (inst.node.name.as_str(), inst.address(), inst.port);
             if seen.contains(&key) {
@@ -420,8 +425,10 @@ impl Responder {
                 if target.is_some_and(|t| targets.insert(t)) {
                     r.additionals.extend(extra);
                 }
+                extra_ends.push(r.additionals.len());
             }
         }
+        r.extra_ends = Some(extra_ends);
         r
     }
 
@@ -483,31 +490,97 @@ impl Responder {
                 compress,
             )
         };
-        match encode(
+        let full = encode(
             &reply.answers,
             &reply.authorities,
             &reply.additionals,
             &meta,
-        ) {
+        );
+        let full_len = match full {
             Ok(b) if b.len() <= limit => return b,
-            _ => {}
-        }
-        // Binary search for the most answers that fit, with only the additional records
-        // their targets need; the authority section goes first, as in Consul.
+            Ok(b) => Some(b.len()),
+            Err(_) => None,
+        };
+        // Cut: the most answers that fit, with only the additional records their targets
+        // need; the authority section goes first, as in Consul.
         reply.authorities.clear();
         meta.truncation = say_cut;
-        let (mut lo, mut hi) = (0usize, reply.answers.len());
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            let extra = needed_extra(&reply.answers[..mid], &reply.additionals);
-            match encode(&reply.answers[..mid], &[], &extra, &meta) {
-                Ok(b) if b.len() <= limit => lo = mid,
-                _ => hi = mid - 1,
+        let additionals_for = |k: usize| -> &[Record] {
+            match &reply.extra_ends {
+                Some(ends) => &reply.additionals[..ends[k]],
+                None => &[],
+            }
+        };
+        let n = reply.answers.len();
+        let try_k = |k: usize| {
+            encode(&reply.answers[..k], &[], additionals_for(k), &meta)
+                .ok()
+                .filter(|b| b.len() <= limit)
+        };
+        // Answers are much alike in size: start from the proportional guess and step from
+        // there (two or three encodings), rather than bisecting from nothing (eight or more).
+        let guess = match full_len {
+            Some(len) => {
+                let base = encode(&[], &[], &[], &meta).map_or(0, |b| b.len());
+                let room = limit.saturating_sub(base);
+                let used = len.saturating_sub(base).max(1);
+                // (All `n` may fit once the authority section is gone.)
+                (n * room / used).min(n)
+            }
+            None => n / 2,
+        };
+        largest_fitting(n, guess, try_k)
+            .or_else(|| encode(&[], &[], &[], &meta).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The encoding of the largest `k <= n` for which `try_k(k)` is `Some`, assuming that
+/// whatever fits with `k` answers fits with fewer: steps from `guess` one at a time while that
+/// is cheap, then bisects.
+fn largest_fitting(
+    n: usize,
+    guess: usize,
+    mut try_k: impl FnMut(usize) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    const STEPS: usize = 3;
+    // Invariant: `lo` fits (or is None: nothing known to fit yet), `hi` does not.
+    let (mut lo, mut hi): (Option<(usize, Vec<u8>)>, usize) = (None, n + 1);
+    let mut k = guess.min(n);
+    for _ in 0..STEPS {
+        match try_k(k) {
+            Some(b) => {
+                lo = Some((k, b));
+                if k + 1 >= hi {
+                    break;
+                }
+                k += 1;
+            }
+            None => {
+                hi = k;
+                if k == 0 {
+                    break;
+                }
+                k -= 1;
             }
         }
-        let extra = needed_extra(&reply.answers[..lo], &reply.additionals);
-        encode(&reply.answers[..lo], &[], &extra, &meta).unwrap_or_default()
+        if lo.as_ref().is_some_and(|(l, _)| l + 1 >= hi) {
+            break;
+        }
     }
+    // Bisect what is left between the best fit known and the smallest misfit.
+    loop {
+        let from = lo.as_ref().map_or(0, |(l, _)| l + 1);
+        if from >= hi {
+            break;
+        }
+        let mid = from + (hi - from) / 2;
+        match try_k(mid) {
+            Some(b) => lo = Some((mid, b)),
+            None => hi = mid,
+        }
+    }
+    lo.map(|(_, b)| b)
 }
 
 /// Membership for what one reply has used: a scan for the few answers of a UDP reply, a hash
@@ -589,26 +662,6 @@ fn refusal(req: &Message) -> Option<ResponseCode> {
     } else {
         None
     }
-}
-
-/// The additional records named after the targets of the SRV `answers` that were kept. (As
-/// in Consul's `syncExtra`, a cut reply keeps only those: meta TXT records of instances with
-/// their own address, named after their node, go.)
-fn needed_extra(answers: &[Record], additionals: &[Record]) -> Vec<Record> {
-    // A set (names hash and compare without case): the binary search calls this a dozen
-    // times with thousands of records on each side.
-    let targets: HashSet<&Name> = answers
-        .iter()
-        .filter_map(|a| match &a.data {
-            RData::SRV(srv) => Some(&srv.target),
-            _ => None,
-        })
-        .collect();
-    additionals
-        .iter()
-        .filter(|e| targets.contains(&e.name))
-        .cloned()
-        .collect()
 }
 
 /// The domain as the question spelled it (`CoNsUl.` in `web.service.CoNsUl.`): as Consul's
@@ -731,4 +784,34 @@ fn encode_parts(
         ));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::largest_fitting;
+
+    #[test]
+    fn largest_fitting_finds_the_boundary_from_any_guess() {
+        for n in 0..40usize {
+            // `fit`: the largest k that fits (None: not even 0 answers fit).
+            for fit in std::iter::once(None).chain((0..=n).map(Some)) {
+                for guess in 0..=n + 2 {
+                    let mut calls = 0;
+                    let got = largest_fitting(n, guess, |k| {
+                        calls += 1;
+                        fit.filter(|f| k <= *f).map(|_| vec![k as u8])
+                    });
+                    assert_eq!(
+                        got,
+                        fit.map(|f| vec![f as u8]),
+                        "n={n} fit={fit:?} guess={guess}"
+                    );
+                    assert!(
+                        calls <= 3 + 7,
+                        "n={n} fit={fit:?} guess={guess}: {calls} tries"
+                    );
+                }
+            }
+        }
+    }
 }
