@@ -4,7 +4,7 @@
 //! must keep.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use hickory_proto::op::Message;
 use lotse_core::catalog::{
@@ -330,3 +330,20 @@ pub fn check_reply(req: &[u8], reply: &[u8], transport: Transport) -> Result<Mes
     }
     Ok(m)
 }
+
+/// The sample catalog and its responders, built once: what the property tests and the fuzz
+/// target throw input at.
+pub struct Fixture {
+    // Kept alive for the responders' view.
+    _catalog: TestCatalog,
+    pub responders: Vec<Responder>,
+}
+
+pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let catalog = sample_catalog();
+    let responders = sample_responders(&catalog);
+    Fixture {
+        _catalog: catalog,
+        responders,
+    }
+});

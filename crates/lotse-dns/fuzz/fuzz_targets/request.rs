@@ -5,26 +5,9 @@
 //! transport allows (`lotse_dns::testing::drive`).
 #![no_main]
 
-use std::sync::LazyLock;
-
 use libfuzzer_sys::fuzz_target;
-use lotse_dns::respond::{Responder, Transport};
-use lotse_dns::testing::{drive, sample_catalog, sample_responders, TestCatalog};
-
-struct Fixture {
-    // Kept alive for the responders' view.
-    _catalog: TestCatalog,
-    responders: Vec<Responder>,
-}
-
-static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let catalog = sample_catalog();
-    let responders = sample_responders(&catalog);
-    Fixture {
-        _catalog: catalog,
-        responders,
-    }
-});
+use lotse_dns::respond::Transport;
+use lotse_dns::testing::{drive, FIXTURE};
 
 fuzz_target!(|data: &[u8]| {
     for r in &FIXTURE.responders {

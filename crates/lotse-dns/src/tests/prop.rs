@@ -1,27 +1,10 @@
 //! Property tests: whatever arrives, [`Responder::handle`] does not panic, and every reply
 //! decodes as a DNS response with the request's ID, within the transport's size.
 
-use std::sync::LazyLock;
-
 use proptest::prelude::*;
 
 use super::*;
 use crate::testing::*;
-
-struct Fixture {
-    // Kept alive for the responders' view.
-    _catalog: TestCatalog,
-    responders: Vec<Responder>,
-}
-
-static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let catalog = sample_catalog();
-    let responders = sample_responders(&catalog);
-    Fixture {
-        _catalog: catalog,
-        responders,
-    }
-});
 
 /// Runs `raw` through every responder over both transports.
 fn check_all(raw: &[u8]) -> Result<(), TestCaseError> {
