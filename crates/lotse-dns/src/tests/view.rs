@@ -379,9 +379,12 @@ fn changes_racing_with_lookups_on_threads_settle_right() {
     web(&c, "n2", "10.0.0.2", Passing);
     let r = Arc::new(c.responder(cfg()));
     let done = Arc::new(OnceLock::<()>::new());
+    // Readers count their lookups, so the writes start only once all four are reading (on a
+    // loaded machine the writes could otherwise finish before any reader ran).
+    let looked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let readers: Vec<_> = (0..4)
         .map(|_| {
-            let (r, done) = (r.clone(), done.clone());
+            let (r, done, looked) = (r.clone(), done.clone(), looked.clone());
             std::thread::spawn(move || {
                 let mut n = 0;
                 while done.get().is_none() {
@@ -389,11 +392,22 @@ fn changes_racing_with_lookups_on_threads_settle_right() {
                     assert!(!got.is_empty() && got.len() <= 2, "{got:?}");
                     a(&r, "n2.node.consul.");
                     n += 1;
+                    if n == 1 {
+                        looked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
                 n
             })
         })
         .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while looked.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the readers never started"
+        );
+        std::thread::yield_now();
+    }
     for i in 0..400 {
         let status = if i % 2 == 0 { Critical } else { Passing };
         web(&c, "n2", &format!("10.0.1.{}", i % 250), status);
