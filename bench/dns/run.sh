@@ -5,16 +5,18 @@
 # Usage: bench/dns/run.sh [--no-build] [--duration 10] [--repeat 2] [--clients 4] [--threads 1]
 #            [--outstanding 100] [--web 100] [--big 5000] [--modes plain,edns,tcp]
 #            [--probe-qps 20000] [--no-hickory] [--quiet-variant] [--no-big] [--perf] [--quiet-wait 180]
-#            [--out FILE]
+#            [--only perf] [--out FILE]
 #   --modes     transports of the main runs: plain = UDP without EDNS (dnsperf default),
 #               edns = UDP with EDNS0, payload 4096 (dnsperf -e), tcp = dnsperf -m tcp
 #   --probe-qps latency probe: the same dnsperf, rate-limited (dnsperf -Q) to this many q/s, for
 #               p99 below saturation (A and SRV web, plain and edns); 0 = off
 #   --perf      after the measurements, profile Lotse (perf record --call-graph dwarf, 5 s) during
-#               a dnsperf run: inline A plain, A edns, SRV edns, big SRV edns; hickory A plain.
+#               a dnsperf run: inline A plain, A edns, SRV edns, big SRV edns, SRV tcp; hickory A
+#               plain.
 #               Prints the top of `perf report --no-children` and perf_fold.py's attribution
 #   --quiet-wait before every run wait up to this many seconds for the shared box to be idle
 #               (another user's build would otherwise take a core from the run); 0 = don't wait
+#   --only perf set up and check as usual, then only the --perf profiles (implies --perf)
 #   --out       results file (default bench/results/dns-<UTC date>.txt)
 # What it does:
 #   1. builds target/release/lotse (cargo build --release -p lotse) unless --no-build;
@@ -47,7 +49,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 LOTSE_BIN=${LOTSE_BIN:-$ROOT/target/release/lotse}
 
 build=1 dur=10 repeat=2 clients=4 threads=1 outstanding=100 nweb=100 nbig=5000 modes=plain,edns,tcp
-hickory=1 quiet=0 big=1 perf=0 out= probe=20000 quiet_wait=180
+hickory=1 quiet=0 big=1 perf=0 out= probe=20000 quiet_wait=180 only=
 while (($#)); do
   case $1 in
     --no-build) build=0; shift;;
@@ -57,12 +59,13 @@ while (($#)); do
     --probe-qps) probe=$2; shift 2;; --quiet-wait) quiet_wait=$2; shift 2;;
     --no-hickory) hickory=0; shift;;
     --quiet-variant) quiet=1; shift;; --no-big) big=0; shift;; --perf) perf=1; shift;;
-    --out) out=$2; shift 2;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0;;
+    --out) out=$2; shift 2;; --only) only=$2; shift 2;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0;;
     *) echo "dns: unknown arg $1" >&2; exit 2;;
   esac
 done
 (( dur >= 1 && dur <= 60 )) || { echo "dns: --duration 1..60" >&2; exit 2; }
+case $only in "") ;; perf) perf=1;; *) echo "dns: --only perf" >&2; exit 2;; esac
 (( repeat >= 1 && repeat <= 5 )) || { echo "dns: --repeat 1..5" >&2; exit 2; }
 (( nweb >= 4 && nweb <= 254 )) || { echo "dns: --web 4..254" >&2; exit 2; }
 (( nbig >= 10 && nbig <= 20000 )) || { echo "dns: --big 10..20000" >&2; exit 2; }
@@ -342,6 +345,7 @@ order_for() { # run [labels...] -> the labels (default: nsd lotse lotse-hickory)
 }
 
 IFS=, read -r -a mode_arr <<<"$modes"
+[[ $only == perf ]] && repeat=0
 for i in $(seq 1 "$repeat"); do
   say "repeat $i: main runs"
   for m in "${mode_arr[@]}"; do
@@ -380,6 +384,7 @@ done
 if (( perf )); then
   for p in "lotse A web.service.consul plain" "lotse A web.service.consul edns" \
            "lotse SRV _web._tcp.service.consul edns" "lotse SRV _big._tcp.service.consul edns" \
+           "lotse SRV _web._tcp.service.consul tcp" \
            "lotse-hickory A web.service.consul plain"; do
       set -- $p; l=$1; shift
       [[ -n ${SPID[$l]:-} ]] || continue

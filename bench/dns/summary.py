@@ -50,7 +50,8 @@ def main():
             res.append(kv(line))
         elif line.startswith("CHECK "):
             checks.append(kv(line))
-    labels = [l for l in ("nsd", "lotse", "lotse-hickory", "lotse-hickory-quiet") if any(r["label"] == l for r in res)]
+    labels = [l for l in ("nsd", "lotse", "lotse-hickory", "lotse-hickory-quiet")
+              if any(r["label"] == l for r in res) or any(c.get("label") == l for c in checks)]
     short = {"nsd": "NSD", "lotse": "Lotse inline", "lotse-hickory": "Lotse hickory",
              "lotse-hickory-quiet": "Lotse hickory, log warn"}
     by = {}
@@ -60,75 +61,76 @@ def main():
     out = []
 
     # ---------------------------------------------------------------- main
-    out.append("### Main runs: 100 instances (q/s, p99 ms)")
-    hdr = ["query", "mode", "run"]
-    for l in labels:
-        hdr += [f"{short[l]} q/s", "p99"]
-    hdr += ["**Lotse / NSD**"] + (["hickory / NSD", "inline / hickory"] if "lotse-hickory" in labels else [])
-    hdr += ["inline / hickory log warn"] if "lotse-hickory-quiet" in labels else []
-    hdr += ["other CPU, max"]
-    out.append("| " + " | ".join(hdr) + " |")
-    out.append("|" + "---|" * len(hdr))
-    cells = sorted({(r["qtype"], r["qname"], r["mode"]) for r in res if r["tag"] == "main"},
-                   key=lambda c: (["plain", "edns", "tcp"].index(c[2]) if c[2] in ("plain", "edns", "tcp") else 9, c[0]))
-    verdict = defaultdict(list)
-    for qt, qn, m in cells:
-        for i in runs:
-            row = [f"{qt} {qn}", m, i]
-            q = {}
-            for l in labels:
-                r = by.get(("main", qt, qn, m, l, i))
-                if not r:
-                    row += ["-", "-"]
-                    continue
-                q[l] = float(r["qps"])
-                row += [f(r["qps"]), f(r["p99_ms"], 2)]
-                if l != "nsd":
-                    verdict[(qt, m, l)].append((float(r["qps"]), float(r["p99_ms"]), q.get("nsd")))
-            rat = lambda a, b: f"{q[a] / q[b]:.2f}" if a in q and b in q and q[b] > 0 else "-"
-            row.append(f"**{rat('lotse', 'nsd')}**")
-            if "lotse-hickory" in labels:
-                row += [rat("lotse-hickory", "nsd"), rat("lotse", "lotse-hickory")]
-            if "lotse-hickory-quiet" in labels:
-                row += [rat("lotse", "lotse-hickory-quiet")]
-            others = [other(by[k]) for k in by if k[:4] == ("main", qt, qn, m) and k[5] == i]
-            others = [o for o in others if o is not None]
-            row.append(f"{max(others):.2f}" if others else "-")
-            out.append("| " + " | ".join(row) + " |")
-            for a, b in (("lotse", "nsd"), ("lotse-hickory", "nsd"), ("lotse", "lotse-hickory"),
-                         ("lotse-hickory-quiet", "nsd"), ("lotse", "lotse-hickory-quiet")):
-                if a in q and b in q and q[b] > 0:
-                    print(f"DERIVED kind=ratio qtype={qt} mode={m} run={i} num={a} den={b} qps_ratio={q[a] / q[b]:.3f}")
-    out.append("")
-    out.append("Per-query detail (avg / p50 / p99 / p99.9 / max latency ms, server µs CPU per query, response bytes), mean of the runs:")
-    out.append("")
-    out.append("| query | mode | server | q/s (runs) | avg | p50 | p99 | p99.9 | max | µs CPU/query | server / dnsperf / other CPU (cores) | resp bytes | lost |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for qt, qn, m in cells:
+    if any(r["tag"] == "main" for r in res):
+        out.append("### Main runs: 100 instances (q/s, p99 ms)")
+        hdr = ["query", "mode", "run"]
         for l in labels:
-            rs = [by[k] for k in by if k[:5] == ("main", qt, qn, m, l)]
-            if not rs:
-                continue
-            mean = lambda key: sum(float(r[key]) for r in rs) / len(rs)
-            out.append(f"| {qt} | {m} | {short[l]} | {' / '.join(f(r['qps']) for r in rs)} | {mean('avg_lat_ms'):.2f} | "
-                       f"{mean('p50_ms'):.2f} | {mean('p99_ms'):.2f} | {mean('p999_ms'):.2f} | {max(float(r['max_lat_ms']) for r in rs):.1f} | "
-                       f"{mean('srv_cpu_us_per_q'):.1f} | {cpu3(rs)} | {rs[0]['resp_bytes']} | {sum(int(r['lost']) for r in rs)} |")
-    out.append("")
+            hdr += [f"{short[l]} q/s", "p99"]
+        hdr += ["**Lotse / NSD**"] + (["hickory / NSD", "inline / hickory"] if "lotse-hickory" in labels else [])
+        hdr += ["inline / hickory log warn"] if "lotse-hickory-quiet" in labels else []
+        hdr += ["other CPU, max"]
+        out.append("| " + " | ".join(hdr) + " |")
+        out.append("|" + "---|" * len(hdr))
+        cells = sorted({(r["qtype"], r["qname"], r["mode"]) for r in res if r["tag"] == "main"},
+                       key=lambda c: (["plain", "edns", "tcp"].index(c[2]) if c[2] in ("plain", "edns", "tcp") else 9, c[0]))
+        verdict = defaultdict(list)
+        for qt, qn, m in cells:
+            for i in runs:
+                row = [f"{qt} {qn}", m, i]
+                q = {}
+                for l in labels:
+                    r = by.get(("main", qt, qn, m, l, i))
+                    if not r:
+                        row += ["-", "-"]
+                        continue
+                    q[l] = float(r["qps"])
+                    row += [f(r["qps"]), f(r["p99_ms"], 2)]
+                    if l != "nsd":
+                        verdict[(qt, m, l)].append((float(r["qps"]), float(r["p99_ms"]), q.get("nsd")))
+                rat = lambda a, b: f"{q[a] / q[b]:.2f}" if a in q and b in q and q[b] > 0 else "-"
+                row.append(f"**{rat('lotse', 'nsd')}**")
+                if "lotse-hickory" in labels:
+                    row += [rat("lotse-hickory", "nsd"), rat("lotse", "lotse-hickory")]
+                if "lotse-hickory-quiet" in labels:
+                    row += [rat("lotse", "lotse-hickory-quiet")]
+                others = [other(by[k]) for k in by if k[:4] == ("main", qt, qn, m) and k[5] == i]
+                others = [o for o in others if o is not None]
+                row.append(f"{max(others):.2f}" if others else "-")
+                out.append("| " + " | ".join(row) + " |")
+                for a, b in (("lotse", "nsd"), ("lotse-hickory", "nsd"), ("lotse", "lotse-hickory"),
+                             ("lotse-hickory-quiet", "nsd"), ("lotse", "lotse-hickory-quiet")):
+                    if a in q and b in q and q[b] > 0:
+                        print(f"DERIVED kind=ratio qtype={qt} mode={m} run={i} num={a} den={b} qps_ratio={q[a] / q[b]:.3f}")
+        out.append("")
+        out.append("Per-query detail (avg / p50 / p99 / p99.9 / max latency ms, server µs CPU per query, response bytes), mean of the runs:")
+        out.append("")
+        out.append("| query | mode | server | q/s (runs) | avg | p50 | p99 | p99.9 | max | µs CPU/query | server / dnsperf / other CPU (cores) | resp bytes | lost |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for qt, qn, m in cells:
+            for l in labels:
+                rs = [by[k] for k in by if k[:5] == ("main", qt, qn, m, l)]
+                if not rs:
+                    continue
+                mean = lambda key: sum(float(r[key]) for r in rs) / len(rs)
+                out.append(f"| {qt} | {m} | {short[l]} | {' / '.join(f(r['qps']) for r in rs)} | {mean('avg_lat_ms'):.2f} | "
+                           f"{mean('p50_ms'):.2f} | {mean('p99_ms'):.2f} | {mean('p999_ms'):.2f} | {max(float(r['max_lat_ms']) for r in rs):.1f} | "
+                           f"{mean('srv_cpu_us_per_q'):.1f} | {cpu3(rs)} | {rs[0]['resp_bytes']} | {sum(int(r['lost']) for r in rs)} |")
+        out.append("")
 
-    # ---------------------------------------------------------------- targets
-    out.append("### Against the target (>= 0.80 x NSD q/s, p99 < 2 ms), per transport; worst run")
-    out.append("| query | mode | server | worst ratio to NSD | worst p99 ms | verdict |")
-    out.append("|---|---|---|---|---|---|")
-    for (qt, m, l), vals in sorted(verdict.items(), key=lambda kv_: (kv_[0][1], kv_[0][0], kv_[0][2])):
-        ratios = [a / n for a, _, n in vals if n]
-        wr = min(ratios) if ratios else float("nan")
-        wp = max(p for _, p, _ in vals)
-        ok = "met" if wr >= 0.8 and wp < 2.0 else "**missed**"
-        out.append(f"| {qt} | {m} | {short[l]} | {wr:.2f} | {wp:.2f} | {ok} |")
-        print(f"DERIVED kind=target qtype={qt} mode={m} label={l} worst_ratio={wr:.3f} worst_p99_ms={wp:.3f} verdict={ok.strip('*')}")
-    out.append("")
+        # ---------------------------------------------------------------- targets
+        out.append("### Against the target (>= 0.80 x NSD q/s, p99 < 2 ms), per transport; worst run")
+        out.append("| query | mode | server | worst ratio to NSD | worst p99 ms | verdict |")
+        out.append("|---|---|---|---|---|---|")
+        for (qt, m, l), vals in sorted(verdict.items(), key=lambda kv_: (kv_[0][1], kv_[0][0], kv_[0][2])):
+            ratios = [a / n for a, _, n in vals if n]
+            wr = min(ratios) if ratios else float("nan")
+            wp = max(p for _, p, _ in vals)
+            ok = "met" if wr >= 0.8 and wp < 2.0 else "**missed**"
+            out.append(f"| {qt} | {m} | {short[l]} | {wr:.2f} | {wp:.2f} | {ok} |")
+            print(f"DERIVED kind=target qtype={qt} mode={m} label={l} worst_ratio={wr:.3f} worst_p99_ms={wp:.3f} verdict={ok.strip('*')}")
+        out.append("")
 
-    # ---------------------------------------------------------------- mixed
+    # ---------------------------------------------------------------- probe, mixed
     if any(r["tag"] == "probe" for r in res):
         out.append("### Latency below saturation: the same dnsperf limited to a fixed rate (`-Q`)")
         out.append("| query | mode | server | q/s achieved (runs) | p50 ms | p99 ms | p99.9 ms | max ms | server CPU |")
