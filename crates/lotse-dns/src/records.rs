@@ -6,7 +6,6 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 
 use crate::config::DnsConfig;
-use crate::name::ip_hex;
 use crate::view::{Address, Instance, NodeRecord};
 
 /// The names answers are built under: the domain a question was asked in.
@@ -50,10 +49,6 @@ impl Zone {
 
     pub fn node_name(&self, node: &str, dc: &str) -> Option<Name> {
         self.under_dc(&format!("{node}.node"), dc)
-    }
-
-    pub fn addr_name(&self, ip: IpAddr, dc: &str) -> Option<Name> {
-        self.under_dc(&format!("{}.addr", ip_hex(ip)), dc)
     }
 
     /// Consul's SOA: `ns.<domain>` and `hostmaster.<domain>`, serial = the Unix time.

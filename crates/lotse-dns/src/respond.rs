@@ -122,10 +122,6 @@ impl Responder {
         })
     }
 
-    pub fn config(&self) -> &DnsConfig {
-        &self.cfg
-    }
-
     /// Answers what can be answered at once; see [`Step`].
     pub fn handle(&self, raw: &[u8], transport: Transport) -> Step {
         let req = match decode(raw) {

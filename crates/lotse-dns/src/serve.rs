@@ -62,11 +62,6 @@ impl Core {
         self.server.as_deref().map(|s| &*s.telemetry)
     }
 
-    /// The settings now (cheap; hold it only for one request).
-    pub fn settings(&self) -> arc_swap::Guard<Arc<Settings>> {
-        self.settings.load()
-    }
-
     /// Applies a reloaded configuration; the running one stays if it is refused.
     pub fn reload(&self, cfg: DnsConfig) -> Result<(), String> {
         let s = Settings::new(cfg, self.view.clone())?;
@@ -74,14 +69,21 @@ impl Core {
         Ok(())
     }
 
-    /// The reply to `raw`, or None to send nothing.
-    pub async fn respond(&self, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    /// Answers what can be answered at once (timing it for the metrics); the settings used
+    /// come along for [`Core::finish`].
+    pub fn handle(&self, raw: &[u8], transport: Transport) -> (Arc<Settings>, Step) {
         let started = std::time::Instant::now();
         let settings = self.settings.load_full();
         let step = settings.responder.handle(raw, transport);
         if let (Step::Reply(_), Some(t)) = (&step, self.telemetry()) {
             t.record_dns_query(started.elapsed());
         }
+        (settings, step)
+    }
+
+    /// The reply to `raw`, or None to send nothing.
+    pub async fn respond(&self, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let (settings, step) = self.handle(raw, transport);
         self.finish(&settings, step, raw, transport).await
     }
 

@@ -11,7 +11,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::respond::{Step, Transport};
 use crate::serve::Core;
@@ -103,19 +103,12 @@ fn serve(sock: Arc<UdpSocket>, core: Arc<Core>, rt: tokio::runtime::Handle, stop
         if src.port() == 0 {
             continue;
         }
-        let started = Instant::now();
-        let settings = core.settings();
-        match settings.responder.handle(&buf[..n], Transport::Udp) {
-            Step::Reply(bytes) => {
-                if let Some(t) = core.telemetry() {
-                    t.record_dns_query(started.elapsed());
-                }
-                send(&sock, &bytes, src);
-            }
+        let (settings, step) = core.handle(&buf[..n], Transport::Udp);
+        match step {
+            Step::Reply(bytes) => send(&sock, &bytes, src),
             Step::Drop => {}
             step => {
                 let (core, sock, raw) = (core.clone(), sock.clone(), buf[..n].to_vec());
-                let settings = arc_swap::Guard::into_inner(settings);
                 rt.spawn(async move {
                     if let Some(bytes) = core.finish(&settings, step, &raw, Transport::Udp).await {
                         send(&sock, &bytes, src);

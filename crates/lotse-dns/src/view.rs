@@ -59,25 +59,25 @@ pub struct NodeRecord {
     pub name: String,
     pub datacenter: String,
     pub address: Option<Address>,
-    /// Node meta, as `key=value` TXT strings (sorted by key).
-    pub meta_txt: Vec<String>,
     /// `<node>.node`, relative, parsed once (None: the name is no DNS name); answers put it
     /// under `<dc>.<domain>`.
     pub label: Option<Name>,
-    /// `meta_txt` as TXT record data, built once.
+    /// Node meta as TXT record data (`key=value`, sorted by key), built once.
     pub meta_rdata: Vec<RData>,
 }
 
 impl NodeRecord {
     pub(crate) fn from_node(n: &Node) -> NodeRecord {
-        let meta_txt: Vec<String> = n.meta.iter().map(|(k, v)| meta_txt(k, v)).collect();
         NodeRecord {
             name: n.name.clone(),
             datacenter: n.datacenter.clone(),
             address: Address::parse(&n.address),
             label: relative_name(&format!("{}.node", n.name)),
-            meta_rdata: meta_txt.iter().map(|t| txt_rdata(t)).collect(),
-            meta_txt,
+            meta_rdata: n
+                .meta
+                .iter()
+                .map(|(k, v)| txt_rdata(&meta_txt(k, v)))
+                .collect(),
         }
     }
 }
