@@ -39,6 +39,9 @@ class Agent:
         # Every agent serves DNS; each gets a port of its own unless the test names one.
         self.dns_port = None if any(a.startswith(("-dns-port", "--dns-port")) for a in args) \
             else free_port()
+        # Server RPC and LAN gossip ports likewise (agents run side by side on loopback).
+        self.server_port = self._own_port(args, "-server-port")
+        self.serf_lan_port = self._own_port(args, "-serf-lan-port")
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.addr = f"127.0.0.1:{self.http_port}"
         self.data_dir = data_dir
@@ -48,10 +51,20 @@ class Agent:
         self.proc = None
         self.start(wait=wait)
 
+    @staticmethod
+    def _own_port(args, flag):
+        """A free port for `flag`, or None when the test sets it itself."""
+        named = any(a.startswith((flag, "-" + flag)) for a in args)
+        return None if named else free_port()
+
     def start(self, wait=True):
         cmd = [lotse_bin(), "agent", *self.args, "-http-port", str(self.http_port)]
         if self.dns_port is not None:
             cmd += ["-dns-port", str(self.dns_port)]
+        if self.server_port is not None:
+            cmd += ["-server-port", str(self.server_port)]
+        if self.serf_lan_port is not None:
+            cmd += ["-serf-lan-port", str(self.serf_lan_port)]
         if self.data_dir is not None:
             cmd += ["-data-dir", str(self.data_dir)]
         self.log = open(self.log_path, "ab")

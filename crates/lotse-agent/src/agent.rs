@@ -375,6 +375,12 @@ impl Agent {
     /// (no leader, say) is not the caller's: the entry stays out of sync and anti-entropy
     /// retries it (each failed write was logged).
     async fn sync_soon(&self) {
+        // Without a leader the write would only wait out the hold timeout: leave it to the
+        // anti-entropy loop, which syncs once one is elected.
+        if !self.server.has_leader() {
+            self.changed.notify_one();
+            return;
+        }
         if self.sync_changes().await.is_err() {
             self.changed.notify_one();
         }

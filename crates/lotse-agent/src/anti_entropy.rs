@@ -67,7 +67,7 @@ pub(crate) async fn run(agent: Weak<Agent>, changed: Arc<Notify>) {
     let Some(server) = agent.upgrade().map(|a| a.server.clone()) else {
         return;
     };
-    server.wait_leader(Duration::from_secs(10)).await;
+    server.wait_leader_known(Duration::from_secs(10)).await;
     drop(server);
     let mut next_full = Instant::now();
     loop {

@@ -52,7 +52,38 @@ pub async fn members(AxState(state): AxState<State>, params: Params) -> ApiResul
     state
         .server
         .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
-    Ok(json(&[self_member(&state)], params.pretty()))
+    let Some(gossip) = &state.gossip else {
+        return Ok(json(&[self_member(&state)], params.pretty()));
+    };
+    // Consul lists the WAN pool's servers as `<node>.<dc>`; with one datacenter that is
+    // this pool's servers.
+    let wan = params.has("wan");
+    let members: Vec<Value> = gossip
+        .members()
+        .iter()
+        .filter(|m| !wan || m.tags.get("role").map(String::as_str) == Some("consul"))
+        .map(|m| {
+            let name = if wan {
+                format!("{}.{}", m.name, m.tags.get("dc").map_or("", String::as_str))
+            } else {
+                m.name.clone()
+            };
+            j!({
+                "Name": name,
+                "Addr": m.addr.to_string(),
+                "Port": m.port,
+                "Tags": m.tags,
+                "Status": m.status as u8,
+                "ProtocolMin": 1,
+                "ProtocolMax": 5,
+                "ProtocolCur": 2,
+                "DelegateMin": 2,
+                "DelegateMax": 5,
+                "DelegateCur": 4,
+            })
+        })
+        .collect();
+    Ok(json(&members, params.pretty()))
 }
 
 /// Resident memory in bytes, from /proc (0 where that is not available).

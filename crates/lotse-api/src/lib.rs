@@ -36,10 +36,13 @@ pub mod catalog_json;
 pub mod catalog_query;
 pub mod ci_json;
 pub mod filter;
+pub mod forwarded;
 pub mod go_text;
 pub mod health;
 pub mod kv;
 pub mod metrics;
+pub mod operator;
+pub mod cluster;
 pub mod monitor;
 pub mod params;
 pub mod render_cache;
@@ -112,7 +115,16 @@ pub struct ApiState {
     pub reload: Option<ReloadHook>,
     /// Where `/v1/agent/monitor` listens to the agent's logs.
     pub logs: Arc<monitor::LogHub>,
+    /// The LAN gossip pool (`None` in unit tests: members are then this agent alone).
+    pub gossip: Option<lotse_gossip::Gossip>,
+    /// Where the keyring is saved after a change (`None`: not saved, as in `-dev`).
+    pub keyring_path: Option<std::path::PathBuf>,
+    /// Starts a graceful leave and stops the agent (`PUT /v1/agent/leave`).
+    pub leave: Option<LeaveHook>,
 }
+
+/// Starts the agent's graceful leave; the agent stops once it has left.
+pub type LeaveHook = Arc<dyn Fn() + Send + Sync>;
 
 pub type State = Arc<ApiState>;
 
@@ -267,6 +279,8 @@ pub fn router(state: State) -> Router {
             a(get(agent_health::by_name), "OPTIONS,GET"),
         )
         .route("/v1/agent/monitor", a(get(monitor::monitor), "OPTIONS,GET"))
+        .merge(operator::routes())
+        .merge(cluster::routes())
         .fallback(reply::not_found)
         // One render cache per router, shared by every request it serves.
         .layer(Extension(Arc::new(render_cache::RenderCache::new())))

@@ -24,6 +24,9 @@ pub async fn state() -> State {
         bootstrap: true,
         snapshot_threshold: 100_000,
         session_ttl_min: Duration::from_secs(10),
+        raft_multiplier: 1,
+        rpc_hold_timeout: Duration::from_secs(7),
+        autopilot: Default::default(),
     })
     .await
     .expect("server starts");
@@ -51,6 +54,9 @@ pub async fn state() -> State {
         local,
         reload: None,
         logs: crate::monitor::LogHub::new(),
+        gossip: None,
+        keyring_path: None,
+        leave: None,
     })
 }
 

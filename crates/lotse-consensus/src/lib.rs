@@ -16,9 +16,11 @@
 //! * [`state_machine`]: applies committed commands to the pure store, builds and installs
 //!   snapshots, and tells an [`ApplyObserver`] what changed (the server wakes blocking queries).
 //! * [`codec`]: versioned encoding of entries, votes and snapshots.
-//! * [`network`]: the transport to other servers. Single-server today; the cluster issue brings
-//!   the gRPC transport.
-//! * [`node`]: [`Consensus::start`] wires the pieces and bootstraps a single-server cluster.
+//! * [`network`]: openraft's Raft RPCs to other servers, over [`rpc`]'s pooled channels.
+//! * [`rpc`]: the server port (8300): gRPC services `Raft` and `Forward`, their clients, and
+//!   the channel pool ([`rpc::Peers`]).
+//! * [`node`]: [`Consensus::start`] wires the pieces and bootstraps a cluster (one server, or
+//!   `initial_members`); membership, read-index and last-contact helpers for the facade.
 #![forbid(unsafe_code)]
 
 pub use openraft;
@@ -27,9 +29,13 @@ pub mod codec;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod rpc;
 pub mod state_machine;
 
-pub use node::{Consensus, ConsensusConfig};
+pub use node::{Consensus, ConsensusConfig, MembershipError, ReadIndexError};
+pub use rpc::{
+    rpc_router, serve, ForwardClient, ForwardHandler, HttpReply, HttpRequest, Peers, RpcError,
+};
 pub use state_machine::{ApplyObserver, SharedState};
 
 use lotse_core::{Command, Outcome};

@@ -1,18 +1,42 @@
-//! Starting a server's consensus: storage, state machine, openraft, and bootstrap.
+//! Starting a server's consensus: storage, state machine, openraft, and bootstrap; and the
+//! few cluster operations the server facade needs (membership, read index, last contact).
+//!
+//! Timing follows Consul's `performance.raft_multiplier` (m): heartbeat 50 ms × m, election
+//! timeout 200–400 ms × m. A follower that has seen a leader waits out openraft's leader lease
+//! (= the maximum election timeout) plus one random election timeout before it campaigns, so a
+//! dead leader is replaced after 600–800 ms × m (measured 0.7–0.86 s at m = 1 on loopback;
+//! Consul's default m = 5 gives 3–4 s). openraft also uses the heartbeat interval as the
+//! AppendEntries deadline, so a follower's fsync must fit into 50 ms × m.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use redb::backends::InMemoryBackend;
 use redb::Database;
 
 use crate::log_store::{LogStats, LogStore};
-use crate::network::NoPeers;
+use crate::network::GrpcNetwork;
+use crate::rpc::{LeaderContact, Peers};
 use crate::state_machine::{ApplyObserver, SharedState, StateMachine};
 use crate::{ConsensusError, LotseRaft, NodeId};
+
+/// A failed membership change; `ForwardToLeader` inside says where to send it instead.
+pub type MembershipError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+/// A failed leadership check; `ForwardToLeader` inside names the leader if one is known.
+pub type ReadIndexError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>;
+
+/// Heartbeat period for `raft_multiplier` = 1.
+const HEARTBEAT_MS: u64 = 50;
+/// Election timeout range for `raft_multiplier` = 1.
+const ELECTION_MIN_MS: u64 = 200;
+const ELECTION_MAX_MS: u64 = 400;
+/// Deadline for one snapshot chunk: it carries up to 3 MiB and the last one waits for the
+/// follower to install the whole image, so it is not tied to the heartbeat.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
 
 /// redb's page cache for the Raft log.
 const REDB_CACHE_BYTES: usize = 16 << 20;
@@ -25,8 +49,16 @@ pub struct ConsensusConfig {
     pub data_dir: Option<PathBuf>,
     /// Take a snapshot (and compact the log) after this many applied entries.
     pub snapshot_threshold: u64,
-    /// Bootstrap a one-server cluster if this node has no state yet.
+    /// Bootstrap a cluster if this node has no state yet: of `initial_members`, or of this
+    /// server alone.
     pub bootstrap: bool,
+    /// Consul's `performance.raft_multiplier` (1 = fastest failover; Consul's default is 5).
+    /// Scales every Raft timer (see the module docs); 0 is taken as 1.
+    pub raft_multiplier: u32,
+    /// With `bootstrap`: the first voters, node id → server RPC address, this server included.
+    /// Every one of them may bootstrap with the same map (openraft accepts the same initial
+    /// membership from each). `None` bootstraps this server alone.
+    pub initial_members: Option<BTreeMap<NodeId, String>>,
 }
 
 /// A running consensus node.
@@ -36,6 +68,10 @@ pub struct Consensus {
     pub node_id: NodeId,
     pub rpc_addr: String,
     pub log_stats: Arc<LogStats>,
+    /// The channels to other servers, shared with forwarding clients.
+    pub peers: Peers,
+    /// When the current leader last reached this node (fed by the Raft RPC service).
+    pub leader_contact: Arc<LeaderContact>,
 }
 
 impl Consensus {
@@ -50,11 +86,13 @@ impl Consensus {
         let sm = StateMachine::open(db, persist, observer)?;
         let state = sm.shared();
 
+        let m = u64::from(cfg.raft_multiplier.max(1));
         let config = Config {
             cluster_name: "lotse".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 500,
-            election_timeout_max: 1000,
+            heartbeat_interval: HEARTBEAT_MS * m,
+            election_timeout_min: ELECTION_MIN_MS * m,
+            election_timeout_max: ELECTION_MAX_MS * m,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_threshold.max(16)),
             max_in_snapshot_log_to_keep: 1000,
             max_payload_entries: 512,
@@ -65,7 +103,9 @@ impl Consensus {
                 .validate()
                 .map_err(|e| ConsensusError::Raft(e.to_string()))?,
         );
-        let raft = LotseRaft::new(cfg.node_id, config, NoPeers, log_store, sm)
+        let peers = Peers::new();
+        let network = GrpcNetwork::new(cfg.node_id, peers.clone());
+        let raft = LotseRaft::new(cfg.node_id, config, network, log_store, sm)
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
 
@@ -74,13 +114,29 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         if !initialized && cfg.bootstrap {
-            let members = BTreeMap::from([(cfg.node_id, BasicNode::new(cfg.rpc_addr.clone()))]);
+            let members: BTreeMap<NodeId, BasicNode> = match &cfg.initial_members {
+                Some(members) => members
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+                    .collect(),
+                None => BTreeMap::from([(cfg.node_id, BasicNode::new(cfg.rpc_addr.clone()))]),
+            };
             raft.initialize(members)
                 .await
                 .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         } else if initialized {
-            // A lone voter need not wait out an election timeout after a restart.
-            let _ = raft.trigger().elect().await;
+            // A lone voter need not wait out an election timeout after a restart. In a real
+            // cluster an immediate election would only disturb a healthy leader.
+            let voters: Vec<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            if voters == [cfg.node_id] {
+                let _ = raft.trigger().elect().await;
+            }
         }
         Ok(Consensus {
             raft,
@@ -88,7 +144,85 @@ impl Consensus {
             node_id: cfg.node_id,
             rpc_addr: cfg.rpc_addr,
             log_stats,
+            peers,
+            leader_contact: Arc::new(LeaderContact::default()),
         })
+    }
+
+    /// Adds a server as a learner (it starts receiving the log) and waits until it has caught
+    /// up. Returns the log index of the membership change. Leader only.
+    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<u64, MembershipError> {
+        let resp = self
+            .raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await?;
+        Ok(resp.log_id.index)
+    }
+
+    /// Makes exactly `voters` the voters (each must already be a voter or learner). Voters
+    /// left out leave the cluster; learners stay learners. Leader only.
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<NodeId>,
+    ) -> Result<u64, MembershipError> {
+        let resp = self.raft.change_membership(voters, false).await?;
+        Ok(resp.log_id.index)
+    }
+
+    /// Removes a server, voter or learner (Consul's `operator raft remove-peer`). `Ok(None)`
+    /// if it was not a member. Leader only.
+    pub async fn remove_server(&self, id: NodeId) -> Result<Option<u64>, MembershipError> {
+        let (is_voter, is_member) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == id);
+            (is_voter, membership.get_node(&id).is_some())
+        };
+        let ids = BTreeSet::from([id]);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(ids)
+        } else if is_member {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(None);
+        };
+        let resp = self.raft.change_membership(change, false).await?;
+        Ok(Some(resp.log_id.index))
+    }
+
+    /// Confirms leadership with a quorum and waits until the state machine has applied
+    /// everything committed before; returns that read index. Leader only (`consistent` reads).
+    pub async fn ensure_linearizable(&self) -> Result<u64, ReadIndexError> {
+        Ok(self
+            .raft
+            .ensure_linearizable()
+            .await?
+            .map_or(0, |l| l.index))
+    }
+
+    /// Time since this server last heard from the current leader (Consul's
+    /// `X-Consul-LastContact`): zero on the leader, `None` if no leader is known or it has not
+    /// reached this server since it started.
+    pub fn last_leader_contact(&self) -> Option<Duration> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        if leader == self.node_id {
+            return Some(Duration::ZERO);
+        }
+        self.leader_contact.since(leader)
+    }
+
+    /// The current leader's id and RPC address, if one is known.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())?;
+        Some((leader, addr))
     }
 
     /// Waits until this node is leader, up to `timeout`.

@@ -11,6 +11,7 @@ pub enum Resource<'a> {
     Node(&'a str),
     Agent,
     Operator,
+    Keyring,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

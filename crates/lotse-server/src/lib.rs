@@ -14,7 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod authorizer;
+pub mod autopilot;
 mod batcher;
+mod forward;
+mod link;
+pub mod members;
+pub mod operator;
 pub mod query;
 pub mod sessions;
 pub mod telemetry;
@@ -27,10 +32,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lotse_consensus::{ApplyObserver, Consensus, ConsensusConfig};
 use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest, Service};
 use lotse_core::node::SERF_HEALTH;
-use lotse_core::{Changes, Command, Outcome, Store, StoreError};
+use lotse_core::{Changes, Command, Store, StoreError};
 use openraft_error::classify;
 
 pub use authorizer::{Access, AllowAll, Authorizer, Resource};
+pub use link::{FacadeForward, HttpHandler};
+/// The shapes of a forwarded HTTP request and its answer.
+pub mod link_types {
+    pub use lotse_consensus::rpc::{HttpReply, HttpRequest};
+}
 pub use query::{Consistency, QueryMeta, QueryOptions};
 pub use telemetry::Telemetry;
 pub use watch_hub::WatchHub;
@@ -50,10 +60,18 @@ pub struct ServerConfig {
     pub bootstrap: bool,
     pub snapshot_threshold: u64,
     pub session_ttl_min: Duration,
+    /// Consul's `performance.raft_multiplier` (1 fastest; 5 Consul's default): scales Raft's
+    /// heartbeat, election timeout and this leader's lease.
+    pub raft_multiplier: u32,
+    /// How long a request waits for a leader before "No cluster leader" (`rpc_hold_timeout`).
+    pub rpc_hold_timeout: Duration,
+    /// Autopilot's settings at start.
+    pub autopilot: autopilot::AutopilotConfig,
 }
 
-/// A request failed. None of these left partial state behind.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// A request failed. None of these left partial state behind. (Serde: a forwarded request's
+/// error travels back from the leader as it was.)
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ServerError {
     /// No leader is known, so the request could not be served (Consul's text).
     #[error("No cluster leader")]
@@ -73,6 +91,9 @@ pub enum ServerError {
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// The request named something that does not exist or cannot be done (Consul's text).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Wakes blocking queries when the state machine applies commands.
@@ -103,6 +124,15 @@ pub struct Server {
     ready_term: std::sync::atomic::AtomicU64,
     /// Set when shutdown begins: parked blocking queries answer at once.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// The gossip pool's members, for the leader to reconcile into the catalog.
+    membership: members::Membership,
+    /// How long a request waits for a leader ([`ServerConfig::rpc_hold_timeout`]).
+    hold_timeout: Duration,
+    /// How long after its last quorum contact a leader still serves `default` reads and takes
+    /// writes without asking the quorum again.
+    lease: Duration,
+    /// Autopilot's settings in force.
+    autopilot: std::sync::Mutex<autopilot::AutopilotConfig>,
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -150,14 +180,21 @@ impl Server {
                 data_dir: config.data_dir.clone(),
                 snapshot_threshold: config.snapshot_threshold,
                 bootstrap: config.bootstrap,
+                raft_multiplier: config.raft_multiplier,
+                initial_members: None,
             },
             observer,
         )
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let config_hold = config.rpc_hold_timeout;
+        // The election timeout's lower bound: no other server can have been elected before
+        // this leader's followers stop hearing from it for that long.
+        let lease = Duration::from_millis(200 * u64::from(config.raft_multiplier.max(1)));
         let telemetry = Arc::new(Telemetry::default());
         let proposals = batcher::spawn(consensus.raft.clone(), telemetry.clone());
         let server = Arc::new(Server {
+            autopilot: std::sync::Mutex::new(config.autopilot.clone()),
             config,
             consensus,
             hub,
@@ -168,6 +205,9 @@ impl Server {
             started: std::time::Instant::now(),
             ready_term: std::sync::atomic::AtomicU64::new(0),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            membership: members::Membership::default(),
+            hold_timeout: config_hold,
+            lease,
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -176,6 +216,21 @@ impl Server {
     /// Waits until this server leads, up to `timeout`.
     pub async fn wait_leader(&self, timeout: Duration) -> bool {
         self.consensus.wait_leader(timeout).await
+    }
+
+    /// Whether some server (this one or another) is known to lead.
+    pub fn has_leader(&self) -> bool {
+        self.consensus.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// Waits until a leader is known (anywhere), up to `timeout`.
+    pub async fn wait_leader_known(&self, timeout: Duration) -> bool {
+        self.consensus
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .is_ok()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -271,40 +326,59 @@ impl Server {
         }
     }
 
-    /// Appends `cmd` to the log (batched with whatever else is being written) and waits until
-    /// it is applied. Returns the log index and the outcome; a `Rejected` outcome is an error.
-    pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.proposals
-            .send(batcher::Proposal { cmd, reply })
-            .map_err(|_| ServerError::ShuttingDown)?;
-        answer.await.map_err(|_| ServerError::ShuttingDown)?
-    }
-
-    /// Checks that a read in `mode` may be served here now.
+    /// Checks that a read in `mode` may be served from this server's store now: `stale`
+    /// always; `default` and `consistent` on the leader as their definitions say, and on a
+    /// follower after a read index from the leader ([`forward`]).
     pub async fn check_consistency(&self, mode: Consistency) -> Result<(), ServerError> {
         match mode {
             Consistency::Stale => Ok(()),
-            Consistency::Default => {
-                if self.ready_to_read() {
-                    Ok(())
-                } else if self.is_leader() {
-                    // Just elected: confirm through the log before serving.
-                    self.catch_up_as_leader().await
-                } else if self.leader_addr().is_none() {
-                    Err(ServerError::NoLeader)
-                } else {
-                    Err(ServerError::NotLeader)
-                }
-            }
-            Consistency::Consistent => self
-                .consensus
-                .raft
-                .ensure_linearizable()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&e)),
+            _ if self.is_leader() => self.check_consistency_as_leader(mode).await,
+            _ => self.follower_read_index(mode).await,
         }
+    }
+
+    /// `default`: served while this leader's lease is fresh in the term it confirmed;
+    /// `consistent`: leadership confirmed with a quorum first.
+    pub(crate) async fn check_consistency_as_leader(
+        &self,
+        mode: Consistency,
+    ) -> Result<(), ServerError> {
+        match mode {
+            Consistency::Stale => Ok(()),
+            Consistency::Default if self.ready_to_read() && self.lease_fresh() => Ok(()),
+            Consistency::Default => self.catch_up_as_leader().await,
+            Consistency::Consistent => self.confirm_leadership().await.map(|_| ()),
+        }
+    }
+
+    /// A read index confirmed with a quorum; a leader cut off from its quorum gives up after
+    /// the hold timeout with "No cluster leader".
+    async fn confirm_leadership(&self) -> Result<(), ServerError> {
+        match tokio::time::timeout(self.hold_timeout, self.consensus.raft.ensure_linearizable())
+            .await
+        {
+            Ok(r) => r.map(|_| ()).map_err(|e| classify(&e)),
+            Err(_) => Err(ServerError::NoLeader),
+        }
+    }
+
+    /// Whether this leader heard from a quorum recently enough to serve `default` reads and
+    /// take writes (Consul's leader lease). A lone voter is its own quorum.
+    pub(crate) fn lease_fresh(&self) -> bool {
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        if m.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
+        m.millis_since_quorum_ack
+            .is_some_and(|ms| ms <= self.lease.as_millis() as u64)
+    }
+
+    /// The newest log index this replica applied.
+    pub fn applied_index(&self) -> u64 {
+        let m = self.consensus.raft.metrics();
+        let applied = m.borrow().last_applied.map_or(0, |l| l.index);
+        applied
     }
 
     /// This node's current term and whether it leads in it.
@@ -327,11 +401,7 @@ impl Server {
     /// are applied; then default reads may be served from the local store, for this term only.
     pub(crate) async fn catch_up_as_leader(&self) -> Result<(), ServerError> {
         let (term, _) = self.term_and_leadership();
-        self.consensus
-            .raft
-            .ensure_linearizable()
-            .await
-            .map_err(|e| classify(&e))?;
+        self.confirm_leadership().await?;
         // Recorded only if nothing changed meanwhile: a confirmation from an earlier term must
         // never vouch for a later one.
         if self.term_and_leadership() == (term, true) {
@@ -381,10 +451,18 @@ impl Server {
 
     /// Facts for response headers.
     pub fn query_meta(&self, mode: Consistency) -> QueryMeta {
+        // A stale read says how old this replica may be; the others were confirmed.
+        let last_contact_ms = match mode {
+            Consistency::Stale => self
+                .consensus
+                .last_leader_contact()
+                .map_or(0, |d| d.as_millis() as u64),
+            _ => 0,
+        };
         QueryMeta {
             index: 0,
             known_leader: self.leader_addr().is_some(),
-            last_contact_ms: 0,
+            last_contact_ms,
             consistency: mode,
         }
     }
@@ -470,5 +548,14 @@ impl Server {
     /// Stops consensus after in-flight writes finish.
     pub async fn shutdown(&self) {
         let _ = self.consensus.raft.shutdown().await;
+    }
+}
+
+impl Server {
+    /// The server RPC services (Raft between servers, forwarding to this facade), for the
+    /// agent to serve on the server port. `http` answers forwarded HTTP API requests.
+    pub fn rpc_routes(self: &Arc<Self>, http: Option<HttpHandler>) -> tonic::service::Routes {
+        let forward = Arc::new(FacadeForward::new(Arc::downgrade(self), http));
+        lotse_consensus::rpc::rpc_router(&self.consensus, forward)
     }
 }

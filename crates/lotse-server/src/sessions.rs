@@ -257,6 +257,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
     let mut led_term = 0;
     let mut sessions_seen = 0;
     let mut reaper = crate::tombstones::Reaper::default();
+    let mut autopilot = crate::autopilot::AutopilotState::default();
     loop {
         tokio::time::sleep(if led_term != 0 {
             TICK
@@ -293,6 +294,12 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         // read when nothing is missing.)
         if let Err(e) = s.ensure_self_registered().await {
             tracing::warn!(error = %e, "cannot register this node");
+        }
+        if let Err(e) = s.reconcile_members().await {
+            tracing::warn!(error = %e, "cannot reconcile gossip members into the catalog");
+        }
+        if let Err(e) = s.reconcile_raft(&mut autopilot).await {
+            tracing::warn!(error = %e, "cannot reconcile the Raft configuration with the pool");
         }
         s.reconcile_timers(&mut sessions_seen);
         s.expire_sessions().await;

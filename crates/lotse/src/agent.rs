@@ -7,8 +7,10 @@
 //! `definitions` hands the configuration's services and checks to the local agent;
 //! `config_reload` is the one reload path both triggers share.
 
+mod cluster;
 mod config_reload;
 mod definitions;
+mod keyring;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -174,8 +176,8 @@ async fn run(
     let started = Instant::now();
     if !cfg.server {
         return Err(
-            "client agents (without -server) need server RPC and gossip, which arrive with the \
-             cluster issue; run with -server -bootstrap-expect 1 or -dev"
+            "client agents (without -server) are not supported yet: run with -server \
+             (-bootstrap-expect N) or -dev"
                 .into(),
         );
     }
@@ -187,14 +189,14 @@ async fn run(
         None => cfg.bind_addr,
     };
     let server_port = port(cfg.ports.server, "server")?;
+    let serf_port = port(cfg.ports.serf_lan, "serf_lan")?;
+    // One server bootstraps alone; more find each other through gossip first.
     let bootstrap = cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1;
-    if !bootstrap {
-        tracing::warn!(
-            expect = cfg.bootstrap_expect,
-            "bootstrap_expect > 1 needs gossip to find the other servers (cluster issue): this \
-             server will wait without a leader"
-        );
-    }
+    // Bound before anything starts, so a taken port stops the start with a clear error.
+    let rpc_addr = SocketAddr::new(cfg.bind_addr, server_port);
+    let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)
+        .await
+        .map_err(|e| format!("cannot listen for server RPC on {rpc_addr}: {e}"))?;
     let server = Server::start(ServerConfig {
         node_name: cfg.node_name.clone(),
         node_id: node_id.clone(),
@@ -205,9 +207,41 @@ async fn run(
         bootstrap,
         snapshot_threshold: cfg.raft_snapshot_threshold,
         session_ttl_min: cfg.session_ttl_min,
+        raft_multiplier: cfg.raft_multiplier,
+        rpc_hold_timeout: cfg.rpc_hold_timeout,
+        autopilot: lotse_server::autopilot::AutopilotConfig {
+            cleanup_dead_servers: cfg.autopilot.cleanup_dead_servers,
+            last_contact_threshold: cfg.autopilot.last_contact_threshold,
+            max_trailing_logs: cfg.autopilot.max_trailing_logs,
+            min_quorum: cfg.autopilot.min_quorum,
+            server_stabilization_time: cfg.autopilot.server_stabilization_time,
+        },
     })
     .await
     .map_err(|e| format!("cannot start the server: {e}"))?;
+    let gossip = cluster::start_gossip(lotse_gossip::GossipConfig {
+        node_name: cfg.node_name.clone(),
+        bind: SocketAddr::new(cfg.bind_addr, serf_port),
+        advertise: SocketAddr::new(advertise, serf_port),
+        tags: cluster::Tags {
+            node_id: node_id.clone(),
+            datacenter: cfg.datacenter.clone(),
+            server_port: Some(server_port),
+            bootstrap_expect: cfg.bootstrap_expect,
+        }
+        .to_map(),
+        keyring: keyring::load(&cfg)?,
+        timing: gossip_timing(&cfg),
+    })
+    .await;
+    let gossip = match gossip {
+        Ok(g) => g,
+        Err(e) => {
+            server.shutdown().await;
+            return Err(e);
+        }
+    };
+    cluster::feed_members(gossip.clone(), server.clone());
 
     let local = lotse_agent::Agent::start(
         server.clone(),
@@ -267,6 +301,8 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .map_err(|e| format!("cannot listen for HTTP on {http_addr}: {e}"))?;
+    // `PUT /v1/agent/leave`: leave gracefully, then stop.
+    let (leave_tx, mut leave_rx) = tokio::sync::mpsc::channel::<()>(1);
     let state = Arc::new(ApiState {
         server: server.clone(),
         agent: AgentInfo {
@@ -296,9 +332,47 @@ async fn run(
         local: local.clone(),
         reload: Some(reloader.hook()),
         logs,
+        gossip: Some(gossip.clone()),
+        keyring_path: keyring::path(&cfg),
+        leave: Some(Arc::new(move || {
+            let _ = leave_tx.try_send(());
+        })),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_for_rpc = stop_rx.clone();
+    let routes = server.rpc_routes(Some(lotse_api::forwarded::handler(state.clone())));
+    let rpc = tokio::spawn(lotse_consensus::rpc::serve(rpc_listener, routes, async move {
+        let _ = stop_for_rpc.wait_for(|s| *s).await;
+    }));
+    if !bootstrap && cfg.bootstrap_expect > 1 {
+        cluster::bootstrap_when_ready(server.clone(), cfg.bootstrap_expect, server.rpc_peers());
+    }
+    if !cfg.start_join.is_empty() {
+        match cluster::join(&gossip, &cfg.start_join, serf_port).await {
+            Ok(n) => tracing::info!(joined = n, "joined the cluster (start_join)"),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                server.shutdown().await;
+                return Err(format!("Failed to join {:?}: {e}", cfg.start_join));
+            }
+        }
+    }
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<String>(1);
+    if !cfg.retry_join.is_empty() {
+        let (g, addrs, interval, max) = (
+            gossip.clone(),
+            cfg.retry_join.clone(),
+            cfg.retry_interval,
+            cfg.retry_max,
+        );
+        let fatal = fatal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cluster::retry_join(g, addrs, serf_port, interval, max).await {
+                let _ = fatal.send(e).await;
+            }
+        });
+    }
     let mut stop_for_http = stop_rx.clone();
     let http = tokio::spawn(lotse_api::serve(state, listener, async move {
         let _ = stop_for_http.wait_for(|s| *s).await;
@@ -320,8 +394,22 @@ async fn run(
         cfg.node_name
     );
 
-    wait_for_stop(&reloader).await;
-    tracing::info!("caught signal, shutting down");
+    let stopped = tokio::select! {
+        why = wait_for_stop(&reloader) => Ok(why),
+        Some(()) = leave_rx.recv() => Ok(Stop::Leave),
+        Some(e) = fatal_rx.recv() => Err(e),
+    };
+    let leave = match &stopped {
+        Ok(Stop::Interrupt) => !cfg.skip_leave_on_interrupt,
+        Ok(Stop::Terminate) => cfg.leave_on_terminate,
+        Ok(Stop::Leave) => true,
+        Err(_) => false,
+    };
+    tracing::info!(?stopped, leave, "shutting down");
+    if leave {
+        graceful_leave(&server, &gossip).await;
+    }
+    gossip.shutdown().await;
     let _ = stop_tx.send(true);
     // Parked blocking queries answer now, with what they have, instead of being cut off.
     server.begin_shutdown();
@@ -333,13 +421,48 @@ async fn run(
     if let Some(dns) = dns {
         dns.shutdown().await;
     }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, rpc).await;
     server.shutdown().await;
     tracing::info!("shutdown complete");
-    Ok(())
+    stopped.map(|_| ())
+}
+
+/// A graceful leave: a server first takes itself out of the Raft configuration (so the
+/// others' quorum shrinks with it), then the pool is told, so the leader deregisters the node
+/// instead of marking it failed.
+async fn graceful_leave(server: &Arc<Server>, gossip: &lotse_gossip::Gossip) {
+    if let Err(e) = server.leave_raft().await {
+        tracing::warn!(error = %e, "could not leave the Raft configuration");
+    }
+    gossip.leave(Duration::from_secs(5)).await;
+}
+
+/// Maps the configured gossip timing onto the pool's.
+fn gossip_timing(cfg: &AgentConfig) -> lotse_gossip::Timing {
+    let g = &cfg.gossip_lan;
+    lotse_gossip::Timing {
+        probe_interval: g.probe_interval,
+        probe_timeout: g.probe_timeout,
+        suspicion_mult: g.suspicion_mult,
+        gossip_interval: g.gossip_interval,
+        gossip_nodes: g.gossip_nodes as usize,
+        retransmit_mult: g.retransmit_mult,
+        reap_after: cfg.reconnect_timeout,
+        ..lotse_gossip::Timing::default()
+    }
+}
+
+/// Why the agent stops.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Interrupt,
+    Terminate,
+    /// `PUT /v1/agent/leave`.
+    Leave,
 }
 
 /// Returns on SIGINT or SIGTERM; handles SIGHUP (reload, in the background) meanwhile.
-async fn wait_for_stop(reloader: &Arc<Reloader>) {
+async fn wait_for_stop(reloader: &Arc<Reloader>) -> Stop {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -347,12 +470,12 @@ async fn wait_for_stop(reloader: &Arc<Reloader>) {
     ) else {
         tracing::error!("cannot install signal handlers; stopping on ctrl-c only");
         let _ = tokio::signal::ctrl_c().await;
-        return;
+        return Stop::Interrupt;
     };
     loop {
         tokio::select! {
-            _ = int.recv() => return,
-            _ = term.recv() => return,
+            _ = int.recv() => return Stop::Interrupt,
+            _ = term.recv() => return Stop::Terminate,
             _ = hup.recv() => {
                 let reloader = reloader.clone();
                 // The reload logs its own failure.

@@ -7,6 +7,7 @@
 //! no command or an unknown one prints the command list on stderr and exits 127.
 
 mod catalog;
+mod connect;
 mod flags;
 mod http;
 mod info;
@@ -64,6 +65,18 @@ fn entries() -> Vec<Entry> {
             synopsis: catalog::SERVICES_SYNOPSIS,
             run: Some(catalog::run_services),
             help: catalog::help_services,
+        },
+        Entry {
+            name: "connect",
+            synopsis: connect::SYNOPSIS,
+            run: None,
+            help: connect::help,
+        },
+        Entry {
+            name: "connect proxy",
+            synopsis: connect::PROXY_SYNOPSIS,
+            run: Some(connect::run_proxy),
+            help: connect::help_proxy,
         },
         Entry {
             name: "info",

@@ -59,6 +59,16 @@
 //! datacenter are errors. `dns_config { use_cache, cache_max_age, prefer_namespace }` are
 //! accepted and ignored with a warning.
 //!
+//! # Cluster membership
+//!
+//! `encrypt` (`-encrypt`), `encrypt_verify_incoming`/`_outgoing`, `performance { raft_multiplier,
+//! leave_drain_time, rpc_hold_timeout }`, `reconnect_timeout`, `leave_on_terminate`,
+//! `skip_leave_on_interrupt`, `rejoin_after_leave` (`-rejoin`), `retry_max` (`-retry-max`),
+//! `raft_trailing_logs`, `autopilot { }` and `gossip_lan { }` take Consul's keys, defaults and
+//! checks (see `cluster.rs`); `-dev` takes Consul's dev values (`raft_multiplier = 1`, faster
+//! gossip). `gossip_lan` is undocumented in Consul too; tests use it to speed failure
+//! detection up.
+//!
 //! # Lotse extensions and differences
 //!
 //! - `limits.txn_max_ops` (default 128): the most operations one `/v1/txn` request may hold.
@@ -79,6 +89,7 @@
 //! - HCL2 cannot quote attribute names in a block: write `service_ttl = { "*" = "5s" }` with
 //!   `=` (Consul's HCL1 also takes `service_ttl { "*" = "5s" }`).
 
+mod cluster;
 mod dns;
 mod duration;
 mod env;
@@ -95,6 +106,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use cluster::{AutopilotConfig, GossipLanConfig};
 use files::Format;
 use partial::{Cx, Partial};
 
@@ -250,6 +262,33 @@ pub struct AgentConfig {
     /// How often services with long-critical checks are looked for; default 30s. Internal in
     /// Consul; must be positive.
     pub check_reap_interval: Duration,
+    /// `encrypt` / `-encrypt`: the gossip key, decoded (16, 24 or 32 bytes). `None`: gossip
+    /// is not encrypted.
+    pub encrypt: Option<Vec<u8>>,
+    /// Refuse unencrypted incoming gossip when a key is set; default true.
+    pub encrypt_verify_incoming: bool,
+    /// Encrypt outgoing gossip when a key is set; default true.
+    pub encrypt_verify_outgoing: bool,
+    /// `performance.raft_multiplier`: scales Raft's timeouts; 1..=10, default 5 (`-dev`: 1).
+    pub raft_multiplier: u32,
+    /// `performance.leave_drain_time`: how long a leaving server keeps serving RPCs; default 5s.
+    pub leave_drain_time: Duration,
+    /// `performance.rpc_hold_timeout`: how long an RPC waits out a leader election; default 7s.
+    pub rpc_hold_timeout: Duration,
+    /// How long a failed node stays a member before it is reaped; default 72h.
+    pub reconnect_timeout: Duration,
+    /// Leave the cluster on SIGTERM; default true for clients, false for servers.
+    pub leave_on_terminate: bool,
+    /// Do not leave on SIGINT; default true for servers, false for clients.
+    pub skip_leave_on_interrupt: bool,
+    /// `rejoin_after_leave` / `-rejoin`: rejoin at start even after a graceful leave.
+    pub rejoin_after_leave: bool,
+    /// `retry_max` / `-retry-max`: `retry_join` attempts before giving up (exit 1); 0 = forever.
+    pub retry_max: u32,
+    /// Log entries kept after a snapshot; default 10240.
+    pub raft_trailing_logs: u64,
+    pub autopilot: AutopilotConfig,
+    pub gossip_lan: GossipLanConfig,
     /// The files actually read, in order.
     pub config_sources: Vec<String>,
 }
@@ -404,6 +443,7 @@ fn build(
     if parsed.dev {
         merged.server = Some(true);
         merged.bind_addr = Some("127.0.0.1".to_string());
+        cluster::dev_defaults(&mut merged);
     }
     merged.merge(&flag_lists);
 
@@ -587,6 +627,22 @@ fn finalize(
     };
 
     let (dns, dns_addr) = dns::finalize(&p, &datacenter, client_addr, warnings)?;
+    let cluster::Cluster {
+        encrypt,
+        encrypt_verify_incoming,
+        encrypt_verify_outgoing,
+        raft_multiplier,
+        leave_drain_time,
+        rpc_hold_timeout,
+        reconnect_timeout,
+        leave_on_terminate,
+        skip_leave_on_interrupt,
+        rejoin_after_leave,
+        retry_max,
+        raft_trailing_logs,
+        autopilot,
+        gossip_lan,
+    } = cluster::finalize(&p, server, warnings)?;
 
     let ports = Ports {
         http: port_val("ports.http", p.ports.http, 8500)?,
@@ -763,6 +819,20 @@ fn finalize(
         ae_interval,
         check_update_interval: p.check_update_interval.unwrap_or(Duration::from_secs(300)),
         check_reap_interval,
+        encrypt,
+        encrypt_verify_incoming,
+        encrypt_verify_outgoing,
+        raft_multiplier,
+        leave_drain_time,
+        rpc_hold_timeout,
+        reconnect_timeout,
+        leave_on_terminate,
+        skip_leave_on_interrupt,
+        rejoin_after_leave,
+        retry_max,
+        raft_trailing_logs,
+        autopilot,
+        gossip_lan,
         config_sources,
     })
 }

@@ -35,6 +35,9 @@ async fn server() -> Arc<Server> {
         bootstrap: true,
         snapshot_threshold: 10_000,
         session_ttl_min: Duration::from_secs(10),
+        raft_multiplier: 1,
+        rpc_hold_timeout: Duration::from_secs(7),
+        autopilot: Default::default(),
     })
     .await
     .expect("server starts");

@@ -64,6 +64,29 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("ae_interval", Kind::Str),
     ("check_update_interval", Kind::Str),
     ("check_reap_interval", Kind::Str),
+    ("encrypt", Kind::Str),
+    ("encrypt_verify_incoming", Kind::Bool),
+    ("encrypt_verify_outgoing", Kind::Bool),
+    ("performance.raft_multiplier", Kind::Int),
+    ("performance.leave_drain_time", Kind::Str),
+    ("performance.rpc_hold_timeout", Kind::Str),
+    ("reconnect_timeout", Kind::Str),
+    ("leave_on_terminate", Kind::Bool),
+    ("skip_leave_on_interrupt", Kind::Bool),
+    ("rejoin_after_leave", Kind::Bool),
+    ("retry_max", Kind::Int),
+    ("raft_trailing_logs", Kind::Int),
+    ("autopilot.cleanup_dead_servers", Kind::Bool),
+    ("autopilot.last_contact_threshold", Kind::Str),
+    ("autopilot.max_trailing_logs", Kind::Int),
+    ("autopilot.min_quorum", Kind::Int),
+    ("autopilot.server_stabilization_time", Kind::Str),
+    ("gossip_lan.gossip_nodes", Kind::Int),
+    ("gossip_lan.gossip_interval", Kind::Str),
+    ("gossip_lan.probe_interval", Kind::Str),
+    ("gossip_lan.probe_timeout", Kind::Str),
+    ("gossip_lan.suspicion_mult", Kind::Int),
+    ("gossip_lan.retransmit_mult", Kind::Int),
     ("acl.enabled", Kind::Bool),
     ("acl.default_policy", Kind::Str),
     ("acl.down_policy", Kind::Str),
@@ -215,7 +238,7 @@ mod tests {
     fn every_key_decodes() {
         // Guards the table against drifting from the decoder: no key may warn as unknown.
         for (k, kind) in KEYS {
-            let duration = ["ttl", "interval", "stale", "timeout"]
+            let duration = ["ttl", "interval", "stale", "timeout", "_time", "threshold"]
                 .iter()
                 .any(|d| k.contains(d));
             let v = match kind {

@@ -60,6 +60,9 @@ const SPECS: &[Spec] = &[
     spec("retry-join", "retry_join", Kind::List, "ADDR", H_CLUSTER, "Address of an agent to join, retried until it succeeds. Repeatable."),
     spec("retry-interval", "retry_interval", Kind::Str, "DURATION", H_CLUSTER, "Time between join attempts, e.g. 30s. [default: 30s]"),
     spec("join", "start_join", Kind::List, "ADDR", H_CLUSTER, "Address of an agent to join at start (no retries). Repeatable."),
+    spec("retry-max", "retry_max", Kind::Int, "N", H_CLUSTER, "Number of -retry-join attempts before exiting with code 1; 0 retries forever. [default: 0]"),
+    spec("rejoin", "rejoin_after_leave", Kind::Bool, "", H_CLUSTER, "Rejoin the cluster at start even if this agent left it gracefully before."),
+    spec("encrypt", "encrypt", Kind::Str, "KEY", H_CLUSTER, "Gossip encryption key: 16, 24 or 32 bytes, base64-encoded (as from consul keygen)."),
     spec("node-meta", "node_meta", Kind::Map, "KEY:VALUE", H_CLUSTER, "Metadata for this node as key:value. Repeatable."),
     spec("bind", "bind_addr", Kind::Str, "IP", H_NET, "Address to bind cluster communication to. [default: 0.0.0.0; -dev: 127.0.0.1]"),
     spec("client", "client_addr", Kind::Str, "IP", H_NET, "Address to bind client interfaces (HTTP, DNS) to. [default: 127.0.0.1]"),
@@ -81,7 +84,6 @@ const SPECS: &[Spec] = &[
 
 /// Consul agent flags Lotse accepts but does not implement yet: (flag, is boolean).
 const COMPAT: &[(&str, bool)] = &[
-    ("encrypt", false),
     ("ui", true),
     ("ui-dir", false),
     ("ui-content-path", false),
@@ -100,10 +102,8 @@ const COMPAT: &[(&str, bool)] = &[
     ("pid-file", false),
     ("protocol", false),
     ("raft-protocol", false),
-    ("rejoin", true),
     ("retry-interval-wan", false),
     ("retry-join-wan", false),
-    ("retry-max", false),
     ("retry-max-wan", false),
     ("segment", false),
     ("serf-lan-bind", false),
@@ -442,9 +442,9 @@ mod tests {
 
     #[test]
     fn compat_flags_warn() {
-        let r = p(&["-encrypt", "k", "-ui", "-pid-file=/x"]).unwrap();
+        let r = p(&["-ui", "-pid-file=/x", "-syslog"]).unwrap();
         assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);
-        assert!(r.warnings[0].contains("-encrypt is not implemented yet"));
+        assert!(r.warnings[0].contains("-ui is not implemented yet"));
     }
 
     #[test]

@@ -58,6 +58,18 @@ pub struct Partial {
     pub ae_interval: Option<Duration>,
     pub check_update_interval: Option<Duration>,
     pub check_reap_interval: Option<Duration>,
+    pub encrypt: Option<String>,
+    pub encrypt_verify_incoming: Option<bool>,
+    pub encrypt_verify_outgoing: Option<bool>,
+    pub performance: PartialPerformance,
+    pub reconnect_timeout: Option<Duration>,
+    pub leave_on_terminate: Option<bool>,
+    pub skip_leave_on_interrupt: Option<bool>,
+    pub rejoin_after_leave: Option<bool>,
+    pub retry_max: Option<u64>,
+    pub raft_trailing_logs: Option<u64>,
+    pub autopilot: PartialAutopilot,
+    pub gossip_lan: PartialGossipLan,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -110,7 +122,13 @@ impl Partial {
             datacenter, primary_datacenter, bind_addr, client_addr, advertise_addr,
             retry_interval, log_level, log_json, enable_script_checks, enable_local_script_checks,
             domain, alt_domain, session_ttl_min, raft_snapshot_threshold, raft_snapshot_interval,
-            ae_interval, check_update_interval, check_reap_interval);
+            ae_interval, check_update_interval, check_reap_interval, encrypt,
+            encrypt_verify_incoming, encrypt_verify_outgoing, reconnect_timeout,
+            leave_on_terminate, skip_leave_on_interrupt, rejoin_after_leave, retry_max,
+            raft_trailing_logs);
+        self.performance.merge(&later.performance);
+        self.autopilot.merge(&later.autopilot);
+        self.gossip_lan.merge(&later.gossip_lan);
         self.node_meta
             .extend(later.node_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.retry_join.extend(later.retry_join.iter().cloned());
@@ -140,7 +158,9 @@ impl Partial {
     }
 }
 
+mod cluster;
 mod dns;
+pub use cluster::{PartialAutopilot, PartialGossipLan, PartialPerformance};
 pub use dns::{PartialAddresses, PartialDns};
 
 /// Top-level keys Consul has and Lotse does not implement yet.
@@ -155,7 +175,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "auto_config",
     "auto_encrypt",
     "auto_reload_config",
-    "autopilot",
     "cache",
     "ca_file",
     "ca_path",
@@ -179,15 +198,10 @@ const UNIMPLEMENTED: &[&str] = &[
     "enable_central_service_config",
     "enable_debug",
     "enable_syslog",
-    "encrypt",
-    "encrypt_verify_incoming",
-    "encrypt_verify_outgoing",
     "experiments",
-    "gossip_lan",
     "gossip_wan",
     "http_config",
     "key_file",
-    "leave_on_terminate",
     "license_path",
     "locality",
     "log_file",
@@ -198,7 +212,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "non_voting_server",
     "partition",
     "peering",
-    "performance",
     "pid_file",
     "primary_gateways",
     "primary_gateways_interval",
@@ -206,15 +219,11 @@ const UNIMPLEMENTED: &[&str] = &[
     "raft_boltdb",
     "raft_logstore",
     "raft_protocol",
-    "raft_trailing_logs",
     "read_replica",
-    "reconnect_timeout",
     "reconnect_timeout_wan",
-    "rejoin_after_leave",
     "reporting",
     "retry_interval_wan",
     "retry_join_wan",
-    "retry_max",
     "retry_max_wan",
     "rpc",
     "segment",
@@ -225,7 +234,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "serf_wan_allowed_cidrs",
     "server_name",
     "server_rejoin_age_max",
-    "skip_leave_on_interrupt",
     "snapshot_agent",
     "start_join_wan",
     "syslog_facility",
@@ -493,6 +501,19 @@ fn decode_top(p: &mut Partial, k: &str, v: &Value, cx: &mut Cx) -> Result<(), Co
         "check_update_interval" => p.check_update_interval = Some(cx.duration(k, v)?),
         // Internal in Consul (not documented), accepted all the same.
         "check_reap_interval" => p.check_reap_interval = Some(cx.duration(k, v)?),
+        "encrypt" => p.encrypt = Some(cx.string(k, v)?),
+        "encrypt_verify_incoming" => p.encrypt_verify_incoming = Some(cx.bool(k, v)?),
+        "encrypt_verify_outgoing" => p.encrypt_verify_outgoing = Some(cx.bool(k, v)?),
+        "performance" => cluster::decode_performance(&mut p.performance, v, cx)?,
+        "reconnect_timeout" => p.reconnect_timeout = Some(cx.duration(k, v)?),
+        "leave_on_terminate" => p.leave_on_terminate = Some(cx.bool(k, v)?),
+        "skip_leave_on_interrupt" => p.skip_leave_on_interrupt = Some(cx.bool(k, v)?),
+        "rejoin_after_leave" => p.rejoin_after_leave = Some(cx.bool(k, v)?),
+        "retry_max" => p.retry_max = Some(cx.uint(k, v)?),
+        "raft_trailing_logs" => p.raft_trailing_logs = Some(cx.uint(k, v)?),
+        "autopilot" => cluster::decode_autopilot(&mut p.autopilot, v, cx)?,
+        // Consul's (undocumented) memberlist tuning; tests use it to speed gossip up.
+        "gossip_lan" => cluster::decode_gossip_lan(&mut p.gossip_lan, v, cx)?,
         // Deprecated ACL keys of Consul's legacy ACL system, mapped to their replacements.
         "acl_datacenter" => {
             cx.deprecated(k, "primary_datacenter");

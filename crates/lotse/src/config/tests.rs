@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod cluster;
 mod definitions;
 mod dns;
 
@@ -340,8 +341,8 @@ fn unknown_and_unimplemented_keys_warn_with_file() {
     std::fs::write(
         &h,
         "nonsense_key = 1\nui_config {\n  enabled = true\n}\nconnect {\n  enabled = true\n}\n\
-         autopilot {\n  cleanup_dead_servers = true\n}\nservices = []\nchecks = []\n\
-         recursors = [\"8.8.8.8\"]\ndns_config {\n  allow_stale = true\n}\ntls {\n}\nencrypt = \"k\"\n",
+         telemetry {\n  disable_hostname = true\n}\nservices = []\nchecks = []\n\
+         recursors = [\"8.8.8.8\"]\ndns_config {\n  allow_stale = true\n}\ntls {\n}\npid_file = \"k\"\n",
     )
     .unwrap();
     let l = ok(&["-dev", "-config-file", h.to_str().unwrap()]);
@@ -363,7 +364,7 @@ fn unknown_and_unimplemented_keys_warn_with_file() {
         l.warnings
     );
     assert_eq!(l.config.dns.recursors, ["8.8.8.8:53".parse().unwrap()]);
-    for k in ["ui_config", "connect", "autopilot", "tls", "encrypt"] {
+    for k in ["ui_config", "connect", "telemetry", "tls", "pid_file"] {
         assert!(
             l.warnings
                 .iter()

@@ -1,0 +1,115 @@
+//! HTTP API requests forwarded over server RPC (`Forward.Http`): a client agent, or a server
+//! that must send a request to the leader, hands the whole request over and this agent's
+//! router answers it as if it had arrived on its own HTTP port.
+//!
+//! A forwarded request carries [`FORWARDED_HEADER`], so the receiving side serves it itself
+//! and never forwards it again (no loops between two servers that disagree on the leader).
+
+use axum::body::Body;
+use axum::Router;
+use lotse_server::link_types::{HttpReply, HttpRequest};
+use lotse_server::HttpHandler;
+
+use crate::State;
+
+/// Marks a request that was forwarded once already.
+pub const FORWARDED_HEADER: &str = "x-lotse-forwarded";
+
+/// The most a forwarded answer may carry (a large catalog listing still fits).
+const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// Answers forwarded requests with this agent's router.
+pub fn handler(state: State) -> HttpHandler {
+    let app = crate::router(state);
+    std::sync::Arc::new(move |req: HttpRequest| {
+        let app = app.clone();
+        Box::pin(answer(app, req))
+    })
+}
+
+fn plain(status: u16, text: String) -> HttpReply {
+    HttpReply {
+        status,
+        headers: vec![(
+            "content-type".into(),
+            b"text/plain; charset=utf-8".to_vec(),
+        )],
+        body: text.into_bytes(),
+    }
+}
+
+async fn answer(mut app: Router, req: HttpRequest) -> HttpReply {
+    let mut builder = axum::http::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.path_and_query.as_str());
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_slice());
+    }
+    builder = builder.header(FORWARDED_HEADER, "1");
+    let request = match builder.body(Body::from(req.body)) {
+        Ok(r) => r,
+        Err(e) => return plain(400, format!("malformed forwarded request: {e}")),
+    };
+    let response = match tower_service::Service::call(&mut app, request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_REPLY_BYTES).await {
+        Ok(b) => b.to_vec(),
+        Err(e) => return plain(500, format!("cannot read the forwarded answer: {e}")),
+    };
+    HttpReply {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        body,
+    }
+}
+
+/// Sends a request this server cannot answer itself (a leader-only operation on a follower)
+/// to the leader over server RPC and returns the leader's answer as it is. A request that was
+/// forwarded once already is never sent on (the caller answers "not the leader" instead).
+pub async fn to_leader(
+    state: &State,
+    parts: &axum::http::request::Parts,
+    body: Vec<u8>,
+) -> Result<axum::response::Response, crate::reply::ApiError> {
+    use crate::reply::ApiError;
+    use axum::http::StatusCode;
+    if parts.headers.contains_key(FORWARDED_HEADER) {
+        return Err(lotse_server::ServerError::NotLeader.into());
+    }
+    let Some(leader) = state.server.leader_addr() else {
+        return Err(lotse_server::ServerError::NoLeader.into());
+    };
+    let request = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        body,
+    };
+    let reply = state
+        .server
+        .forward_http(&leader, request)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut response = axum::response::Response::builder()
+        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (name, value) in &reply.headers {
+        response = response.header(name.as_str(), value.as_slice());
+    }
+    response
+        .body(Body::from(reply.body))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}

@@ -1,0 +1,103 @@
+//! The L7 (HTTP) listener: hyper-util's auto server (HTTP/1.1 and h2c) in front of a stack of
+//! tower layers, outermost first:
+//!
+//! ```text
+//!   Shed (listener concurrency → 503) → RateLimit (route + client buckets → 429) → Forward
+//! ```
+//!
+//! [`forward::Forward`] does the rest (breakers, balancing, retries, timeouts, outlier reports,
+//! access log). Each layer that admits a request keeps its permit inside the response body
+//! ([`body::Guarded`]), so "in flight" lasts until the body has been sent, not only until the
+//! headers. Malformed requests are answered 400 by hyper's parser and logged here.
+
+pub mod body;
+pub mod forward;
+pub mod layers;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::upstream::Upstream;
+
+pub use body::{local, ProxyBody};
+pub use forward::{Forward, HttpClient};
+
+/// The downstream peer's address, put in every request's extensions by the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Counts a downstream connection as active while alive.
+pub(crate) struct ActiveConnection(pub Arc<Upstream>);
+
+impl ActiveConnection {
+    pub fn new(up: &Arc<Upstream>) -> Self {
+        up.metrics.active_connections.fetch_add(1, Relaxed);
+        up.metrics.connections.fetch_add(1, Relaxed);
+        ActiveConnection(up.clone())
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.metrics.active_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Accepts connections until `shutdown` turns true; each is served on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    up: Arc<Upstream>,
+    client: HttpClient,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let stack = layers::ShedLayer::new(up.clone())
+        .layer(layers::RateLimitLayer::new(up.clone()).layer(Forward::new(up.clone(), client)));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off a little instead of spinning.
+                    tracing::warn!(upstream = %up.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let stack = stack.clone();
+        let up = up.clone();
+        tokio::spawn(async move {
+            let _active = ActiveConnection::new(&up);
+            let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                let mut s = stack.clone();
+                async move { Ok::<_, Infallible>(s.call(req).await.unwrap_or_else(|e| match e {})) }
+            });
+            let conn = auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await {
+                let parse = e
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(|h| h.is_parse() || h.is_parse_too_large());
+                if parse {
+                    tracing::info!(upstream = %up.name, client = %peer, error = %e, "malformed request");
+                    up.metrics.response(400);
+                } else {
+                    tracing::debug!(upstream = %up.name, client = %peer, error = %e, "connection ended");
+                }
+            }
+        });
+    }
+}

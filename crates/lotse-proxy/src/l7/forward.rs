@@ -1,0 +1,346 @@
+//! The innermost L7 service: from an admitted request to an upstream's response.
+//!
+//! 1. Circuit breaker on concurrent requests (overflow → 503 at once).
+//! 2. The request body is buffered (up to `max_request_body_bytes`, else 413) so it can be
+//!    sent again on a retry.
+//! 3. Up to `1 + num_retries` attempts, each on an endpoint not yet tried: a connect failure, a
+//!    per-try timeout or a status in `retry_on_status_codes` retries if the retry budget allows.
+//!    Every attempt's outcome feeds outlier detection. `request_timeout_ms` bounds the whole.
+//! 4. The response streams back; the endpoint's in-flight count and the breaker's permit are
+//!    held by its body. One JSON access-log line per request (target `lotse_proxy::access`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use tower_service::Service;
+
+use super::body::{guard, local, ProxyBody};
+use super::layers::BoxFuture;
+use super::ClientAddr;
+use crate::balance::ring::request_hash;
+use crate::connector::{ConnectError, HyperConnector};
+use crate::outlier::Outcome;
+use crate::trace::TraceContext;
+use crate::upstream::Upstream;
+
+pub type HttpClient = Client<HyperConnector, Full<Bytes>>;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+#[derive(Clone)]
+pub struct Forward {
+    up: Arc<Upstream>,
+    client: HttpClient,
+}
+
+impl Forward {
+    pub fn new(up: Arc<Upstream>, client: HttpClient) -> Self {
+        Forward { up, client }
+    }
+}
+
+impl Service<Request<Incoming>> for Forward {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<ProxyBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let up = self.up.clone();
+        let client = self.client.clone();
+        Box::pin(async move { Ok(handle(up, client, req).await) })
+    }
+}
+
+/// What the attempts came to: the response and, for the log, the last endpoint and the count.
+struct Done {
+    resp: Response<ProxyBody>,
+    endpoint: Option<SocketAddr>,
+    attempts: u32,
+}
+
+async fn handle(
+    up: Arc<Upstream>,
+    client: HttpClient,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let incoming_trace = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let trace = TraceContext::continue_or_start(incoming_trace, &mut rand::thread_rng());
+
+    let done = match tokio::time::timeout(
+        up.cfg.request_timeout,
+        attempts(&up, &client, req, peer, &trace),
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(_) => {
+            up.metrics.timeouts.fetch_add(1, Relaxed);
+            Done {
+                resp: local(StatusCode::GATEWAY_TIMEOUT, "request-timeout"),
+                endpoint: None,
+                attempts: 0,
+            }
+        }
+    };
+    let status = done.resp.status().as_u16();
+    let elapsed = start.elapsed();
+    up.metrics.response(status);
+    up.metrics.latency.observe(elapsed);
+    tracing::info!(
+        target: "lotse_proxy::access",
+        upstream = %up.name,
+        client = %peer.map(|p| p.to_string()).unwrap_or_default(),
+        method = %method,
+        path = %path,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        endpoint = %done.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+        attempts = done.attempts,
+        trace_id = %trace.trace_id,
+        "access"
+    );
+    let mut resp = done.resp;
+    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+        resp.headers_mut().insert("traceparent", v);
+    }
+    resp
+}
+
+async fn attempts(
+    up: &Arc<Upstream>,
+    client: &HttpClient,
+    req: Request<Incoming>,
+    peer: Option<SocketAddr>,
+    trace: &TraceContext,
+) -> Done {
+    let local_done = |resp| Done {
+        resp,
+        endpoint: None,
+        attempts: 0,
+    };
+    let Some(permit) = up.concurrency.try_enter() else {
+        up.metrics.overflow.fetch_add(1, Relaxed);
+        return local_done(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
+    };
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, up.cfg.max_request_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return local_done(local(StatusCode::PAYLOAD_TOO_LARGE, "request-too-large"));
+        }
+        Err(_) => return local_done(local(StatusCode::BAD_REQUEST, "bad-request-body")),
+    };
+    let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
+    let h2 = up.protocol() != crate::Protocol::Http;
+    up.record_request();
+
+    let retries = &up.cfg.retries;
+    let max_attempts = 1 + retries.num_retries;
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt >= max_attempts;
+        let Some(ep) = up.pick(hash, &tried) else {
+            return local_done(local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-healthy-upstream",
+            ));
+        };
+        tried.push(ep.addr);
+        let Some(upstream_req) = build(&parts, body.clone(), ep.addr, peer, trace, h2) else {
+            return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
+        };
+        let in_flight = up.begin(ep.addr);
+        let sent = client.request(upstream_req);
+        let result = match retries.per_try_timeout {
+            Some(t) => match tokio::time::timeout(t, sent).await {
+                Ok(r) => r.map_err(Some),
+                Err(_) => Err(None),
+            },
+            None => sent.await.map_err(Some),
+        };
+        let fail = |resp| Done {
+            resp,
+            endpoint: Some(ep.addr),
+            attempts: attempt,
+        };
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                let outcome = if status.is_server_error() {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                up.report(ep.addr, outcome);
+                if !last
+                    && retries.retry_on_status_codes.contains(&status.as_u16())
+                    && up.try_retry()
+                {
+                    continue;
+                }
+                let (mut head, body) = resp.into_parts();
+                strip_hop_by_hop(&mut head.headers);
+                let body = body
+                    .map_err(|e| Box::new(e) as super::body::BoxError)
+                    .boxed_unsync();
+                return Done {
+                    resp: guard(Response::from_parts(head, body), (in_flight, permit)),
+                    endpoint: Some(ep.addr),
+                    attempts: attempt,
+                };
+            }
+            // The per-try timeout fired.
+            Err(None) => {
+                up.metrics.timeouts.fetch_add(1, Relaxed);
+                up.report(ep.addr, Outcome::Failure);
+                if !last && up.try_retry() {
+                    continue;
+                }
+                return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
+            }
+            Err(Some(e)) => match ConnectError::find(&e) {
+                Some(ConnectError::Overflow) => {
+                    up.metrics.overflow.fetch_add(1, Relaxed);
+                    return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
+                }
+                found if found.is_some() || e.is_connect() => {
+                    up.metrics.connect_failures.fetch_add(1, Relaxed);
+                    up.report(ep.addr, Outcome::Failure);
+                    tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
+                    if !last && retries.retry_on_connect_failure && up.try_retry() {
+                        continue;
+                    }
+                    return fail(local(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream-connect-error",
+                    ));
+                }
+                _ => {
+                    // Reset or closed after the request went out: it may have been processed,
+                    // so no retry (the request might not be idempotent).
+                    up.report(ep.addr, Outcome::Failure);
+                    tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
+                    return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
+                }
+            },
+        }
+    }
+}
+
+/// The request as sent to `addr`: same method, path, headers (less hop-by-hop ones) and body,
+/// plus `x-forwarded-for` and the proxy's `traceparent`.
+fn build(
+    parts: &http::request::Parts,
+    body: Bytes,
+    addr: SocketAddr,
+    peer: Option<SocketAddr>,
+    trace: &TraceContext,
+    h2: bool,
+) -> Option<Request<Full<Bytes>>> {
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = format!("http://{addr}{pq}").parse().ok()?;
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let headers = req.headers_mut();
+    *headers = parts.headers.clone();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(http::header::HOST, v);
+        }
+    }
+    if let Some(ip) = peer.map(|p| p.ip().to_string()) {
+        let xff = HeaderName::from_static("x-forwarded-for");
+        let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(xff, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+        headers.insert("traceparent", v);
+    }
+    Some(req)
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named by `Connection` are hop-by-hop too.
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    // gRPC needs `te: trailers` end to end; any other `te` is hop-by-hop.
+    let te_trailers = headers
+        .get(http::header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+    headers.remove(http::header::TRANSFER_ENCODING);
+}

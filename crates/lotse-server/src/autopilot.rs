@@ -1,0 +1,219 @@
+//! Forming the cluster and keeping its Raft configuration in line with gossip: bootstrap
+//! after `bootstrap_expect` servers are seen, new servers added as learners and promoted once
+//! caught up and stable, servers that left removed, dead ones cleaned up (never below quorum).
+//!
+//! Consul's autopilot rules, simplified where noted:
+//! * a learner becomes a voter once it has been alive for `server_stabilization_time` and its
+//!   log trails the leader's by at most `max_trailing_logs` entries;
+//! * a failed voter is removed only while the servers still alive keep a quorum of the voters
+//!   after the removal, and never below `min_quorum` voters.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use lotse_consensus::openraft::BasicNode;
+use lotse_consensus::NodeId;
+
+use crate::members::{MemberInfo, MemberState};
+use crate::{raft_id, Server, ServerError};
+
+/// Consul's autopilot settings (`autopilot { ... }` and `/v1/operator/autopilot/configuration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutopilotConfig {
+    pub cleanup_dead_servers: bool,
+    pub last_contact_threshold: Duration,
+    pub max_trailing_logs: u64,
+    pub min_quorum: u32,
+    pub server_stabilization_time: Duration,
+}
+
+impl Default for AutopilotConfig {
+    fn default() -> Self {
+        AutopilotConfig {
+            cleanup_dead_servers: true,
+            last_contact_threshold: Duration::from_millis(200),
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The leader's memory between ticks: when each learner was first seen caught up.
+#[derive(Default)]
+pub(crate) struct AutopilotState {
+    stable_since: HashMap<NodeId, Instant>,
+}
+
+/// The Raft ID and address of a server member.
+fn server_of(m: &MemberInfo) -> Option<(NodeId, String)> {
+    Some((raft_id(&m.node_id), m.rpc_addr()?))
+}
+
+impl Server {
+    /// Whether this server has a Raft configuration (bootstrapped, or joined one).
+    pub async fn raft_initialized(&self) -> bool {
+        self.consensus.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// Bootstraps the cluster once `expect` servers of this datacenter are alive in the pool
+    /// and none of them is part of a cluster yet. Every one of them does the same with the
+    /// same set, which openraft accepts: one cluster, never two. Returns whether it did.
+    ///
+    /// `others_have_peers` is asked about the other servers (over RPC) just before.
+    pub async fn bootstrap_expect(
+        &self,
+        expect: u32,
+        members: &[MemberInfo],
+        others_have_peers: impl std::future::Future<Output = bool>,
+    ) -> Result<bool, ServerError> {
+        if self.raft_initialized().await {
+            return Ok(false);
+        }
+        let servers: BTreeMap<NodeId, String> = members
+            .iter()
+            .filter(|m| m.state == MemberState::Alive && m.datacenter == self.config.datacenter)
+            .filter_map(server_of)
+            .collect();
+        if servers.len() < expect as usize {
+            return Ok(false);
+        }
+        if others_have_peers.await {
+            tracing::info!("a server found already has Raft peers: joining instead of bootstrapping");
+            return Ok(false);
+        }
+        let nodes: BTreeMap<NodeId, BasicNode> = servers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .collect();
+        tracing::info!(servers = ?servers.values().collect::<Vec<_>>(), "found expected servers: bootstrapping the cluster");
+        match self.consensus.raft.initialize(nodes).await {
+            Ok(()) => Ok(true),
+            // Someone else's configuration arrived first: that is the cluster.
+            Err(e) => {
+                tracing::debug!(error = %e, "bootstrap not needed");
+                Ok(false)
+            }
+        }
+    }
+
+    /// The leader's membership duties for one tick: add servers the pool knows, promote
+    /// stable learners, remove servers that left and (autopilot) dead ones.
+    pub(crate) async fn reconcile_raft(&self, state: &mut AutopilotState) -> Result<(), ServerError> {
+        let members = self.members();
+        let cfg = self.autopilot_config();
+        let (voters, learners, replication, last_index) = {
+            let m = self.consensus.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+            let replication: BTreeMap<NodeId, u64> = m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|(id, l)| (*id, l.map_or(0, |l| l.index)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (voters, learners, replication, m.last_log_index.unwrap_or(0))
+        };
+        // Joining: alive servers the configuration does not have yet start as learners.
+        for m in members.iter().filter(|m| {
+            m.state == MemberState::Alive && m.datacenter == self.config.datacenter
+        }) {
+            let Some((id, addr)) = server_of(m) else { continue };
+            if voters.contains(&id) || learners.contains(&id) {
+                continue;
+            }
+            tracing::info!(server = %m.name, %addr, "adding server as a Raft learner");
+            self.consensus
+                .raft
+                .add_learner(id, BasicNode::new(addr), false)
+                .await
+                .map_err(|e| ServerError::Raft(e.to_string()))?;
+        }
+        // Promotion: a learner alive, caught up and stable for long enough.
+        let alive: BTreeSet<NodeId> = members
+            .iter()
+            .filter(|m| m.state == MemberState::Alive)
+            .filter_map(|m| server_of(m).map(|(id, _)| id))
+            .collect();
+        state.stable_since.retain(|id, _| learners.contains(id));
+        let mut promote = BTreeSet::new();
+        for id in &learners {
+            let matched = replication.get(id).copied().unwrap_or(0);
+            let caught_up = last_index.saturating_sub(matched) <= cfg.max_trailing_logs;
+            if !(alive.contains(id) && caught_up) {
+                state.stable_since.remove(id);
+                continue;
+            }
+            let since = *state.stable_since.entry(*id).or_insert_with(Instant::now);
+            if since.elapsed() >= cfg.server_stabilization_time {
+                promote.insert(*id);
+            }
+        }
+        // Leaving: servers that left (or that the pool no longer knows as servers) go.
+        let left: BTreeSet<NodeId> = members
+            .iter()
+            .filter(|m| m.state == MemberState::Left)
+            .filter_map(|m| server_of(m).map(|(id, _)| id))
+            .filter(|id| *id != self.consensus.node_id)
+            .collect();
+        // Autopilot: dead voters go too, while the live ones keep a quorum.
+        let failed: BTreeSet<NodeId> = members
+            .iter()
+            .filter(|m| m.state == MemberState::Failed)
+            .filter_map(|m| server_of(m).map(|(id, _)| id))
+            .filter(|id| voters.contains(id) && *id != self.consensus.node_id)
+            .collect();
+        let mut remove: BTreeSet<NodeId> = left.intersection(&voters).copied().collect();
+        if cfg.cleanup_dead_servers && !failed.is_empty() {
+            let remaining = voters.len() - remove.len() - failed.len();
+            let live_voters = voters
+                .iter()
+                .filter(|v| alive.contains(v) || **v == self.consensus.node_id)
+                .count();
+            let quorum_after = remaining / 2 + 1;
+            if live_voters >= quorum_after && remaining >= cfg.min_quorum as usize && remaining > 0 {
+                remove.extend(failed.iter().copied());
+            } else {
+                tracing::warn!(failed = failed.len(), voters = voters.len(), "autopilot: not removing failed servers (it would break quorum)");
+            }
+        }
+        let stale_learners: Vec<NodeId> = learners.intersection(&left).copied().collect();
+        if !promote.is_empty() || !remove.is_empty() {
+            let mut next: BTreeSet<NodeId> = voters.clone();
+            next.extend(promote.iter().copied());
+            next.retain(|v| !remove.contains(v));
+            tracing::info!(?promote, ?remove, "changing the Raft voters");
+            self.consensus
+                .change_membership(next)
+                .await
+                .map_err(|e| ServerError::Raft(e.to_string()))?;
+        }
+        for id in stale_learners {
+            self.consensus
+                .remove_server(id)
+                .await
+                .map_err(|e| ServerError::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The autopilot settings in force.
+    pub fn autopilot_config(&self) -> AutopilotConfig {
+        self.autopilot
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the autopilot settings (this server only; see the design notes).
+    pub fn set_autopilot_config(&self, cfg: AutopilotConfig) {
+        if let Ok(mut c) = self.autopilot.lock() {
+            *c = cfg;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Where a request is served: here, or on the leader over server RPC.
+//!
+//! ```text
+//!  write(cmd) ─► leader here (lease fresh)? ─► batcher ─► Raft
+//!            └─► a leader known elsewhere? ─► Forward.Apply on it (once sent, never re-sent)
+//!            └─► none: wait for one, up to rpc_hold_timeout, then "No cluster leader"
+//!  default / consistent read on a follower ─► Forward.ReadIndex on the leader ─► wait until
+//!            this replica applied that index ─► serve from the local store
+//! ```
+//!
+//! Reads are served locally after a read index instead of being forwarded whole, so a blocking
+//! query parks on the server the client talks to and costs the leader one small RPC per wake.
+//!
+//! A forwarded write is retried only when it certainly was not applied: the connection was
+//! refused, or the remote answered that it is not the leader. A write that timed out after it
+//! was sent is reported as an error and never re-sent (it may still commit, as in Consul).
+
+use std::time::Duration;
+
+use lotse_core::{Command, Outcome};
+use tokio::time::Instant;
+
+use crate::link::{self, LinkError};
+use crate::{Consistency, Server, ServerError};
+
+/// How often a request waiting for a leader looks again.
+const LEADER_POLL: Duration = Duration::from_millis(25);
+
+/// Where a request goes right now.
+enum Route {
+    /// This server leads and its lease is fresh.
+    Local,
+    /// The leader's server RPC address.
+    Leader(String),
+    /// No usable leader yet.
+    Unknown,
+}
+
+impl Server {
+    fn route(&self) -> Route {
+        if self.is_leader() {
+            if self.lease_fresh() {
+                Route::Local
+            } else {
+                Route::Unknown
+            }
+        } else {
+            match self.leader_addr() {
+                Some(addr) => Route::Leader(addr),
+                None => Route::Unknown,
+            }
+        }
+    }
+
+    /// Appends `cmd` to the log (on the leader, batched with whatever else is being written)
+    /// and waits until it is applied. Returns the log index and the outcome; a `Rejected`
+    /// outcome is an error.
+    pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
+        let deadline = Instant::now() + self.hold_timeout;
+        let mut encoded: Option<Vec<u8>> = None;
+        loop {
+            match self.route() {
+                Route::Local => return self.write_local(cmd).await,
+                Route::Leader(addr) => {
+                    let payload = match &encoded {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = link::encode_command(&cmd)?;
+                            encoded = Some(p.clone());
+                            p
+                        }
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match link::apply(&self.consensus.peers, &addr, payload, left).await {
+                        Ok(answer) => return answer,
+                        Err(LinkError::NotSent(why)) => {
+                            tracing::debug!(leader = %addr, %why, "write not forwarded; retrying");
+                        }
+                        Err(LinkError::Failed(why)) => return Err(ServerError::Raft(why)),
+                    }
+                }
+                Route::Unknown => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ServerError::NoLeader);
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+
+    /// Proposes `cmd` through this node's batcher (the caller knows it leads).
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.proposals
+            .send(crate::batcher::Proposal { cmd, reply })
+            .map_err(|_| ServerError::ShuttingDown)?;
+        match tokio::time::timeout(self.hold_timeout, answer).await {
+            Ok(r) => r.map_err(|_| ServerError::ShuttingDown)?,
+            // Hashicorp raft's text for an apply that did not commit in time.
+            Err(_) => Err(ServerError::Raft("timed out enqueuing operation".into())),
+        }
+    }
+
+    /// A follower's `default`/`consistent` read: the leader names an index that covers every
+    /// acknowledged write, and this replica waits until it has applied it.
+    pub(crate) async fn follower_read_index(&self, mode: Consistency) -> Result<(), ServerError> {
+        let deadline = Instant::now() + self.hold_timeout;
+        loop {
+            if self.is_leader() {
+                return self.check_consistency_as_leader(mode).await;
+            }
+            if let Some(addr) = self.leader_addr() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let consistent = mode == Consistency::Consistent;
+                match link::read_index(&self.consensus.peers, &addr, consistent, left).await {
+                    Ok(Ok(index)) => return self.wait_applied(index, deadline).await,
+                    Ok(Err(ServerError::NotLeader)) | Ok(Err(ServerError::NoLeader)) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(LinkError::NotSent(why)) => {
+                        tracing::debug!(leader = %addr, %why, "read index not asked; retrying");
+                    }
+                    Err(LinkError::Failed(why)) => return Err(ServerError::Raft(why)),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ServerError::NoLeader);
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ServerError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.consensus
+            .raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|_| ServerError::Raft(format!("this server did not apply index {index} in time")))
+    }
+
+    /// The leader's half of a forwarded read: confirm as `mode` asks, then name the index
+    /// every acknowledged write is at or below.
+    pub async fn read_index(&self, mode: Consistency) -> Result<u64, ServerError> {
+        if !self.is_leader() {
+            return Err(self.not_leader_error());
+        }
+        self.check_consistency_as_leader(mode).await?;
+        Ok(self.applied_index())
+    }
+
+    /// "Not the leader" when another is known, else "No cluster leader".
+    pub(crate) fn not_leader_error(&self) -> ServerError {
+        if self.leader_addr().is_some() {
+            ServerError::NotLeader
+        } else {
+            ServerError::NoLeader
+        }
+    }
+}
+
+impl Server {
+    /// Hands a whole HTTP API request to the server at `addr` (the leader, for operations
+    /// only it can do) and returns its answer. Never re-sent once it may have arrived.
+    pub async fn forward_http(
+        &self,
+        addr: &str,
+        request: lotse_consensus::rpc::HttpRequest,
+    ) -> Result<lotse_consensus::rpc::HttpReply, ServerError> {
+        let client = self
+            .consensus
+            .peers
+            .forward_client(addr)
+            .map_err(|e| ServerError::Raft(e.to_string()))?;
+        client
+            .http(request, self.hold_timeout + crate::query::MAX_WAIT)
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))
+    }
+}

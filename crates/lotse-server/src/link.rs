@@ -1,0 +1,166 @@
+//! The facade's side of server RPC: calling the leader ([`apply`], [`read_index`]) and
+//! answering such calls as the leader ([`FacadeForward`]).
+//!
+//! Wire conventions between two facades:
+//! * `Apply` carries a `Command` in the consensus codec; its reply is the codec encoding of
+//!   `Result<(index, Outcome), ServerError>` from the leader's write.
+//! * A leader that refuses a call before doing anything ("not the leader") answers
+//!   `FailedPrecondition`; "No cluster leader" is `Aborted`. Only these, and a connection
+//!   that was never made, tell the caller the call certainly had no effect.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Weak;
+use std::time::Duration;
+
+use lotse_consensus::codec;
+use lotse_consensus::rpc::{ForwardHandler, HttpReply, HttpRequest, Peers, RpcError};
+use lotse_core::{Command, Outcome};
+use tonic::{Code, Status};
+
+use crate::{Consistency, Server, ServerError};
+
+/// Why a call to the leader did not give an answer.
+#[derive(Debug)]
+pub(crate) enum LinkError {
+    /// It certainly had no effect there: safe to try again (maybe elsewhere).
+    NotSent(String),
+    /// It may or may not have had an effect: report, never re-send.
+    Failed(String),
+}
+
+/// The answer a forwarded write gets.
+type WriteAnswer = Result<(u64, Outcome), ServerError>;
+
+pub(crate) fn encode_command(cmd: &Command) -> Result<Vec<u8>, ServerError> {
+    Ok(codec::encode(cmd))
+}
+
+pub(crate) fn decode_command(bytes: &[u8]) -> Result<Command, ServerError> {
+    codec::decode(bytes).map_err(|e| ServerError::Raft(format!("cannot decode a forwarded command: {e}")))
+}
+
+/// Whether a failed call certainly never reached the peer's handler.
+fn never_delivered(e: &RpcError) -> bool {
+    match e {
+        RpcError::BadAddress { .. } => true,
+        // tonic reports a refused or failed connect as "transport error" with the connector's
+        // text; a connection that broke after the request went out is not retried.
+        RpcError::Unreachable { reason, .. } => {
+            let r = reason.to_ascii_lowercase();
+            r.contains("connect") || r.contains("refused")
+        }
+        RpcError::Status { status, .. } => {
+            matches!(status.code(), Code::FailedPrecondition | Code::Aborted)
+        }
+        _ => false,
+    }
+}
+
+fn link_error(e: RpcError) -> LinkError {
+    if never_delivered(&e) {
+        LinkError::NotSent(e.to_string())
+    } else {
+        LinkError::Failed(e.to_string())
+    }
+}
+
+/// Sends an encoded command to the leader at `addr`.
+pub(crate) async fn apply(
+    peers: &Peers,
+    addr: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<WriteAnswer, LinkError> {
+    let client = peers.forward_client(addr).map_err(link_error)?;
+    let bytes = client.apply(payload, timeout).await.map_err(link_error)?;
+    codec::decode::<WriteAnswer>(&bytes)
+        .map_err(|e| LinkError::Failed(format!("cannot decode the leader's answer: {e}")))
+}
+
+/// Asks the leader at `addr` for a read index.
+pub(crate) async fn read_index(
+    peers: &Peers,
+    addr: &str,
+    consistent: bool,
+    timeout: Duration,
+) -> Result<Result<u64, ServerError>, LinkError> {
+    let client = peers.forward_client(addr).map_err(link_error)?;
+    match client.read_index(consistent, timeout).await {
+        Ok(index) => Ok(Ok(index)),
+        Err(RpcError::Status { status, .. }) => Ok(Err(from_status(&status))),
+        Err(e) => Err(link_error(e)),
+    }
+}
+
+fn to_status(e: &ServerError) -> Status {
+    match e {
+        ServerError::NotLeader => Status::failed_precondition(e.to_string()),
+        ServerError::NoLeader => Status::aborted(e.to_string()),
+        ServerError::PermissionDenied => Status::permission_denied(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn from_status(s: &Status) -> ServerError {
+    match s.code() {
+        Code::FailedPrecondition => ServerError::NotLeader,
+        Code::Aborted => ServerError::NoLeader,
+        Code::PermissionDenied => ServerError::PermissionDenied,
+        _ => ServerError::Raft(s.message().to_string()),
+    }
+}
+
+/// Answers forwarded HTTP requests (the API router, supplied by the agent).
+pub type HttpHandler = std::sync::Arc<
+    dyn Fn(HttpRequest) -> Pin<Box<dyn Future<Output = HttpReply> + Send>> + Send + Sync,
+>;
+
+/// What this server answers on the `Forward` service: writes and read indexes as the leader,
+/// and HTTP requests through the agent's router.
+pub struct FacadeForward {
+    server: Weak<Server>,
+    http: Option<HttpHandler>,
+}
+
+impl FacadeForward {
+    pub fn new(server: Weak<Server>, http: Option<HttpHandler>) -> FacadeForward {
+        FacadeForward { server, http }
+    }
+
+    fn server(&self) -> Result<std::sync::Arc<Server>, Status> {
+        self.server
+            .upgrade()
+            .ok_or_else(|| to_status(&ServerError::ShuttingDown))
+    }
+}
+
+#[tonic::async_trait]
+impl ForwardHandler for FacadeForward {
+    async fn apply(&self, command: Vec<u8>) -> Result<Vec<u8>, Status> {
+        let server = self.server()?;
+        let cmd = decode_command(&command).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !server.is_leader() {
+            return Err(to_status(&server.not_leader_error()));
+        }
+        let answer: WriteAnswer = server.write_local(cmd).await;
+        Ok(codec::encode(&answer))
+    }
+
+    async fn read_index(&self, consistent: bool) -> Result<u64, Status> {
+        let server = self.server()?;
+        let mode = if consistent {
+            Consistency::Consistent
+        } else {
+            Consistency::Default
+        };
+        server.read_index(mode).await.map_err(|e| to_status(&e))
+    }
+
+    async fn http(&self, request: HttpRequest) -> Result<HttpReply, Status> {
+        match &self.http {
+            Some(h) => Ok(h(request).await),
+            None => Err(Status::unimplemented("this server answers no forwarded HTTP")),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `lotse connect proxy`: builds a [`ProxySpec`] from the agent's registration (`-sidecar-for`,
+//! `-proxy-id`) or from flags (`-service`, `-upstream NAME:PORT`), starts the proxy on a small
+//! tokio runtime and runs until SIGINT/SIGTERM. Logs (access log included) are JSON lines on
+//! stderr.
+
+use std::net::SocketAddr;
+
+use clap::{ArgAction, Parser};
+use lotse_proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
+
+use super::super::flags::{self, HttpFlags};
+use super::sidecar;
+
+#[derive(Parser, Debug)]
+#[command(name = "connect proxy")]
+struct ProxyArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    /// The ID of a service instance on the local agent that this proxy should become a sidecar
+    /// for. It requires that the proxy service is registered with the agent as a
+    /// connect-proxy with Proxy.DestinationServiceID set to this value.
+    #[arg(long = "sidecar-for", value_name = "string", default_value = "")]
+    sidecar_for: String,
+    /// The proxy's ID on the local agent.
+    #[arg(long = "proxy-id", value_name = "string", default_value = "")]
+    proxy_id: String,
+    /// Name of the service this proxy is representing (ad hoc mode, with -upstream).
+    #[arg(long, value_name = "string", default_value = "")]
+    service: String,
+    /// Upstream service to support connecting to, formatted as NAME:PORT: the proxy listens
+    /// on 127.0.0.1:PORT and forwards (TCP) to healthy instances of NAME. May be repeated.
+    #[arg(long, value_name = "value", action = ArgAction::Append)]
+    upstream: Vec<String>,
+    /// Address for the admin endpoint (/stats/prometheus, /upstreams, /ready); "" disables it.
+    #[arg(
+        long = "admin-bind",
+        value_name = "string",
+        default_value = "127.0.0.1:19000"
+    )]
+    admin_bind: String,
+    /// Log level: trace, debug, info, warn or error.
+    #[arg(long = "log-level", value_name = "string", default_value = "info")]
+    log_level: String,
+    #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+pub fn help_proxy() -> String {
+    flags::usage::<ProxyArgs>(
+        "Usage: lotse connect proxy [options]
+
+  Runs Lotse's built-in proxy: a listener per upstream on 127.0.0.1 that
+  forwards to the healthy instances of the destination service, with load
+  balancing, retries, circuit breaking, outlier detection, rate limits and
+  load shedding, plus the public listener in front of the local service.
+
+  Upstream settings come from each upstream's `config` in the sidecar
+  registration (protocol, limits, passive_health_check, load_balancer,
+  retries, rate_limit, load_shed, *_timeout_ms).
+
+      $ lotse connect proxy -sidecar-for web-1
+      $ lotse connect proxy -service web -upstream db:9191 -upstream cache:9192",
+    )
+}
+
+pub fn run_proxy(args: &[String]) -> i32 {
+    let a: ProxyArgs = match flags::parse(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Err(code) = flags::no_args(&a.args) {
+        return code;
+    }
+    let client = match a.http.client() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&a.log_level);
+    let spec = match spec(&a, &client) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lotse-proxy")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return flags::fail("Error starting the runtime", e),
+    };
+    rt.block_on(async move {
+        let proxy = match Proxy::start(spec).await {
+            Ok(p) => p,
+            Err(e) => return flags::fail("Error starting the proxy", e),
+        };
+        if let Some(a) = proxy.admin_addr {
+            tracing::info!(admin = %a, "proxy running");
+        }
+        wait_for_signal().await;
+        tracing::info!("proxy stopping");
+        proxy.shutdown().await;
+        0
+    })
+}
+
+fn spec(a: &ProxyArgs, client: &super::super::http::Client) -> Result<ProxySpec, String> {
+    let agent = AgentAddr {
+        base: client.config.base.clone(),
+        token: client.config.token.clone(),
+    };
+    let admin_bind = if a.admin_bind.is_empty() {
+        None
+    } else {
+        Some(a.admin_bind.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "-admin-bind: {:?} is not an address (IP:PORT)",
+                a.admin_bind
+            )
+        })?)
+    };
+    let (proxy_id, upstreams, warnings) = if !a.sidecar_for.is_empty() || !a.proxy_id.is_empty() {
+        if !a.upstream.is_empty() {
+            return Err("-upstream cannot be combined with -sidecar-for or -proxy-id".into());
+        }
+        let id = if a.proxy_id.is_empty() {
+            sidecar::proxy_id_for(client, &a.sidecar_for)?
+        } else {
+            a.proxy_id.clone()
+        };
+        let (ups, warnings) = sidecar::listeners(client, &id)?;
+        (id, ups, warnings)
+    } else if !a.service.is_empty() {
+        let mut ups = Vec::new();
+        for (i, u) in a.upstream.iter().enumerate() {
+            let (name, port) = u
+                .rsplit_once(':')
+                .and_then(|(n, p)| Some((n, p.parse::<u16>().ok()?)))
+                .filter(|(n, p)| !n.is_empty() && *p > 0)
+                .ok_or_else(|| format!("-upstream[{i}]: {u:?}: expected NAME:PORT"))?;
+            ups.push(UpstreamSpec {
+                name: name.to_string(),
+                bind: SocketAddr::from(([127, 0, 0, 1], port)),
+                source: Source::Service(name.to_string()),
+                config: UpstreamConfig::default(),
+            });
+        }
+        (format!("{}-proxy", a.service), ups, Vec::new())
+    } else {
+        return Err("One of -sidecar-for, -proxy-id or -service is required".into());
+    };
+    for w in warnings {
+        tracing::warn!(proxy = %proxy_id, "{w}");
+    }
+    if upstreams.is_empty() {
+        tracing::warn!(proxy = %proxy_id, "no upstreams and no public listener: only the admin endpoint runs");
+    }
+    Ok(ProxySpec {
+        proxy_id,
+        config_version: 1,
+        agent: Some(agent),
+        upstreams,
+        admin_bind,
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .try_init();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

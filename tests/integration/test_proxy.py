@@ -1,0 +1,464 @@
+"""`lotse connect proxy`: the built-in sidecar proxy, end to end with real processes.
+
+Each test registers its own destination service with 2-3 instances of a tiny Python HTTP server
+(proxy_upstream.py) in a `lotse agent -dev`, registers a client service whose sidecar lists the
+upstreams (Consul's `Connect.SidecarService.Proxy.Upstreams` with `Config`), starts
+`lotse connect proxy -sidecar-for <client>` and drives traffic through 127.0.0.1:<local_bind_port>.
+State is read from the proxy's admin endpoint (`/upstreams`, `/stats/prometheus`).
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import Agent, free_port, lotse_bin
+
+HERE = Path(__file__).resolve().parent
+
+
+def uniq(tag):
+    return f"{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class Instance:
+    """One proxy_upstream.py process, registered in the agent as an instance of `service`."""
+
+    def __init__(self, agent, service, register=True):
+        self.agent = agent
+        self.service = service
+        self.port = free_port()
+        self.id = f"{service}-{self.port}"
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "proxy_upstream.py"),
+                                      str(self.port), self.id])
+        wait_port(self.port)
+        if register:
+            self.register()
+
+    def register(self):
+        r = self.agent.put("/v1/agent/service/register", data=json.dumps({
+            "ID": self.id, "Name": self.service, "Address": "127.0.0.1", "Port": self.port}))
+        assert r.status_code == 200, r.text
+
+    def mode(self, mode):
+        r = requests.get(f"http://127.0.0.1:{self.port}/_mode/{mode}", timeout=5)
+        assert r.status_code == 200
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class ProxyProc:
+    """A running `lotse connect proxy`, its admin address and log."""
+
+    def __init__(self, agent, args, wait=True):
+        self.admin_port = free_port()
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.log_path = Path(tempfile.mkstemp(prefix="lotse-proxy-", suffix=".log")[1])
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ, LOTSE_HTTP_ADDR=agent.addr)
+        env.pop("CONSUL_HTTP_ADDR", None)
+        self.proc = subprocess.Popen(
+            [lotse_bin(), "connect", "proxy", *args, "-admin-bind", f"127.0.0.1:{self.admin_port}"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.admin + "/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"proxy not ready:\n{self.output()}")
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+    def upstreams(self):
+        return requests.get(self.admin + "/upstreams", timeout=5).json()
+
+    def upstream(self, name):
+        return next(u for u in self.upstreams()["upstreams"] if u["name"] == name)
+
+    def metrics(self):
+        return requests.get(self.admin + "/stats/prometheus", timeout=5).text
+
+    def metric(self, name, **labels):
+        sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        for line in self.metrics().splitlines():
+            if line.startswith(f"{name}{{{sel}}} "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def wait_endpoints(self, name, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            eps = self.upstream(name)["endpoints"]
+            if len(eps) == n:
+                return eps
+            time.sleep(0.05)
+        raise AssertionError(f"{name}: wanted {n} endpoints, have {self.upstream(name)}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def world(agent):
+    """Starts instances and proxies for one test and stops them after it."""
+    started = {"instances": [], "proxies": []}
+
+    class World:
+        def instances(self, service, n):
+            out = [Instance(agent, service) for _ in range(n)]
+            started["instances"].extend(out)
+            return out
+
+        def instance(self, service, register=True):
+            i = Instance(agent, service, register=register)
+            started["instances"].append(i)
+            return i
+
+        def sidecar(self, upstreams, wait=True):
+            """Registers a client service whose sidecar has `upstreams` ([(dest, config)]);
+            starts a proxy for it. Returns (proxy, [local ports])."""
+            client = uniq("client")
+            ports = [free_port() for _ in upstreams]
+            body = {
+                "ID": client, "Name": client, "Port": free_port(),
+                "Connect": {"SidecarService": {
+                    "Port": free_port(), "Address": "127.0.0.1",
+                    "Proxy": {"Upstreams": [
+                        {"DestinationName": dest, "LocalBindPort": port, "Config": config}
+                        for (dest, config), port in zip(upstreams, ports)]}}},
+            }
+            r = agent.put("/v1/agent/service/register", data=json.dumps(body))
+            assert r.status_code == 200, r.text
+            p = ProxyProc(agent, ["-sidecar-for", client], wait=wait)
+            started["proxies"].append(p)
+            return p, ports
+
+        def proxy(self, args, wait=True):
+            p = ProxyProc(agent, args, wait=wait)
+            started["proxies"].append(p)
+            return p
+
+    yield World()
+    for p in started["proxies"]:
+        p.stop()
+    for i in started["instances"]:
+        i.kill()
+        agent.put(f"/v1/agent/service/deregister/{i.id}")
+
+
+def get(port, path="/", **kw):
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=kw.pop("timeout", 10), **kw)
+
+
+HTTP = {"protocol": "http"}
+
+
+# ------------------------------------------------------------------------------ balancing
+
+def test_traffic_is_spread_round_robin_over_instances(world):
+    svc = uniq("echo")
+    insts = world.instances(svc, 3)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 3)
+    seen = Counter(get(port, "/hello").json()["instance"] for _ in range(30))
+    assert set(seen) == {i.id for i in insts}
+    assert all(n == 10 for n in seen.values()), seen
+
+
+def test_traceparent_is_propagated_or_started(world):
+    svc = uniq("trace")
+    world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 1)
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    r = get(port, "/t", headers={"traceparent": incoming})
+    sent = r.json()["headers"]["traceparent"]
+    assert sent.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and sent.endswith("-01")
+    assert sent.split("-")[2] != "00f067aa0ba902b7"  # the proxy is the new parent
+    assert r.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
+    started = get(port, "/t").json()["headers"]["traceparent"]
+    assert len(started) == 55 and started.split("-")[1] != "4bf92f3577b34da6a3ce929d0e0e4736"
+    # One JSON access-log line per request, with the trace id.
+    deadline = time.monotonic() + 5
+    while "4bf92f3577b34da6a3ce929d0e0e4736" not in proxy.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [json.loads(l) for l in proxy.output().splitlines() if '"access"' in l]
+    assert any(l["fields"].get("trace_id") == "4bf92f3577b34da6a3ce929d0e0e4736"
+               and l["fields"].get("status") == 200 for l in lines), lines
+
+
+def test_admin_lists_upstreams_endpoints_and_metrics(world):
+    svc = uniq("admin")
+    insts = world.instances(svc, 2)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 2)
+    for _ in range(4):
+        assert get(port, "/").status_code == 200
+    listing = proxy.upstreams()
+    assert listing["config_version"] >= 1
+    assert listing["proxy_id"].endswith("-sidecar-proxy")
+    up = proxy.upstream(svc)
+    assert up["listener"] == f"127.0.0.1:{port}"
+    assert up["protocol"] == "http" and up["policy"] == "round_robin"
+    assert up["endpoints_version"] > 0 and up["discovery"]["stale"] is False
+    assert sorted(e["id"] for e in up["endpoints"]) == sorted(i.id for i in insts)
+    assert all(e["state"] == "healthy" and e["in_flight"] == 0 for e in up["endpoints"])
+    assert proxy.metric("lotse_proxy_requests_total", upstream=svc, **{"class": "2xx"}) == 4
+    assert proxy.metric("lotse_proxy_request_duration_seconds_count", upstream=svc) == 4
+    assert proxy.metric("lotse_proxy_endpoints", upstream=svc, state="healthy") == 2
+
+
+# ------------------------------------------------------------------------------ failures
+
+def test_killed_instance_traffic_moves_within_retry_budget(world):
+    svc = uniq("kill")
+    a, b, c = world.instances(svc, 3)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 3)
+    assert get(port).status_code == 200
+    b.kill()  # still registered and "passing": only the proxy can notice
+    statuses = Counter()
+    seen = Counter()
+    for _ in range(60):
+        r = get(port)
+        statuses[r.status_code] += 1
+        if r.status_code == 200:
+            seen[r.json()["instance"]] += 1
+    # Connect failures are retried on another instance; the budget (20% + 3/s) covers them.
+    assert statuses == Counter({200: 60}), statuses
+    assert set(seen) == {a.id, c.id}
+    assert proxy.metric("lotse_proxy_retries_total", upstream=svc) >= 1
+    dead = next(e for e in proxy.upstream(svc)["endpoints"] if e["id"] == b.id)
+    assert dead["state"] == "ejected", dead  # 5 consecutive connect failures eject it
+
+
+def test_failing_instance_is_ejected_then_readmitted(world):
+    svc = uniq("eject")
+    good1, bad, good2 = world.instances(svc, 3)
+    cfg = {"protocol": "http", "passive_health_check": {
+        "max_failures": 3, "base_ejection_time": "2s", "max_ejection_percent": 50}}
+    proxy, [port] = world.sidecar([(svc, cfg)])
+    proxy.wait_endpoints(svc, 3)
+    bad.mode("fail")
+    codes = [get(port).status_code for _ in range(30)]
+    assert codes.count(500) == 3, codes  # three in a row, then ejected
+    state = {e["id"]: e for e in proxy.upstream(svc)["endpoints"]}
+    assert state[bad.id]["state"] == "ejected" and state[bad.id]["times_ejected"] == 1
+    assert state[good1.id]["state"] == "healthy"
+    assert proxy.metric("lotse_proxy_ejections_total", upstream=svc) == 1
+    bad.mode("ok")
+    time.sleep(2.3)
+    seen = Counter(get(port).json()["instance"] for _ in range(30))
+    assert seen[bad.id] >= 5, seen  # readmitted: back in the rotation
+    assert {e["id"]: e["state"] for e in proxy.upstream(svc)["endpoints"]}[bad.id] == "healthy"
+
+
+def test_retry_on_configured_status_hides_one_bad_instance(world):
+    svc = uniq("retry")
+    _, bad = world.instances(svc, 2)
+    cfg = {"protocol": "http", "retries": {"num_retries": 2, "retry_on_status_codes": [500]},
+           "passive_health_check": {"max_failures": 0}}
+    proxy, [port] = world.sidecar([(svc, cfg)])
+    proxy.wait_endpoints(svc, 2)
+    bad.mode("fail")
+    codes = Counter(get(port).status_code for _ in range(20))
+    assert codes == Counter({200: 20}), codes
+    assert proxy.metric("lotse_proxy_retries_total", upstream=svc) >= 5
+
+
+def test_rate_limit_gives_429(world):
+    svc = uniq("rate")
+    world.instances(svc, 1)
+    cfg = {"protocol": "http", "rate_limit": {"requests_per_second": 1, "burst": 5}}
+    proxy, [port] = world.sidecar([(svc, cfg)])
+    proxy.wait_endpoints(svc, 1)
+    rs = [get(port) for _ in range(15)]
+    codes = Counter(r.status_code for r in rs)
+    assert 5 <= codes[200] <= 7 and codes[429] >= 8, codes
+    limited = next(r for r in rs if r.status_code == 429)
+    assert limited.headers["x-lotse-proxy"] == "rate-limited"
+    assert proxy.metric("lotse_proxy_rate_limited_total", upstream=svc) == codes[429]
+
+
+def test_overload_gives_fast_503(world):
+    svc, svc2 = uniq("overload"), uniq("shed")
+    world.instances(svc, 1)
+    world.instances(svc2, 1)
+    breaker = {"protocol": "http", "limits": {"max_concurrent_requests": 2}}
+    shed = {"protocol": "http", "load_shed": {"max_in_flight": 1}}
+    proxy, [port, shed_port] = world.sidecar([(svc, breaker), (svc2, shed)])
+    proxy.wait_endpoints(svc, 1)
+    proxy.wait_endpoints(svc2, 1)
+
+    def timed(p):
+        t = time.monotonic()
+        r = get(p, "/slow?ms=1500")
+        return r.status_code, r.headers.get("x-lotse-proxy"), time.monotonic() - t
+
+    for p, limit, reason in [(port, 2, "overflow"), (shed_port, 1, "shed")]:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(timed, [p] * 8))
+        ok = [r for r in results if r[0] == 200]
+        refused = [r for r in results if r[0] == 503]
+        assert len(ok) == limit and len(refused) == 8 - limit, results
+        assert all(r[1] == reason and r[2] < 1.0 for r in refused), results
+    assert proxy.metric("lotse_proxy_overflow_total", upstream=svc) == 6
+    assert proxy.metric("lotse_proxy_shed_total", upstream=svc2) == 7
+
+
+def test_new_instance_is_picked_up_live_without_dropping_connections(world):
+    svc = uniq("live")
+    first = world.instances(svc, 1)[0]
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 1)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    assert json.loads(resp.read())["instance"] == first.id
+    second = world.instance(svc)
+    proxy.wait_endpoints(svc, 2)
+    seen = Counter()
+    for _ in range(10):  # same client connection all along
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        seen[json.loads(resp.read())["instance"]] += 1
+    conn.close()
+    assert seen[second.id] >= 4 and seen[first.id] >= 4, seen
+
+
+def test_agent_unreachable_keeps_last_endpoints():
+    agent = Agent(["-dev"])
+    inst = None
+    proxy = None
+    try:
+        svc = uniq("stale")
+        inst = Instance(agent, svc)
+        client = uniq("client")
+        port = free_port()
+        r = agent.put("/v1/agent/service/register", data=json.dumps({
+            "ID": client, "Name": client, "Connect": {"SidecarService": {"Proxy": {"Upstreams": [
+                {"DestinationName": svc, "LocalBindPort": port, "Config": HTTP}]}}}}))
+        assert r.status_code == 200, r.text
+        proxy = ProxyProc(agent, ["-sidecar-for", client])
+        proxy.wait_endpoints(svc, 1)
+        agent.stop()
+        deadline = time.monotonic() + 10
+        while not proxy.upstream(svc)["discovery"]["stale"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        up = proxy.upstream(svc)
+        assert up["discovery"]["stale"] is True and up["discovery"]["last_error"], up
+        assert len(up["endpoints"]) == 1
+        assert get(port).json()["instance"] == inst.id
+        assert proxy.metric("lotse_proxy_discovery_stale", upstream=svc) == 1
+        assert "agent unreachable" in proxy.output()
+    finally:
+        if proxy:
+            proxy.stop()
+        if inst:
+            inst.kill()
+        agent.stop()
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def test_malformed_request_gets_400_and_the_listener_survives(world):
+    svc = uniq("bad")
+    world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    assert get(port).status_code == 200
+
+
+def test_upstream_closing_mid_response_does_not_wedge_the_proxy(world):
+    svc = uniq("trunc")
+    world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 1)
+    for _ in range(3):
+        with pytest.raises(requests.exceptions.RequestException):
+            r = get(port, "/truncate", timeout=5)
+            r.content  # noqa: B018 - reading the short body must fail, not hang
+            raise AssertionError(f"complete body from a truncated upstream: {r.content!r}")
+    assert get(port).status_code == 200
+    assert proxy.proc.poll() is None
+    assert requests.get(proxy.admin + "/ready", timeout=5).status_code == 200
+
+
+def test_config_error_names_the_field(world):
+    svc = uniq("cfg")
+    proxy, _ = world.sidecar([(svc, {"limits": {"max_connections": "lots"}})], wait=False)
+    assert proxy.proc.wait(timeout=15) == 1
+    assert "Proxy.Upstreams[0].Config.limits.max_connections" in proxy.output()
+
+
+# ------------------------------------------------------------------------------ L4, ad hoc
+
+def test_tcp_upstream_ad_hoc(world):
+    svc = uniq("tcp")
+    insts = world.instances(svc, 2)
+    port = free_port()
+    proxy = world.proxy(["-service", "web", "-upstream", f"{svc}:{port}"])
+    proxy.wait_endpoints(svc, 2)
+    assert proxy.upstream(svc)["protocol"] == "tcp"
+    # A new connection per request (Connection: close): each is balanced on its own.
+    seen = Counter(get(port, headers={"Connection": "close"}).json()["instance"] for _ in range(10))
+    assert set(seen) == {i.id for i in insts}, seen
+    assert proxy.metric("lotse_proxy_connections_total", upstream=svc) == 10
+
+
+def test_sidecar_public_listener_reaches_the_local_service(world, agent):
+    local = world.instance(uniq("local"), register=False)
+    client = uniq("client")
+    public = free_port()
+    r = agent.put("/v1/agent/service/register", data=json.dumps({
+        "ID": client, "Name": client, "Port": local.port,
+        "Connect": {"SidecarService": {"Port": public, "Address": "127.0.0.1",
+                                       "Proxy": {"Config": {"protocol": "http"}}}}}))
+    assert r.status_code == 200, r.text
+    proxy = world.proxy(["-sidecar-for", client])
+    assert get(public, "/in").json()["instance"] == local.id
