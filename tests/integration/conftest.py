@@ -34,7 +34,8 @@ def free_port() -> int:
 class Agent:
     """A running `lotse agent` process with its HTTP base URL."""
 
-    def __init__(self, args, data_dir=None, env=None, wait=True):
+    def __init__(self, args, data_dir=None, env=None, wait=True, host="127.0.0.1"):
+        self.host = host
         self.http_port = free_port()
         # Every agent serves DNS; each gets a port of its own unless the test names one.
         self.dns_port = None if any(a.startswith(("-dns-port", "--dns-port")) for a in args) \
@@ -42,8 +43,8 @@ class Agent:
         # Server RPC and LAN gossip ports likewise (agents run side by side on loopback).
         self.server_port = self._own_port(args, "-server-port")
         self.serf_lan_port = self._own_port(args, "-serf-lan-port")
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.addr = f"127.0.0.1:{self.http_port}"
+        self.url = f"http://{host}:{self.http_port}"
+        self.addr = f"{host}:{self.http_port}"
         self.data_dir = data_dir
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))

@@ -74,7 +74,7 @@ class Instance:
 class ProxyProc:
     """A running `lotse connect proxy`, its admin address and log."""
 
-    def __init__(self, agent, args, wait=True):
+    def __init__(self, agent, args, wait=True, command=("connect", "proxy")):
         self.admin_port = free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.log_path = Path(tempfile.mkstemp(prefix="lotse-proxy-", suffix=".log")[1])
@@ -82,7 +82,7 @@ class ProxyProc:
         env = dict(os.environ, LOTSE_HTTP_ADDR=agent.addr)
         env.pop("CONSUL_HTTP_ADDR", None)
         self.proc = subprocess.Popen(
-            [lotse_bin(), "connect", "proxy", *args, "-admin-bind", f"127.0.0.1:{self.admin_port}"],
+            [lotse_bin(), *command, *args, "-admin-bind", f"127.0.0.1:{self.admin_port}"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         if wait:
             self.wait_ready()
@@ -174,8 +174,8 @@ def world(agent):
             started["proxies"].append(p)
             return p, ports
 
-        def proxy(self, args, wait=True):
-            p = ProxyProc(agent, args, wait=wait)
+        def proxy(self, args, wait=True, command=("connect", "proxy")):
+            p = ProxyProc(agent, args, wait=wait, command=command)
             started["proxies"].append(p)
             return p
 
@@ -462,3 +462,122 @@ def test_sidecar_public_listener_reaches_the_local_service(world, agent):
     assert r.status_code == 200, r.text
     proxy = world.proxy(["-sidecar-for", client])
     assert get(public, "/in").json()["instance"] == local.id
+
+
+# ------------------------------------------------------------------------------ gateway
+
+def test_gateway_routes_by_host_and_path_with_per_route_limits(world, tmp_path):
+    api, web = uniq("api"), uniq("web")
+    api_insts = world.instances(api, 2)
+    web_inst = world.instances(web, 1)[0]
+    port, strict_port = free_port(), free_port()
+    config = tmp_path / "gateway.hcl"
+    config.write_text(f"""
+listener {{
+  bind = "127.0.0.1:{port}"
+  route {{
+    name        = "api"
+    host        = "api.test"
+    path_prefix = "/api/"
+    service     = "{api}"
+    config {{
+      rate_limit {{
+        requests_per_second = 1
+        burst               = 4
+      }}
+    }}
+  }}
+  route {{
+    name    = "site"
+    service = "{web}"
+  }}
+}}
+listener {{
+  bind = "127.0.0.1:{strict_port}"
+  route {{
+    name    = "assets"
+    host    = "*.static.test"
+    service = "{web}"
+  }}
+}}
+""")
+    gw = world.proxy(["-config", str(config)], command=("gateway",))
+    gw.wait_endpoints("api", 2)
+    gw.wait_endpoints("site", 1)
+    gw.wait_endpoints("assets", 1)
+    r = get(port, "/api/users", headers={"Host": "api.test"})
+    assert r.status_code == 200 and r.json()["instance"] in {i.id for i in api_insts}
+    assert r.json()["path"] == "/api/users"
+    # Same path, other host: the catch-all route. Other path, same host: likewise.
+    assert get(port, "/api/users", headers={"Host": "www.test"}).json()["instance"] == web_inst.id
+    assert get(port, "/index.html", headers={"Host": "api.test"}).json()["instance"] == web_inst.id
+    # Wildcard host; no route at all is 404.
+    assert get(strict_port, "/a.css", headers={"Host": "img.static.test"}).json()["instance"] == web_inst.id
+    nope = get(strict_port, "/a.css", headers={"Host": "static.test"})
+    assert nope.status_code == 404 and nope.headers["x-lotse-proxy"] == "no-route"
+    # The api route's bucket runs dry; the site route is not limited.
+    codes = Counter(get(port, "/api/x", headers={"Host": "api.test"}).status_code for _ in range(10))
+    assert codes[429] >= 5, codes
+    assert all(get(port, "/", headers={"Host": "www.test"}).status_code == 200 for _ in range(10))
+    assert gw.metric("lotse_proxy_rate_limited_total", upstream="api") == codes[429]
+    assert gw.metric("lotse_proxy_requests_total", upstream="site", **{"class": "2xx"}) >= 12
+
+
+def test_gateway_config_error_names_the_field(world, tmp_path):
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps({"listener": [{"bind": f"127.0.0.1:{free_port()}",
+                                                "route": [{"path_prefix": "/x"}]}]}))
+    gw = world.proxy(["-config", str(config)], command=("gateway",), wait=False)
+    assert gw.proc.wait(timeout=15) == 1
+    assert "listener[0].route[0].service: required" in gw.output()
+
+
+# ------------------------------------------------------------------------------ live config
+
+def test_sidecar_registration_change_applies_live(world, agent):
+    svc, svc2 = uniq("first"), uniq("second")
+    world.instances(svc, 1)
+    second = world.instances(svc2, 1)[0]
+    client = uniq("client")
+    port, port2 = free_port(), free_port()
+
+    def register(upstreams):
+        r = agent.put("/v1/agent/service/register", data=json.dumps({
+            "ID": client, "Name": client,
+            "Connect": {"SidecarService": {"Proxy": {"Upstreams": upstreams}}}}))
+        assert r.status_code == 200, r.text
+
+    first_up = {"DestinationName": svc, "LocalBindPort": port, "Config": HTTP}
+    register([first_up])
+    proxy = world.proxy(["-sidecar-for", client])
+    proxy.wait_endpoints(svc, 1)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    assert conn.getresponse().read()
+    register([first_up, {"DestinationName": svc2, "LocalBindPort": port2, "Config": HTTP}])
+    deadline = time.monotonic() + 15
+    while proxy.upstreams()["config_version"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proxy.upstreams()["config_version"] == 2, proxy.output()
+    proxy.wait_endpoints(svc2, 1)
+    assert get(port2).json()["instance"] == second.id
+    # The unchanged upstream kept its listener, state and open client connection.
+    conn.request("GET", "/")
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert proxy.metric("lotse_proxy_requests_total", upstream=svc, **{"class": "2xx"}) == 2
+
+
+def test_sidecar_registers_its_own_health_check(world, agent):
+    proxy, _ = world.sidecar([(uniq("hc"), HTTP)])
+    proxy_id = proxy.upstreams()["proxy_id"]
+    check_id = f"lotse-proxy-ready:{proxy_id}"
+    checks = agent.get("/v1/agent/checks").json()
+    assert check_id in checks, checks
+    assert checks[check_id]["ServiceID"] == proxy_id
+    deadline = time.monotonic() + 15
+    while agent.get("/v1/agent/checks").json()[check_id]["Status"] != "passing":
+        assert time.monotonic() < deadline, agent.get("/v1/agent/checks").json()[check_id]
+        time.sleep(0.2)
+    proxy.stop()
+    assert check_id not in agent.get("/v1/agent/checks").json()

@@ -149,7 +149,8 @@ pub async fn raft_peer(AxState(state): AxState<State>, req: Request) -> ApiResul
     if !state.server.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    state.server.remove_peer(peer).await?;
+    state.server.remove_peer(peer.clone()).await?;
+    tracing::info!(?peer, "removed server from the raft configuration");
     Ok(StatusCode::OK.into_response())
 }
 
@@ -220,6 +221,7 @@ pub async fn set_autopilot_configuration(
         x.disable_upgrade_migration = settings.disable_upgrade_migration;
         x.upgrade_version_tag = settings.upgrade_version_tag.clone();
         x.modify_index = (x.modify_index + 1).max(server.applied_index());
+        tracing::info!(modify_index = x.modify_index, "autopilot configuration updated");
         true
     });
     Ok(json(&(cas.is_none() || updated), params.pretty()))
@@ -264,7 +266,10 @@ pub async fn autopilot_state(AxState(state): AxState<State>, req: Request) -> Ap
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
     let view = health_view(&state);
-    Ok(json(&shapes::AutopilotStateJson::from(&view), params.pretty()))
+    Ok(json(
+        &shapes::AutopilotStateJson::from(&view),
+        params.pretty(),
+    ))
 }
 
 /// One server's health, before it is shaped for either endpoint.
@@ -307,9 +312,7 @@ impl HealthView {
             .filter(|s| s.voter && s.serf_status == "alive")
             .count();
         HealthView {
-            healthy: voters > 0
-                && servers.iter().all(|s| s.healthy)
-                && healthy_voters >= quorum,
+            healthy: voters > 0 && servers.iter().all(|s| s.healthy) && healthy_voters >= quorum,
             failure_tolerance: healthy_voters.saturating_sub(quorum),
             optimistic_failure_tolerance: alive_voters.saturating_sub(quorum),
             servers,

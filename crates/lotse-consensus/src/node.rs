@@ -103,7 +103,11 @@ impl Consensus {
                 .validate()
                 .map_err(|e| ConsensusError::Raft(e.to_string()))?,
         );
-        let peers = Peers::new();
+        // Connections to other servers leave from this server's own address.
+        let peers = match cfg.rpc_addr.parse::<std::net::SocketAddr>() {
+            Ok(a) => Peers::bound_to(a.ip()),
+            Err(_) => Peers::new(),
+        };
         let network = GrpcNetwork::new(cfg.node_id, peers.clone());
         let raft = LotseRaft::new(cfg.node_id, config, network, log_store, sm)
             .await

@@ -120,7 +120,10 @@ impl Timing {
         let mut c = foca::Config::simple();
         c.probe_period = self.probe_interval.max(Duration::from_millis(2));
         // foca wants probe_rtt < probe_period.
-        c.probe_rtt = self.probe_timeout.min(c.probe_period / 2).max(Duration::from_millis(1));
+        c.probe_rtt = self
+            .probe_timeout
+            .min(c.probe_period / 2)
+            .max(Duration::from_millis(1));
         c.num_indirect_probes = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
         c.max_transmissions = self.retransmits(n);
         c.suspect_to_down_after = self.suspicion_timeout(n);

@@ -61,10 +61,7 @@ pub struct Outbox {
 impl Runtime<NodeId> for Outbox {
     fn notify(&mut self, n: Notification<'_, NodeId>) {
         // DataSent/DataReceived fire for every packet; we do not need them.
-        if !matches!(
-            n,
-            Notification::DataReceived(_) | Notification::DataSent(_)
-        ) {
+        if !matches!(n, Notification::DataReceived(_) | Notification::DataSent(_)) {
             self.notes.push(n.to_owned());
         }
     }
@@ -462,7 +459,10 @@ impl GossipCore {
                     dirty.insert(new.name);
                 }
                 OwnedNotification::Rejoin(new) => {
-                    info!(gen = new.gen, "declared down by the pool, rejoined with a new generation");
+                    info!(
+                        gen = new.gen,
+                        "declared down by the pool, rejoined with a new generation"
+                    );
                     if let Some(e) = self.members.get_mut(&new.name) {
                         e.id = new.clone();
                     }
@@ -516,7 +516,10 @@ impl GossipCore {
         let (tag_ver, intent) = {
             let l = self.ledger();
             (
-                l.tags.get(&name).map(|r| (r.gen, r.version)).unwrap_or((0, 0)),
+                l.tags
+                    .get(&name)
+                    .map(|r| (r.gen, r.version))
+                    .unwrap_or((0, 0)),
                 l.leaving.get(&name).copied(),
             )
         };
@@ -528,7 +531,11 @@ impl GossipCore {
                     name.clone(),
                     Entry {
                         id,
-                        status: if leaving { MemberStatus::Leaving } else { MemberStatus::Alive },
+                        status: if leaving {
+                            MemberStatus::Leaving
+                        } else {
+                            MemberStatus::Alive
+                        },
                         since: now,
                         tags_seen: tag_ver,
                     },
@@ -542,7 +549,11 @@ impl GossipCore {
                 let retagged = e.tags_seen != tag_ver;
                 e.id = id;
                 e.tags_seen = tag_ver;
-                e.status = if leaving { MemberStatus::Leaving } else { MemberStatus::Alive };
+                e.status = if leaving {
+                    MemberStatus::Leaving
+                } else {
+                    MemberStatus::Alive
+                };
                 if !was_up {
                     e.since = now;
                     Some(MemberEvent::Join as fn(Member) -> MemberEvent)
@@ -557,7 +568,11 @@ impl GossipCore {
                     None // stale news about an older generation
                 } else {
                     let was_up = matches!(e.status, MemberStatus::Alive | MemberStatus::Leaving);
-                    let status = if leaving { MemberStatus::Left } else { MemberStatus::Failed };
+                    let status = if leaving {
+                        MemberStatus::Left
+                    } else {
+                        MemberStatus::Failed
+                    };
                     let upgrade = e.status == MemberStatus::Failed && status == MemberStatus::Left;
                     e.id = id;
                     if was_up || upgrade {
@@ -565,7 +580,9 @@ impl GossipCore {
                         e.since = now;
                     }
                     match (was_up, status) {
-                        (true, MemberStatus::Left) => Some(MemberEvent::Leave as fn(Member) -> MemberEvent),
+                        (true, MemberStatus::Left) => {
+                            Some(MemberEvent::Leave as fn(Member) -> MemberEvent)
+                        }
                         (true, _) => Some(MemberEvent::Failed as fn(Member) -> MemberEvent),
                         _ => None,
                     }
@@ -579,3 +596,6 @@ impl GossipCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -163,7 +163,11 @@ impl Driver {
         let mut push_pull = interval(t.push_pull_interval.max(Duration::from_millis(10)));
         push_pull.set_missed_tick_behavior(MissedTickBehavior::Delay);
         push_pull.tick().await; // the first tick is immediate; skip it
-        let mut reap = interval(t.probe_interval.min(t.reap_after / 4).max(Duration::from_millis(5)));
+        let mut reap = interval(
+            t.probe_interval
+                .min(t.reap_after / 4)
+                .max(Duration::from_millis(5)),
+        );
         reap.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let tcp_slots = Arc::new(Semaphore::new(MAX_TCP_TASKS));
         self.flush(&mut timers);
@@ -210,7 +214,12 @@ impl Driver {
         }
     }
 
-    fn on_stream(&mut self, stream: tokio::net::TcpStream, from: SocketAddr, slots: &Arc<Semaphore>) {
+    fn on_stream(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        from: SocketAddr,
+        slots: &Arc<Semaphore>,
+    ) {
         if self.shared.faulty() {
             return;
         }
@@ -228,7 +237,8 @@ impl Driver {
                 tx.send(Command::Serve(theirs, reply)).await.ok()?;
                 rx.await.ok()
             };
-            let r = push_pull::serve(stream, &shared.keyring, shared.timing.tcp_timeout, merge).await;
+            let r =
+                push_pull::serve(stream, &shared.keyring, shared.timing.tcp_timeout, merge).await;
             if let Err(e) = r {
                 shared.warn.warn(from, "push/pull stream", &e);
             }
@@ -239,12 +249,15 @@ impl Driver {
         if self.shared.faulty() {
             return;
         }
-        let Some(addr) = self.core.push_pull_target() else { return };
+        let Some(addr) = self.core.push_pull_target() else {
+            return;
+        };
         let ours = self.core.push_pull_state();
         let tx = self.tx.clone();
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            match push_pull::exchange(addr, &ours, &shared.keyring, shared.timing.tcp_timeout).await {
+            match push_pull::exchange(addr, &ours, &shared.keyring, shared.timing.tcp_timeout).await
+            {
                 Ok(theirs) => {
                     if let Some(tx) = tx.upgrade() {
                         let _ = tx.send(Command::Merge(theirs)).await;
@@ -324,6 +337,8 @@ impl Driver {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = snapshot;
         }
-        self.shared.health.store(self.core.health(), Ordering::Relaxed);
+        self.shared
+            .health
+            .store(self.core.health(), Ordering::Relaxed);
     }
 }

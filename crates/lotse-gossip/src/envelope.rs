@@ -145,7 +145,10 @@ mod tests {
         let mut both = ring(2);
         both.install(vec![1; 32]).unwrap();
         assert_eq!(open(Some(&both), &seal(Some(&old), b"x")).unwrap(), b"x");
-        assert_eq!(open(Some(&old), &seal(Some(&both), b"x")), Err(OpenError::NoKey));
+        assert_eq!(
+            open(Some(&old), &seal(Some(&both), b"x")),
+            Err(OpenError::NoKey)
+        );
     }
 
     #[test]

@@ -157,11 +157,10 @@ impl Keyring {
 
     /// Makes an installed key the primary.
     pub fn use_key(&mut self, key: &[u8]) -> Result<(), GossipError> {
-        let pos = self
-            .keys
-            .iter()
-            .position(|k| k.raw == key)
-            .ok_or_else(|| GossipError::Keyring("Requested key is not in the keyring".into()))?;
+        let pos =
+            self.keys.iter().position(|k| k.raw == key).ok_or_else(|| {
+                GossipError::Keyring("Requested key is not in the keyring".into())
+            })?;
         let k = self.keys.remove(pos);
         self.keys.insert(0, k);
         Ok(())
@@ -281,8 +280,14 @@ mod tests {
         assert!(Keyring::new(vec![0; 16]).is_ok());
         assert!(Keyring::new(vec![0; 24]).is_ok());
         assert!(Keyring::new(vec![0; 32]).is_ok());
-        assert!(matches!(Keyring::new(vec![0; 15]), Err(GossipError::InvalidKey(_))));
-        assert!(matches!(Keyring::new(vec![]), Err(GossipError::InvalidKey(_))));
+        assert!(matches!(
+            Keyring::new(vec![0; 15]),
+            Err(GossipError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            Keyring::new(vec![]),
+            Err(GossipError::InvalidKey(_))
+        ));
         assert!(Keyring::from_base64("not base64!").is_err());
         assert_eq!(Keyring::from_base64(K1).unwrap().primary().len(), 32);
     }

@@ -181,12 +181,17 @@ impl Ledger {
                 // Serf: once the buffer is full, anything older than its oldest entry is too
                 // old to tell apart from an already delivered event, so it is dropped.
                 if self.events.len() >= EVENT_BUFFER
-                    && self.events.keys().next().is_some_and(|oldest| key < *oldest)
+                    && self
+                        .events
+                        .keys()
+                        .next()
+                        .is_some_and(|oldest| key < *oldest)
                 {
                     return None;
                 }
                 // Witness the Lamport time.
-                self.clock.fetch_max(ltime.saturating_add(1), Ordering::SeqCst);
+                self.clock
+                    .fetch_max(ltime.saturating_add(1), Ordering::SeqCst);
                 self.delivered.push(UserEvent {
                     ltime,
                     payload: payload.clone(),
@@ -253,8 +258,7 @@ impl<T> foca::BroadcastHandler<T> for NoticeHandler {
         data: &[u8],
         _sender: Option<&T>,
     ) -> Result<Option<NoticeKey>, BadNotice> {
-        let notice: Notice =
-            postcard::from_bytes(data).map_err(|e| BadNotice(e.to_string()))?;
+        let notice: Notice = postcard::from_bytes(data).map_err(|e| BadNotice(e.to_string()))?;
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(ledger.receive(notice))
     }

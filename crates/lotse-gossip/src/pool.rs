@@ -42,7 +42,12 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Last handle gone: stop the driver (it would also stop on the closed channel).
-        if let Some(task) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             task.abort();
         }
     }
@@ -88,7 +93,11 @@ impl Gossip {
             .unwrap_or(1);
         let id = NodeId::new(&cfg.node_name, advertise, gen);
         let keyring = KeyringHandle::new(cfg.keyring);
-        let shared = Arc::new(Shared::new(cfg.node_name.clone(), cfg.timing.clone(), keyring));
+        let shared = Arc::new(Shared::new(
+            cfg.node_name.clone(),
+            cfg.timing.clone(),
+            keyring,
+        ));
         let core = GossipCore::new(
             id,
             cfg.tags,
@@ -133,7 +142,10 @@ impl Gossip {
             .map_err(|_| GossipError::Stopped)
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, GossipError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, GossipError> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx)).await?;
         rx.await.map_err(|_| GossipError::Stopped)
@@ -154,7 +166,9 @@ impl Gossip {
             }
             let ours = self.state().await?;
             let shared = &self.inner.shared;
-            match push_pull::exchange(*addr, &ours, &shared.keyring, shared.timing.tcp_timeout).await {
+            match push_pull::exchange(*addr, &ours, &shared.keyring, shared.timing.tcp_timeout)
+                .await
+            {
                 Ok(theirs) => {
                     self.send(Command::Merge(theirs)).await?;
                     joined += 1;

@@ -186,13 +186,17 @@ impl World {
             if self.rng.random_bool(self.cfg.loss.clamp(0.0, 1.0)) {
                 continue;
             }
-            let Some(&dst) = self.by_addr.get(&to) else { continue };
+            let Some(&dst) = self.by_addr.get(&to) else {
+                continue;
+            };
             let mean = self.cfg.latency.as_micros() as u64;
             let lat = mean / 2 + self.rng.random_range(0..=mean.max(1));
             self.schedule(now + lat, Event::Deliver(dst, data));
         }
         for id in out.down {
-            let Some(&who) = self.by_addr.get(&id.addr) else { continue };
+            let Some(&who) = self.by_addr.get(&id.addr) else {
+                continue;
+            };
             if Some(who) == self.dead {
                 if self.detected[from].is_none() {
                     self.detected[from] = Some(now);
@@ -242,10 +246,16 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             PostcardCodec,
         );
         let mut out = Out::default();
-        let others = ids.iter().filter(|o| *o != id).cloned().map(foca::Member::alive);
+        let others = ids
+            .iter()
+            .filter(|o| *o != id)
+            .cloned()
+            .map(foca::Member::alive);
         let _ = f.apply_many(others, false, &mut out);
         out.packets.clear();
-        let phase = w.rng.random_range(0..cfg.timing.probe_interval.as_micros() as u64);
+        let phase = w
+            .rng
+            .random_range(0..cfg.timing.probe_interval.as_micros() as u64);
         for (after, t) in std::mem::take(&mut out.timers) {
             w.schedule(after.as_micros() as u64 + phase, Event::Timer(i, t));
         }
@@ -262,7 +272,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         if w.dead.is_none() && at >= fail_at {
             w.dead = Some(victim);
         }
-        let Some(ev) = w.events.remove(&seq) else { continue };
+        let Some(ev) = w.events.remove(&seq) else {
+            continue;
+        };
         let mut out = Out::default();
         let node = match ev {
             Event::Deliver(to, data) => {

@@ -49,7 +49,10 @@ async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn status(g: &Gossip, name: &str) -> Option<MemberStatus> {
-    g.members().into_iter().find(|m| m.name == name).map(|m| m.status)
+    g.members()
+        .into_iter()
+        .find(|m| m.name == name)
+        .map(|m| m.status)
 }
 
 fn alive_count(g: &Gossip) -> usize {
@@ -94,7 +97,11 @@ async fn join_through_any_member_reaches_everyone_with_tags() {
     let nodes = cluster(5).await;
     for g in &nodes {
         for m in g.members() {
-            assert_eq!(m.tags.get("role").map(String::as_str), Some("node"), "{m:?}");
+            assert_eq!(
+                m.tags.get("role").map(String::as_str),
+                Some("node"),
+                "{m:?}"
+            );
             assert_eq!(m.addr.to_string(), "127.0.0.1");
         }
     }
@@ -112,7 +119,10 @@ async fn join_fails_when_nobody_answers() {
         l.local_addr().unwrap()
     };
     let err = g.join(&[dead]).await.unwrap_err();
-    assert!(matches!(err, GossipError::JoinFailed { attempted: 1, .. }), "{err}");
+    assert!(
+        matches!(err, GossipError::JoinFailed { attempted: 1, .. }),
+        "{err}"
+    );
     assert_eq!(g.members().len(), 1);
     g.shutdown().await;
 }
@@ -126,7 +136,9 @@ async fn silent_member_is_failed_then_alive_again() {
     let t0 = Instant::now();
     for g in &nodes[..3] {
         assert!(
-            eventually(Duration::from_secs(8), || status(g, "n3") == Some(MemberStatus::Failed)).await,
+            eventually(Duration::from_secs(8), || status(g, "n3")
+                == Some(MemberStatus::Failed))
+            .await,
             "not failed: {:?}",
             g.members()
         );
@@ -142,14 +154,20 @@ async fn silent_member_is_failed_then_alive_again() {
     victim.set_fault_drop_all(false);
     for g in &nodes[..3] {
         assert!(
-            eventually(Duration::from_secs(15), || status(g, "n3") == Some(MemberStatus::Alive)).await,
+            eventually(Duration::from_secs(15), || status(g, "n3")
+                == Some(MemberStatus::Alive))
+            .await,
             "did not come back: {:?}",
             g.members()
         );
     }
     let seen = drain(&mut events);
-    assert!(seen.iter().any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "n3")));
-    assert!(seen.iter().any(|e| matches!(e, MemberEvent::Join(m) if m.name == "n3")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "n3")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Join(m) if m.name == "n3")));
     // Healthy again once probes succeed.
     assert!(eventually(Duration::from_secs(10), || victim.health_score() == 0).await);
     for g in &nodes {
@@ -174,7 +192,9 @@ async fn shutdown_without_leave_is_failed_and_reaped() {
     drop(c);
     for g in [&a, &b] {
         assert!(
-            eventually(Duration::from_secs(8), || status(g, "c") == Some(MemberStatus::Failed)).await,
+            eventually(Duration::from_secs(8), || status(g, "c")
+                == Some(MemberStatus::Failed))
+            .await,
             "{:?}",
             g.members()
         );
@@ -182,8 +202,12 @@ async fn shutdown_without_leave_is_failed_and_reaped() {
     // Then reaped after `reap_after`.
     assert!(eventually(Duration::from_secs(6), || status(&a, "c").is_none()).await);
     let seen = drain(&mut events);
-    assert!(seen.iter().any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "c")));
-    assert!(seen.iter().any(|e| matches!(e, MemberEvent::Reap(m) if m.name == "c")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "c")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Reap(m) if m.name == "c")));
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -193,13 +217,17 @@ async fn restarted_node_rejoins_under_same_name() {
     let nodes = cluster(3).await;
     nodes[2].shutdown().await;
     assert!(
-        eventually(Duration::from_secs(8), || status(&nodes[0], "n2") == Some(MemberStatus::Failed)).await
+        eventually(Duration::from_secs(8), || status(&nodes[0], "n2")
+            == Some(MemberStatus::Failed))
+        .await
     );
     let again = start("n2").await;
     again.join(&[nodes[0].local_addr()]).await.unwrap();
     for g in &nodes[..2] {
         assert!(
-            eventually(Duration::from_secs(8), || status(g, "n2") == Some(MemberStatus::Alive)).await,
+            eventually(Duration::from_secs(8), || status(g, "n2")
+                == Some(MemberStatus::Alive))
+            .await,
             "{:?}",
             g.members()
         );
@@ -219,7 +247,9 @@ async fn graceful_leave_is_left_not_failed() {
     nodes[3].shutdown().await;
     for g in &nodes[..3] {
         assert!(
-            eventually(Duration::from_secs(5), || status(g, "n3") == Some(MemberStatus::Left)).await,
+            eventually(Duration::from_secs(5), || status(g, "n3")
+                == Some(MemberStatus::Left))
+            .await,
             "{:?}",
             g.members()
         );
@@ -228,8 +258,12 @@ async fn graceful_leave_is_left_not_failed() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(status(&nodes[1], "n3"), Some(MemberStatus::Left));
     let seen = drain(&mut events);
-    assert!(seen.iter().any(|e| matches!(e, MemberEvent::Leave(m) if m.name == "n3")));
-    assert!(!seen.iter().any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "n3")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Leave(m) if m.name == "n3")));
+    assert!(!seen
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Failed(m) if m.name == "n3")));
     for g in &nodes[..3] {
         g.shutdown().await;
     }
@@ -269,7 +303,10 @@ async fn user_events_reach_every_member_exactly_once() {
     let mut subs: Vec<_> = nodes.iter().map(|g| g.subscribe_user_events()).collect();
     let mut fired = Vec::new();
     for (i, g) in nodes.iter().enumerate().take(3) {
-        fired.push(g.fire_user_event(format!("deploy-{i}").into_bytes()).unwrap());
+        fired.push(
+            g.fire_user_event(format!("deploy-{i}").into_bytes())
+                .unwrap(),
+        );
     }
     // Lamport times are distinct per origin clock.
     assert_eq!(fired.len(), 3);
@@ -281,8 +318,14 @@ async fn user_events_reach_every_member_exactly_once() {
             .map(|e| String::from_utf8(e.payload.clone()).unwrap())
             .collect();
         payloads.sort();
-        assert_eq!(payloads, ["deploy-0", "deploy-1", "deploy-2"], "node {i}: {got:?}");
-        assert!(got.iter().any(|e| e.origin == "n1" && e.payload == b"deploy-1"));
+        assert_eq!(
+            payloads,
+            ["deploy-0", "deploy-1", "deploy-2"],
+            "node {i}: {got:?}"
+        );
+        assert!(got
+            .iter()
+            .any(|e| e.origin == "n1" && e.payload == b"deploy-1"));
     }
     // A node joining later gets the recent events through push/pull.
     let late = start("late").await;
@@ -310,7 +353,10 @@ async fn encrypted_and_plaintext_pools_do_not_mix() {
     let plain = start_with("plain", None, t.clone()).await;
     assert!(plain.join(&[enc.local_addr()]).await.is_err());
     assert!(enc.join(&[plain.local_addr()]).await.is_err());
-    assert!(enc2.join(&[enc.local_addr()]).await.is_err(), "different keys");
+    assert!(
+        enc2.join(&[enc.local_addr()]).await.is_err(),
+        "different keys"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     for g in [&enc, &enc2, &plain] {
         assert_eq!(g.members().len(), 1, "{:?}", g.members());
@@ -325,7 +371,12 @@ async fn keyring_rotation_keeps_the_pool_together() {
     let t = timing();
     let mut nodes: Vec<Gossip> = Vec::new();
     for i in 0..3 {
-        let g = start_with(&format!("k{i}"), Some(Keyring::from_base64(K1).unwrap()), t.clone()).await;
+        let g = start_with(
+            &format!("k{i}"),
+            Some(Keyring::from_base64(K1).unwrap()),
+            t.clone(),
+        )
+        .await;
         if i > 0 {
             g.join(&[nodes[0usize].local_addr()]).await.unwrap();
         }
@@ -344,7 +395,10 @@ async fn keyring_rotation_keeps_the_pool_together() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let err = nodes[0].keyring().remove(K2).unwrap_err().to_string();
-    assert!(err.contains("Removing the primary key is not allowed"), "{err}");
+    assert!(
+        err.contains("Removing the primary key is not allowed"),
+        "{err}"
+    );
     for g in &nodes {
         g.keyring().remove(K1).unwrap();
         assert_eq!(g.keyring().list(), vec![K2.to_string()]);
@@ -355,7 +409,9 @@ async fn keyring_rotation_keeps_the_pool_together() {
         assert_eq!(alive_count(g), 3, "{:?}", g.members());
     }
     assert!(
-        !drain(&mut events).iter().any(|e| matches!(e, MemberEvent::Failed(_))),
+        !drain(&mut events)
+            .iter()
+            .any(|e| matches!(e, MemberEvent::Failed(_))),
         "a member failed during rotation"
     );
     // A node with only the old key can no longer join; one with the new key can.
@@ -365,6 +421,34 @@ async fn keyring_rotation_keeps_the_pool_together() {
     new.join(&[nodes[1].local_addr()]).await.unwrap();
     assert!(eventually(Duration::from_secs(10), || alive_count(&nodes[0]) == 4).await);
     for g in nodes.iter().chain([&old, &new]) {
+        g.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_udp_and_tcp_input_is_dropped() {
+    use tokio::io::AsyncWriteExt;
+    let nodes = cluster(2).await;
+    let target = nodes[0].local_addr();
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for junk in [&[][..], &[0u8], &[0, 0xff, 0xff, 0xff], &[1; 40], &[7; 1500]] {
+        udp.send_to(junk, target).await.unwrap();
+    }
+    // A frame announcing 16 MiB and then nothing; a frame of garbage; a connection closed early.
+    let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+    s.write_all(&(16u32 << 20).to_be_bytes()).await.unwrap();
+    let mut s2 = tokio::net::TcpStream::connect(target).await.unwrap();
+    s2.write_all(&[0, 0, 0, 4, 0, 9, 9, 9]).await.unwrap();
+    drop(tokio::net::TcpStream::connect(target).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop((s, s2));
+    // Still a healthy pool that accepts a newcomer.
+    let late = start("late").await;
+    late.join(&[target]).await.unwrap();
+    for g in nodes.iter().chain([&late]) {
+        assert!(eventually(Duration::from_secs(5), || alive_count(g) == 3).await, "{:?}", g.members());
+    }
+    for g in nodes.iter().chain([&late]) {
         g.shutdown().await;
     }
 }

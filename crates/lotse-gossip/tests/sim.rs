@@ -13,9 +13,15 @@ fn two_hundred_members_detect_one_failure() {
     assert_eq!(r.detected_by, 199, "{r:?}");
     // Probe period 1 s, suspicion 4 * log10(200) = 9.2 s, then dissemination.
     let all = r.all_detect.expect("everyone detected");
-    assert!(all >= Duration::from_secs(5) && all < Duration::from_secs(20), "{r:?}");
+    assert!(
+        all >= Duration::from_secs(5) && all < Duration::from_secs(20),
+        "{r:?}"
+    );
     assert_eq!(r.false_positive_members, 0, "{r:?}");
-    assert!(r.bytes_per_member_sec > 0.0 && r.bytes_per_member_sec < 2_000.0, "{r:?}");
+    assert!(
+        r.bytes_per_member_sec > 0.0 && r.bytes_per_member_sec < 2_000.0,
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! * `GET /ready`: `LIVE` (the proxy's own health, for a check registered with the agent).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -20,19 +21,25 @@ use tokio::sync::watch;
 use crate::metrics;
 use crate::upstream::Upstream;
 
-/// What the admin endpoint shows.
+/// What the admin endpoint shows; replaced in place when the proxy is reconfigured.
 pub struct AdminState {
     pub proxy_id: String,
-    pub config_version: u64,
-    pub upstreams: Vec<Arc<Upstream>>,
+    pub config_version: AtomicU64,
+    pub upstreams: Mutex<Vec<Arc<Upstream>>>,
 }
 
 impl AdminState {
+    fn current(&self) -> Vec<Arc<Upstream>> {
+        self.upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn prometheus(&self) -> String {
-        let counts: Vec<(usize, usize)> =
-            self.upstreams.iter().map(|u| u.sample_counts()).collect();
-        let samples: Vec<metrics::Sample<'_>> = self
-            .upstreams
+        let upstreams = self.current();
+        let counts: Vec<(usize, usize)> = upstreams.iter().map(|u| u.sample_counts()).collect();
+        let samples: Vec<metrics::Sample<'_>> = upstreams
             .iter()
             .zip(counts)
             .map(|(u, c)| u.sample(c))
@@ -43,8 +50,8 @@ impl AdminState {
     pub fn listing(&self) -> serde_json::Value {
         serde_json::json!({
             "proxy_id": self.proxy_id,
-            "config_version": self.config_version,
-            "upstreams": self.upstreams.iter().map(|u| u.status()).collect::<Vec<_>>(),
+            "config_version": self.config_version.load(Ordering::Relaxed),
+            "upstreams": self.current().iter().map(|u| u.status()).collect::<Vec<_>>(),
         })
     }
 }

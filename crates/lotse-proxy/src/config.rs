@@ -11,16 +11,39 @@
 //!   protocol           = "http"        # tcp (default) | http | http2 | grpc
 //!   connect_timeout_ms = 5000
 //!   request_timeout_ms = 15000         # overall, across retries (504 when exceeded)
-//!   limits { max_connections = 1024  max_pending_requests = 1024  max_concurrent_requests = 1024 }
-//!   passive_health_check { max_failures = 5  base_ejection_time = "30s"  max_ejection_percent = 10 }
-//!   load_balancer { policy = "least_request"   # round_robin (default) | least_request | ring_hash
-//!                   hash_policies = [{ field = "header", field_value = "x-user" }] }  # or "cookie"
-//!   retries { num_retries = 2  retry_on_connect_failure = true  retry_on_status_codes = [503]
-//!             per_try_timeout_ms = 5000  budget_percent = 20  budget_min_per_second = 3 }
-//!   rate_limit { requests_per_second = 100  burst = 100
-//!                per_client_requests_per_second = 10  per_client_burst = 10 }
-//!   load_shed { max_in_flight = 1000 }
-//!   max_request_body_bytes = 4194304
+//!   limits {
+//!     max_connections         = 1024
+//!     max_pending_requests    = 1024   # waiting for a connection slot
+//!     max_concurrent_requests = 1024
+//!   }
+//!   passive_health_check {
+//!     max_failures         = 5         # consecutive 5xx or gateway failures
+//!     base_ejection_time   = "30s"     # × times ejected, capped by max_ejection_time (300s)
+//!     max_ejection_percent = 10
+//!     interval             = "10s"     # good behaviour for this long forgives one ejection
+//!   }
+//!   load_balancer {
+//!     policy        = "least_request"  # round_robin (default) | least_request | ring_hash | maglev
+//!     hash_policies = [{ field = "header", field_value = "x-user" }]   # or field = "cookie"
+//!   }
+//!   retries {
+//!     num_retries              = 2
+//!     retry_on_connect_failure = true
+//!     retry_on_status_codes    = [503]
+//!     per_try_timeout_ms       = 5000
+//!     budget_percent           = 20    # retries ≤ 20% of requests ...
+//!     budget_min_per_second    = 3     # ... + 3 per second
+//!   }
+//!   rate_limit {
+//!     requests_per_second            = 100   # the route's bucket
+//!     burst                          = 100
+//!     per_client_requests_per_second = 10    # one bucket per client IP
+//!     per_client_burst               = 10
+//!   }
+//!   load_shed {
+//!     max_in_flight = 10000
+//!   }
+//!   max_request_body_bytes = 4194304   # bodies are buffered for retries; larger: 413
 //! }
 //! ```
 //!
@@ -49,6 +72,21 @@ pub enum Protocol {
 impl Protocol {
     pub fn is_l7(self) -> bool {
         !matches!(self, Protocol::Tcp)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+            Protocol::Http2 => "http2",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -152,16 +152,18 @@ pub async fn run(
                         let next = if new_index < index { 0 } else { new_index };
                         if new_index != index || tx.borrow().version == 0 {
                             let set = EndpointSet::new(new_index.max(1), eps);
-                            tracing::info!(upstream = %up.name, service = %service, index = new_index, endpoints = set.endpoints.len(), "endpoints updated");
-                            tx.send_if_modified(|cur| {
-                                let changed = cur.endpoints != set.endpoints;
-                                if changed || cur.version == 0 {
+                            let count = set.endpoints.len();
+                            let changed = tx.send_if_modified(|cur| {
+                                if cur.endpoints != set.endpoints || cur.version == 0 {
                                     *cur = set;
                                     true
                                 } else {
                                     false
                                 }
                             });
+                            if changed {
+                                tracing::info!(upstream = %up.name, service = %service, index = new_index, endpoints = count, "endpoints updated");
+                            }
                         }
                         index = next;
                         if new_index == 0 {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use http::Request;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -54,22 +54,48 @@ impl Drop for ActiveConnection {
     }
 }
 
+/// The stack every upstream listener serves: shed → rate limit → forward.
+pub type Stack = layers::Shed<layers::RateLimit<Forward>>;
+
+/// The L7 stack of one upstream.
+pub fn stack(up: &Arc<Upstream>, client: HttpClient) -> Stack {
+    layers::ShedLayer::new(up.clone())
+        .layer(layers::RateLimitLayer::new(up.clone()).layer(Forward::new(up.clone(), client)))
+}
+
 /// Accepts connections until `shutdown` turns true; each is served on its own task.
 pub async fn serve(
     listener: TcpListener,
     up: Arc<Upstream>,
     client: HttpClient,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let stack = layers::ShedLayer::new(up.clone())
-        .layer(layers::RateLimitLayer::new(up.clone()).layer(Forward::new(up.clone(), client)));
+    let name = up.name.clone();
+    serve_stack(listener, stack(&up, client), Some(up), name, shutdown).await
+}
+
+/// Serves `svc` on `listener`: one task per connection, HTTP/1.1 or h2c. `owner` (if any)
+/// counts the connections and malformed requests.
+pub async fn serve_stack<S>(
+    listener: TcpListener,
+    svc: S,
+    owner: Option<Arc<Upstream>>,
+    name: String,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: Service<Request<Incoming>, Response = Response<ProxyBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off a little instead of spinning.
-                    tracing::warn!(upstream = %up.name, error = %e, "accept failed");
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -77,14 +103,15 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let stack = stack.clone();
-        let up = up.clone();
+        let stack = svc.clone();
+        let owner = owner.clone();
+        let name = name.clone();
         tokio::spawn(async move {
-            let _active = ActiveConnection::new(&up);
+            let _active = owner.as_ref().map(ActiveConnection::new);
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 let mut s = stack.clone();
-                async move { Ok::<_, Infallible>(s.call(req).await.unwrap_or_else(|e| match e {})) }
+                async move { s.call(req).await }
             });
             let conn = auto::Builder::new(TokioExecutor::new());
             if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await {
@@ -92,10 +119,12 @@ pub async fn serve(
                     .downcast_ref::<hyper::Error>()
                     .is_some_and(|h| h.is_parse() || h.is_parse_too_large());
                 if parse {
-                    tracing::info!(upstream = %up.name, client = %peer, error = %e, "malformed request");
-                    up.metrics.response(400);
+                    tracing::info!(listener = %name, client = %peer, error = %e, "malformed request");
+                    if let Some(up) = &owner {
+                        up.metrics.response(400);
+                    }
                 } else {
-                    tracing::debug!(upstream = %up.name, client = %peer, error = %e, "connection ended");
+                    tracing::debug!(listener = %name, client = %peer, error = %e, "connection ended");
                 }
             }
         });

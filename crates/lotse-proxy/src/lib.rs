@@ -1,4 +1,4 @@
-//! `lotse-proxy`: the data plane of Lotse, a sidecar (ambassador) and, later, an edge gateway.
+//! `lotse-proxy`: the data plane of Lotse, a sidecar (ambassador) and an edge gateway.
 //!
 //! A service talks to `127.0.0.1:<local_bind_port>`; the proxy finds the healthy instances of
 //! the destination service (blocking queries on the local agent), picks one, forwards, retries,
@@ -19,8 +19,9 @@
 //! Layout: the decisions are pure and run on an injected [`clock::Clock`]: [`balance`],
 //! [`budget`], [`outlier`], [`ratelimit`], [`breaker`]. The I/O sits at the edge: [`connector`]
 //! (outbound connections), [`l7`] and [`l4`] (listeners), [`discovery`] (the agent),
-//! [`admin`] (metrics and state). [`upstream`] ties one upstream's state together; [`proxy`]
-//! starts everything from a [`ProxySpec`].
+//! [`admin`] (metrics and state). [`upstream`] ties one upstream's state together;
+//! [`gateway`] routes one edge listener to many upstreams by host and path; [`proxy`] starts
+//! everything from a [`ProxySpec`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -33,6 +34,7 @@ pub mod connector;
 pub mod discovery;
 pub mod endpoint;
 mod error;
+pub mod gateway;
 pub mod l4;
 pub mod l7;
 pub mod metrics;
@@ -44,4 +46,5 @@ pub mod upstream;
 
 pub use config::{Protocol, UpstreamConfig};
 pub use error::ProxyError;
+pub use gateway::{GatewaySpec, RouteSpec};
 pub use proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamSpec};

@@ -1,9 +1,13 @@
 //! Starting a proxy from a [`ProxySpec`]: bind every listener first (so a taken port fails the
 //! start, naming it), then spawn per upstream its discovery task and its listener, and the
-//! admin endpoint. [`Proxy::shutdown`] stops the accept loops and discovery.
+//! admin endpoint. [`Proxy::reconfigure`] applies a new set of upstream listeners (a changed
+//! sidecar registration): unchanged upstreams keep running untouched, changed or removed ones
+//! stop accepting (their open connections finish on their own tasks), new ones start.
+//! [`Proxy::shutdown`] stops every accept loop and discovery task.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::client::legacy::Client;
@@ -17,13 +21,14 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::UpstreamConfig;
 use crate::connector::{Connector, HyperConnector, TcpConnector};
 use crate::endpoint::{Endpoint, EndpointSet};
+use crate::gateway::{GatewaySpec, Router};
 use crate::upstream::Upstream;
 use crate::{discovery, l4, l7, ProxyError};
 
 pub use crate::discovery::AgentAddr;
 
 /// Where an upstream's endpoints come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// Healthy instances of this service, from the agent.
     Service(String),
@@ -31,7 +36,7 @@ pub enum Source {
     Static(Vec<SocketAddr>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
     /// The name in metrics and the admin listing (the destination service's name).
     pub name: String,
@@ -47,16 +52,40 @@ pub struct ProxySpec {
     pub config_version: u64,
     pub agent: Option<AgentAddr>,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Edge listeners routing by host and path (`lotse gateway`).
+    pub gateways: Vec<GatewaySpec>,
     pub admin_bind: Option<SocketAddr>,
 }
 
 /// A running proxy.
 pub struct Proxy {
-    pub upstreams: Vec<Arc<Upstream>>,
     /// The admin endpoint's address, once bound.
     pub admin_addr: Option<SocketAddr>,
+    running: Vec<Running>,
+    /// Gateway routes' upstreams (fixed for the proxy's life).
+    routes: Vec<Arc<Upstream>>,
+    admin: Arc<AdminState>,
+    env: Env,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// One upstream listener with its own stop switch.
+struct Running {
+    spec: UpstreamSpec,
+    up: Arc<Upstream>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        tracing::info!(upstream = %self.up.name, listener = %self.up.bind, "upstream stopped");
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ProxyError> {
@@ -81,123 +110,270 @@ impl Proxy {
         clock: SharedClock,
         connector: Arc<dyn Connector>,
     ) -> Result<Proxy, ProxyError> {
-        for (i, u) in spec.upstreams.iter().enumerate() {
-            if matches!(u.source, Source::Service(_)) && spec.agent.is_none() {
-                return Err(ProxyError::config(
-                    format!("upstreams[{i}]"),
-                    "discovery needs an agent address",
-                ));
-            }
+        let needs_agent = spec
+            .upstreams
+            .iter()
+            .chain(
+                spec.gateways
+                    .iter()
+                    .flat_map(|g| g.routes.iter().map(|r| &r.upstream)),
+            )
+            .any(|u| matches!(u.source, Source::Service(_)));
+        if needs_agent && spec.agent.is_none() {
+            return Err(ProxyError::config(
+                "agent",
+                "discovery needs an agent address",
+            ));
         }
         let mut listeners = Vec::new();
         for u in &spec.upstreams {
             listeners.push(bind(u.bind, &format!("upstream {}", u.name)).await?);
+        }
+        let mut gateway_listeners = Vec::new();
+        for g in &spec.gateways {
+            gateway_listeners.push(bind(g.bind, &format!("gateway {}", g.name)).await?);
         }
         let admin_listener = match spec.admin_bind {
             Some(a) => Some(bind(a, "admin").await?),
             None => None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let mut upstreams = Vec::new();
-        for (i, (u, listener)) in spec.upstreams.into_iter().zip(listeners).enumerate() {
-            let bound = listener.local_addr().unwrap_or(u.bind);
-            let initial = match &u.source {
-                Source::Static(addrs) => EndpointSet::new(
-                    1,
-                    addrs
-                        .iter()
-                        .map(|a| Endpoint {
-                            id: a.to_string(),
-                            addr: *a,
-                            weight: 1,
-                        })
-                        .collect(),
-                ),
-                Source::Service(_) => EndpointSet::default(),
-            };
-            let (tx, rx) = watch::channel(initial);
-            let up = Upstream::new(
-                u.name.clone(),
-                bound,
-                u.config,
-                clock.clone(),
-                rx,
-                rand::random::<u64>() ^ i as u64,
-            );
-            match (&u.source, &spec.agent) {
-                (Source::Service(service), Some(agent)) => {
-                    tasks.push(tokio::spawn(discovery::run(
-                        agent.clone(),
-                        service.clone(),
-                        tx,
-                        up.clone(),
-                        shutdown_rx.clone(),
-                    )));
-                }
-                _ => {
-                    let mut st = up.discovery.lock().unwrap_or_else(|p| p.into_inner());
-                    st.source = "static".into();
-                    drop(st);
-                    // Keep the sender alive so the set stays readable.
-                    let mut rx = shutdown_rx.clone();
-                    tasks.push(tokio::spawn(async move {
-                        let _tx = tx;
-                        let _ = rx.changed().await;
-                    }));
-                }
-            }
-            if up.cfg.protocol.is_l7() {
-                let mut b = Client::builder(TokioExecutor::new());
-                b.pool_idle_timeout(Duration::from_secs(30))
-                    .pool_max_idle_per_host(64);
-                if up.cfg.protocol != crate::Protocol::Http {
-                    b.http2_only(true);
-                }
-                let client = b.build(HyperConnector {
-                    upstream: up.clone(),
-                    connector: connector.clone(),
-                });
-                tasks.push(tokio::spawn(l7::serve(
-                    listener,
-                    up.clone(),
-                    client,
-                    shutdown_rx.clone(),
-                )));
-            } else {
-                tasks.push(tokio::spawn(l4::serve(
-                    listener,
-                    up.clone(),
-                    connector.clone(),
-                    shutdown_rx.clone(),
-                )));
-            }
-            tracing::info!(upstream = %up.name, listener = %bound, protocol = ?up.cfg.protocol, "upstream listening");
-            upstreams.push(up);
+        let env = Env {
+            clock,
+            connector,
+            agent: spec.agent.clone(),
+        };
+        let mut running = Vec::new();
+        for (u, listener) in spec.upstreams.into_iter().zip(listeners) {
+            running.push(env.run(u, listener));
         }
+        let mut tasks = Vec::new();
+        let mut routes = Vec::new();
+        for (g, listener) in spec.gateways.into_iter().zip(gateway_listeners) {
+            let bound = listener.local_addr().unwrap_or(g.bind);
+            let mut stacks = Vec::new();
+            for mut r in g.routes {
+                // Gateway routes are HTTP; `protocol` may still choose HTTP/2 to the upstream.
+                if !r.upstream.config.protocol.is_l7() {
+                    r.upstream.config.protocol = crate::Protocol::Http;
+                }
+                let up = env.upstream(r.upstream.clone(), bound, &shutdown_rx, &mut tasks);
+                let stack = l7::stack(&up, env.client(&up));
+                routes.push(up.clone());
+                stacks.push((r, up, stack));
+            }
+            let router = Router::new(&g.name, stacks);
+            tracing::info!(gateway = %g.name, listener = %bound, "gateway listening");
+            tasks.push(tokio::spawn(l7::serve_stack(
+                listener,
+                router,
+                None,
+                g.name.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        let admin = Arc::new(AdminState {
+            proxy_id: spec.proxy_id.clone(),
+            config_version: spec.config_version.into(),
+            upstreams: Mutex::new(Vec::new()),
+        });
         let mut admin_addr = None;
         if let Some(l) = admin_listener {
             admin_addr = l.local_addr().ok();
-            let state = Arc::new(AdminState {
-                proxy_id: spec.proxy_id.clone(),
-                config_version: spec.config_version,
-                upstreams: upstreams.clone(),
-            });
-            tasks.push(tokio::spawn(admin::serve(l, state, shutdown_rx.clone())));
+            tasks.push(tokio::spawn(admin::serve(
+                l,
+                admin.clone(),
+                shutdown_rx.clone(),
+            )));
         }
-        Ok(Proxy {
-            upstreams,
+        let proxy = Proxy {
             admin_addr,
+            running,
+            routes,
+            admin,
+            env,
             shutdown,
             tasks,
-        })
+        };
+        proxy.publish();
+        Ok(proxy)
+    }
+
+    /// Every upstream: the listeners' first, then the gateway routes'.
+    pub fn upstreams(&self) -> Vec<Arc<Upstream>> {
+        self.running
+            .iter()
+            .map(|r| r.up.clone())
+            .chain(self.routes.iter().cloned())
+            .collect()
+    }
+
+    fn publish(&self) {
+        *self
+            .admin
+            .upstreams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.upstreams();
+    }
+
+    /// Applies a new set of upstream listeners as configuration `version`. Unchanged upstreams
+    /// (same spec) keep their state and connections; the others are stopped (open connections
+    /// finish) and started anew. A listener that cannot bind is reported after the others have
+    /// been applied.
+    pub async fn reconfigure(
+        &mut self,
+        upstreams: Vec<UpstreamSpec>,
+        version: u64,
+    ) -> Result<(), ProxyError> {
+        let (keep, stop): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|r| upstreams.contains(&r.spec));
+        for r in stop {
+            r.stop().await;
+        }
+        let mut running = keep;
+        let mut first_error = None;
+        for u in upstreams {
+            if running.iter().any(|r| r.spec == u) {
+                continue;
+            }
+            match bind(u.bind, &format!("upstream {}", u.name)).await {
+                Ok(listener) => running.push(self.env.run(u, listener)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream not started");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.running = running;
+        self.admin.config_version.store(version, Ordering::Relaxed);
+        self.publish();
+        tracing::info!(
+            version,
+            upstreams = self.running.len(),
+            "configuration applied"
+        );
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Stops accepting and following the agent; open connections finish on their own tasks.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        for r in self.running {
+            r.stop().await;
+        }
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// What building upstreams needs.
+struct Env {
+    clock: SharedClock,
+    connector: Arc<dyn Connector>,
+    agent: Option<AgentAddr>,
+}
+
+impl Env {
+    /// Starts one upstream listener with its own stop switch.
+    fn run(&self, mut u: UpstreamSpec, listener: TcpListener) -> Running {
+        let bound = listener.local_addr().unwrap_or(u.bind);
+        // Remembered with the port actually bound, so a later spec naming it compares equal.
+        u.bind = bound;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let up = self.upstream(u.clone(), bound, &stop_rx, &mut tasks);
+        if up.cfg.protocol.is_l7() {
+            let client = self.client(&up);
+            tasks.push(tokio::spawn(l7::serve(
+                listener,
+                up.clone(),
+                client,
+                stop_rx,
+            )));
+        } else {
+            let c = self.connector.clone();
+            tasks.push(tokio::spawn(l4::serve(listener, up.clone(), c, stop_rx)));
+        }
+        tracing::info!(upstream = %up.name, listener = %bound, protocol = %up.cfg.protocol, "upstream listening");
+        Running {
+            spec: u,
+            up,
+            stop,
+            tasks,
+        }
+    }
+
+    /// An upstream with its endpoint source running (discovery task, or a fixed set).
+    fn upstream(
+        &self,
+        u: UpstreamSpec,
+        bound: SocketAddr,
+        stop: &watch::Receiver<bool>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Arc<Upstream> {
+        let initial = match &u.source {
+            Source::Static(addrs) => EndpointSet::new(
+                1,
+                addrs
+                    .iter()
+                    .map(|a| Endpoint {
+                        id: a.to_string(),
+                        addr: *a,
+                        weight: 1,
+                    })
+                    .collect(),
+            ),
+            Source::Service(_) => EndpointSet::default(),
+        };
+        let (tx, rx) = watch::channel(initial);
+        let seed = rand::random::<u64>();
+        let up = Upstream::new(
+            u.name.clone(),
+            bound,
+            u.config,
+            self.clock.clone(),
+            rx,
+            seed,
+        );
+        match (&u.source, &self.agent) {
+            (Source::Service(service), Some(agent)) => {
+                tasks.push(tokio::spawn(discovery::run(
+                    agent.clone(),
+                    service.clone(),
+                    tx,
+                    up.clone(),
+                    stop.clone(),
+                )));
+            }
+            _ => {
+                up.discovery
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .source = "static".into();
+                // Keep the sender alive so the set stays readable.
+                let mut rx = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _tx = tx;
+                    let _ = rx.changed().await;
+                }));
+            }
+        }
+        up
+    }
+
+    /// The pooled HTTP client of an L7 upstream (HTTP/2 only for `http2`/`grpc`).
+    fn client(&self, up: &Arc<Upstream>) -> l7::HttpClient {
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64);
+        if up.cfg.protocol != crate::Protocol::Http {
+            b.http2_only(true);
+        }
+        b.build(HyperConnector {
+            upstream: up.clone(),
+            connector: self.connector.clone(),
+        })
     }
 }

@@ -402,8 +402,10 @@ mod tests {
 
     #[test]
     fn ring_hash_is_sticky() {
-        let mut cfg = UpstreamConfig::default();
-        cfg.policy = Policy::RingHash;
+        let cfg = UpstreamConfig {
+            policy: Policy::RingHash,
+            ..UpstreamConfig::default()
+        };
         let (up, _tx, _) = upstream(3, cfg);
         let a = up.pick(Some(42), &[]).expect("endpoint");
         for _ in 0..10 {

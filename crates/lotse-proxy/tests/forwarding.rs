@@ -57,10 +57,11 @@ async fn start(config: serde_json::Value, endpoints: Vec<SocketAddr>) -> (Proxy,
             source: Source::Static(endpoints),
             config,
         }],
+        gateways: Vec::new(),
         admin_bind: None,
     };
     let proxy = Proxy::start(spec).await.expect("start");
-    let addr = proxy.upstreams[0].bind;
+    let addr = proxy.upstreams()[0].bind;
     (proxy, addr)
 }
 
@@ -89,7 +90,7 @@ async fn retries_around_a_dead_endpoint() {
         assert_eq!(status, 200);
         assert!(body.starts_with("a "), "{body}");
     }
-    let up = &proxy.upstreams[0];
+    let up = &proxy.upstreams()[0];
     assert!(
         up.metrics
             .retries
@@ -148,5 +149,108 @@ async fn tcp_splices_bytes() {
         assert_eq!(status, 200);
         assert!(body.starts_with("a "));
     }
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2c_clients_are_served() {
+    let a = upstream("a").await;
+    let (proxy, addr) = start(json!({"protocol": "http"}), vec![a]).await;
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let req = Request::get(format!("http://{addr}/"))
+        .body(Empty::new())
+        .expect("req");
+    let resp = client.request(req).await.expect("response");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    // The proxy speaks HTTP/1.1 to an `http` upstream whatever the client spoke.
+    assert_eq!(&body[..], b"a HTTP/1.1");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn consecutive_500s_eject_and_retry_status_codes_hide_them() {
+    // "b" answers 500 to everything; with retries on 500 every request succeeds, and after
+    // max_failures consecutive 500s "b" is ejected (no more retries needed).
+    let a = upstream("a").await;
+    let b = failing().await;
+    let cfg = json!({"protocol": "http",
+        "retries": {"num_retries": 1, "retry_on_status_codes": [500]},
+        "passive_health_check": {"max_failures": 2, "max_ejection_percent": 50}});
+    let (proxy, addr) = start(cfg, vec![a, b]).await;
+    for _ in 0..10 {
+        let (status, body) = get(addr, None).await;
+        assert_eq!(status, 200);
+        assert!(body.starts_with("a "));
+    }
+    let up = &proxy.upstreams()[0];
+    let status = up.status();
+    let bad = status.endpoints.iter().find(|e| e.address == b).expect("b");
+    assert_eq!(bad.state, "ejected");
+    assert_eq!(
+        up.metrics
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    proxy.shutdown().await;
+}
+
+/// An upstream answering 500 to everything.
+async fn failing() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    let mut r = Response::new(Full::new(Bytes::from_static(b"boom")));
+                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn reconfigure_keeps_unchanged_upstreams_and_swaps_the_rest() {
+    let a = upstream("a").await;
+    let b = upstream("b").await;
+    let (mut proxy, addr) = start(json!({"protocol": "http"}), vec![a]).await;
+    assert_eq!(get(addr, None).await.0, 200);
+    let kept = proxy.upstreams()[0].clone();
+    let spec = |name: &str, bind: SocketAddr, ep: SocketAddr| UpstreamSpec {
+        name: name.into(),
+        bind,
+        source: Source::Static(vec![ep]),
+        config: UpstreamConfig::from_json(&json!({"protocol": "http"}), "config")
+            .expect("config")
+            .0,
+    };
+    // Same spec for the first (same listener, same state), a second one added.
+    let new_bind = dead().await;
+    proxy
+        .reconfigure(vec![spec("svc", addr, a), spec("other", new_bind, b)], 2)
+        .await
+        .expect("reconfigure");
+    assert!(std::sync::Arc::ptr_eq(&kept, &proxy.upstreams()[0]));
+    assert_eq!(get(addr, None).await.1, "a HTTP/1.1");
+    assert_eq!(get(new_bind, None).await.1, "b HTTP/1.1");
+    // The first now points elsewhere: restarted on the same port with the new endpoints.
+    proxy
+        .reconfigure(vec![spec("svc", addr, b)], 3)
+        .await
+        .expect("reconfigure");
+    assert_eq!(get(addr, None).await.1, "b HTTP/1.1");
+    assert_eq!(proxy.upstreams().len(), 1);
+    assert!(tokio::net::TcpStream::connect(new_bind).await.is_err());
     proxy.shutdown().await;
 }

@@ -9,11 +9,16 @@
 mod catalog;
 mod connect;
 mod flags;
+mod gateway;
 mod http;
 mod info;
+mod join;
+mod keyring;
 mod kv;
+mod leave;
 mod lock;
 mod members;
+mod operator;
 mod regex;
 mod reload;
 mod semaphore;
@@ -79,10 +84,28 @@ fn entries() -> Vec<Entry> {
             help: connect::help_proxy,
         },
         Entry {
+            name: "gateway",
+            synopsis: gateway::SYNOPSIS,
+            run: Some(gateway::run),
+            help: gateway::help,
+        },
+        Entry {
             name: "info",
             synopsis: "Provides debugging information for operators.",
             run: Some(info::run),
             help: info::help,
+        },
+        Entry {
+            name: "join",
+            synopsis: join::SYNOPSIS,
+            run: Some(join::run),
+            help: join::help,
+        },
+        Entry {
+            name: "keyring",
+            synopsis: keyring::SYNOPSIS,
+            run: Some(keyring::run),
+            help: keyring::help,
         },
         Entry {
             name: "kv",
@@ -121,6 +144,18 @@ fn entries() -> Vec<Entry> {
             help: kv::help_put,
         },
         Entry {
+            name: "leave",
+            synopsis: leave::LEAVE_SYNOPSIS,
+            run: Some(leave::run_leave),
+            help: leave::help_leave,
+        },
+        Entry {
+            name: "force-leave",
+            synopsis: leave::FORCE_LEAVE_SYNOPSIS,
+            run: Some(leave::run_force_leave),
+            help: leave::help_force_leave,
+        },
+        Entry {
             name: "lock",
             synopsis: lock::SYNOPSIS,
             run: Some(lock::run),
@@ -131,6 +166,60 @@ fn entries() -> Vec<Entry> {
             synopsis: members::SYNOPSIS,
             run: Some(members::run),
             help: members::help,
+        },
+        Entry {
+            name: "operator",
+            synopsis: operator::SYNOPSIS,
+            run: None,
+            help: operator::help,
+        },
+        Entry {
+            name: "operator raft",
+            synopsis: operator::RAFT_SYNOPSIS,
+            run: None,
+            help: operator::help_raft,
+        },
+        Entry {
+            name: "operator raft list-peers",
+            synopsis: operator::LIST_PEERS_SYNOPSIS,
+            run: Some(operator::run_list_peers),
+            help: operator::help_list_peers,
+        },
+        Entry {
+            name: "operator raft remove-peer",
+            synopsis: operator::REMOVE_PEER_SYNOPSIS,
+            run: Some(operator::run_remove_peer),
+            help: operator::help_remove_peer,
+        },
+        Entry {
+            name: "operator raft transfer-leader",
+            synopsis: operator::TRANSFER_LEADER_SYNOPSIS,
+            run: Some(operator::run_transfer_leader),
+            help: operator::help_transfer_leader,
+        },
+        Entry {
+            name: "operator autopilot",
+            synopsis: operator::AUTOPILOT_SYNOPSIS,
+            run: None,
+            help: operator::help_autopilot,
+        },
+        Entry {
+            name: "operator autopilot get-config",
+            synopsis: operator::GET_CONFIG_SYNOPSIS,
+            run: Some(operator::run_get_config),
+            help: operator::help_get_config,
+        },
+        Entry {
+            name: "operator autopilot set-config",
+            synopsis: operator::SET_CONFIG_SYNOPSIS,
+            run: Some(operator::run_set_config),
+            help: operator::help_set_config,
+        },
+        Entry {
+            name: "operator autopilot state",
+            synopsis: operator::STATE_SYNOPSIS,
+            run: Some(operator::run_state),
+            help: operator::help_state,
         },
         Entry {
             name: "reload",
@@ -238,7 +327,7 @@ fn run(args: &[String]) -> i32 {
 
     // Longest matching (possibly nested) command name.
     let mut found: Option<(&Entry, usize)> = None;
-    for depth in (1..=rest.len().min(2)).rev() {
+    for depth in (1..=rest.len().min(3)).rev() {
         let name = rest[..depth].join(" ");
         if let Some(e) = entries.iter().find(|e| e.name == name) {
             found = Some((e, depth));

@@ -130,7 +130,9 @@ fn readable_duration(v: &Value, field: &str) -> Result<Duration, ApiError> {
         Value::String(s) => lotse_agent::definition::decode::parse_go_duration(s)
             .map(|n| Duration::from_nanos(n.max(0) as u64))
             .map_err(parse_error),
-        Value::Number(n) => Ok(Duration::from_nanos(n.as_f64().unwrap_or(0.0).max(0.0) as u64)),
+        Value::Number(n) => Ok(Duration::from_nanos(
+            n.as_f64().unwrap_or(0.0).max(0.0) as u64
+        )),
         other => Err(type_error(other, field, "api.ReadableDuration")),
     }
 }
@@ -207,7 +209,10 @@ pub fn decode_autopilot_config(body: &[u8]) -> Result<AutopilotSettings, ApiErro
         out.server_stabilization_time = readable_duration(v, "ServerStabilizationTime")?;
     }
     text("RedundancyZoneTag", &mut out.redundancy_zone_tag)?;
-    boolean("DisableUpgradeMigration", &mut out.disable_upgrade_migration)?;
+    boolean(
+        "DisableUpgradeMigration",
+        &mut out.disable_upgrade_migration,
+    )?;
     text("UpgradeVersionTag", &mut out.upgrade_version_tag)?;
     Ok(out)
 }

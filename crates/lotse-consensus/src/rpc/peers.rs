@@ -26,11 +26,22 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The address outgoing connections come from (this server's advertised one), so that
+    /// peers, and firewall rules, see this server's address and not whatever the kernel picks.
+    local: Option<std::net::IpAddr>,
 }
 
 impl Peers {
     pub fn new() -> Peers {
         Peers::default()
+    }
+
+    /// A pool whose connections leave from `local` (ignored if unspecified).
+    pub fn bound_to(local: std::net::IpAddr) -> Peers {
+        Peers {
+            local: (!local.is_unspecified()).then_some(local),
+            ..Peers::default()
+        }
     }
 
     /// The channel to `addr`, made (without connecting) on first use and reused afterwards.
@@ -40,7 +51,7 @@ impl Peers {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = endpoint(addr)?.connect_lazy();
+        let channel = endpoint(addr)?.local_address(self.local).connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

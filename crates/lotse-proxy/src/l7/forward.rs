@@ -4,7 +4,8 @@
 //! 2. The request body is buffered (up to `max_request_body_bytes`, else 413) so it can be
 //!    sent again on a retry.
 //! 3. Up to `1 + num_retries` attempts, each on an endpoint not yet tried: a connect failure, a
-//!    per-try timeout or a status in `retry_on_status_codes` retries if the retry budget allows.
+//!    per-try timeout, a status in `retry_on_status_codes`, or (for idempotent methods only) a
+//!    connection reset before any response retries if the retry budget allows.
 //!    Every attempt's outcome feeds outlier detection. `request_timeout_ms` bounds the whole.
 //! 4. The response streams back; the endpoint's in-flight count and the breaker's permit are
 //!    held by its body. One JSON access-log line per request (target `lotse_proxy::access`).
@@ -256,10 +257,14 @@ async fn attempts(
                     ));
                 }
                 _ => {
-                    // Reset or closed after the request went out: it may have been processed,
-                    // so no retry (the request might not be idempotent).
+                    // Reset or closed before a response (often a pooled connection whose
+                    // endpoint just died). The request may have been processed, so only
+                    // idempotent methods are sent again (Envoy's `reset` retry condition).
                     up.report(ep.addr, Outcome::Failure);
                     tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
+                    if !last && parts.method.is_idempotent() && up.try_retry() {
+                        continue;
+                    }
                     return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
                 }
             },

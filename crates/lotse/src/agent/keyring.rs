@@ -30,6 +30,10 @@ pub fn load(cfg: &AgentConfig) -> Result<Option<Keyring>, String> {
     };
     let ring = Keyring::new(key.clone()).map_err(|e| format!("invalid encrypt key: {e}"))?;
     if let Some(f) = &file {
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         ring.save(f)
             .map_err(|e| format!("cannot write keyring {}: {e}", f.display()))?;
     }

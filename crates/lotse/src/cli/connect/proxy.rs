@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser};
 use lotse_proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
 
 use super::super::flags::{self, HttpFlags};
+use super::super::http::{encode_component, Client, Query};
 use super::sidecar;
 
 #[derive(Parser, Debug)]
@@ -83,6 +84,13 @@ pub fn run_proxy(args: &[String]) -> i32 {
             return 1;
         }
     };
+    let sidecar = !a.sidecar_for.is_empty() || !a.proxy_id.is_empty();
+    serve(spec, if sidecar { Some(client) } else { None })
+}
+
+/// Runs `spec` on a small runtime until SIGINT/SIGTERM. With `check_client`, the proxy's own
+/// health check is registered on its service (sidecar mode) and removed on the way out.
+pub fn serve(spec: ProxySpec, check_client: Option<Client>) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lotse-proxy")
@@ -92,22 +100,93 @@ pub fn run_proxy(args: &[String]) -> i32 {
         Ok(rt) => rt,
         Err(e) => return flags::fail("Error starting the runtime", e),
     };
+    let proxy_id = spec.proxy_id.clone();
     rt.block_on(async move {
-        let proxy = match Proxy::start(spec).await {
+        let mut proxy = match Proxy::start(spec).await {
             Ok(p) => p,
             Err(e) => return flags::fail("Error starting the proxy", e),
         };
-        if let Some(a) = proxy.admin_addr {
-            tracing::info!(admin = %a, "proxy running");
+        let mut check = None;
+        if let Some(admin) = proxy.admin_addr {
+            tracing::info!(admin = %admin, "proxy running");
+            if let Some(client) = &check_client {
+                check = register_check(client, &proxy_id, admin).await;
+            }
         }
-        wait_for_signal().await;
+        // Sidecar: follow the registration and apply changed upstreams live.
+        let (tx, mut changes) = tokio::sync::mpsc::channel(1);
+        if let Some(client) = &check_client {
+            sidecar::watch(client.clone(), proxy_id.clone(), tx);
+        }
+        let signal = wait_for_signal();
+        tokio::pin!(signal);
+        let mut version = 1;
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                Some(upstreams) = changes.recv() => {
+                    version += 1;
+                    if let Err(e) = proxy.reconfigure(upstreams, version).await {
+                        tracing::warn!(error = %e, "configuration partly applied");
+                    }
+                }
+            }
+        }
         tracing::info!("proxy stopping");
+        if let (Some(id), Some(client)) = (check, &check_client) {
+            deregister_check(client, &id).await;
+        }
         proxy.shutdown().await;
         0
     })
 }
 
-fn spec(a: &ProxyArgs, client: &super::super::http::Client) -> Result<ProxySpec, String> {
+/// The proxy's own health check on its service (an HTTP check of the admin `/ready`), so the
+/// catalog shows a sidecar whose process is gone as critical. Failing to register it is logged,
+/// not fatal: the data plane works without it.
+async fn register_check(client: &Client, proxy_id: &str, admin: SocketAddr) -> Option<String> {
+    let id = format!("lotse-proxy-ready:{proxy_id}");
+    let body = serde_json::json!({
+        "ID": id,
+        "Name": "Lotse proxy ready",
+        "ServiceID": proxy_id,
+        "HTTP": format!("http://{admin}/ready"),
+        "Interval": "10s",
+        "Timeout": "2s",
+    });
+    let c = client.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        c.request_ok(
+            "PUT",
+            "/v1/agent/check/register",
+            &Query::default(),
+            Some(&bytes),
+        )
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => Some(id),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot register the proxy's health check");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot register the proxy's health check");
+            None
+        }
+    }
+}
+
+async fn deregister_check(client: &Client, id: &str) {
+    let c = client.clone();
+    let path = format!("/v1/agent/check/deregister/{}", encode_component(id));
+    let _ =
+        tokio::task::spawn_blocking(move || c.request_ok("PUT", &path, &Query::default(), None))
+            .await;
+}
+
+fn spec(a: &ProxyArgs, client: &Client) -> Result<ProxySpec, String> {
     let agent = AgentAddr {
         base: client.config.base.clone(),
         token: client.config.token.clone(),
@@ -163,11 +242,12 @@ fn spec(a: &ProxyArgs, client: &super::super::http::Client) -> Result<ProxySpec,
         config_version: 1,
         agent: Some(agent),
         upstreams,
+        gateways: Vec::new(),
         admin_bind,
     })
 }
 
-fn init_logging(level: &str) {
+pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -2,9 +2,11 @@
 //! service (`-sidecar-for`) or named directly (`-proxy-id`), as Consul's `connect proxy` finds
 //! it. Its `Proxy.Upstreams` become listeners on `LocalBindAddress:LocalBindPort` (default
 //! 127.0.0.1) with each upstream's `Config`; its own port becomes the public listener in front
-//! of `LocalServiceAddress:LocalServicePort`.
+//! of `LocalServiceAddress:LocalServicePort`. [`watch`] follows the registration (a blocking
+//! query on its content hash) and hands changed listener sets to the running proxy.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use lotse_proxy::{Source, UpstreamConfig, UpstreamSpec};
 use serde_json::Value;
@@ -163,4 +165,66 @@ fn bind_ip(v: Option<&Value>, default: &str, field: &str) -> Result<IpAddr, Stri
         .unwrap_or(default);
     s.parse::<IpAddr>()
         .map_err(|_| format!("{field}: {s:?} is not an IP address"))
+}
+
+/// Follows the proxy service's registration on a thread of its own (the CLI's HTTP client
+/// blocks): a blocking query on `?hash=` returns when the registration changes; the new
+/// listeners go to `tx`. A deregistered service or a broken config is logged and the running
+/// configuration kept. Ends when the receiver is gone.
+pub fn watch(client: Client, proxy_id: String, tx: tokio::sync::mpsc::Sender<Vec<UpstreamSpec>>) {
+    let spawned = std::thread::Builder::new()
+        .name("lotse-proxy-config".into())
+        .spawn(move || {
+            let path = format!("/v1/agent/service/{}", encode_component(&proxy_id));
+            let mut hash = String::new();
+            while !tx.is_closed() {
+                let mut q = Query::read();
+                if !hash.is_empty() {
+                    q = q.param("hash", &hash);
+                    q.wait_time = Some(Duration::from_secs(30));
+                }
+                let resp = match client.request("GET", &path, &q, None) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the proxy registration");
+                        std::thread::sleep(Duration::from_secs(2));
+                        continue;
+                    }
+                };
+                if resp.status != 200 {
+                    tracing::warn!(proxy = %proxy_id, status = resp.status, "proxy registration not readable; keeping the running configuration");
+                    std::thread::sleep(Duration::from_secs(5));
+                    continue;
+                }
+                let new_hash = resp
+                    .json::<Value>()
+                    .ok()
+                    .and_then(|v| v.get("ContentHash").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                if new_hash.is_empty() {
+                    // No content hash to block on: poll.
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+                if !hash.is_empty() && new_hash != hash {
+                    match listeners(&client, &proxy_id) {
+                        Ok((specs, warnings)) => {
+                            for w in warnings {
+                                tracing::warn!(proxy = %proxy_id, "{w}");
+                            }
+                            tracing::info!(proxy = %proxy_id, "proxy registration changed");
+                            if tx.blocking_send(specs).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(proxy = %proxy_id, error = %e, "new proxy registration refused; keeping the running configuration");
+                        }
+                    }
+                }
+                hash = new_hash;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot follow the proxy registration");
+    }
 }

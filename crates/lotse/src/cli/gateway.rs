@@ -1,0 +1,281 @@
+//! `lotse gateway -config FILE`: an edge gateway. One or more listeners, each routing requests
+//! by host and path prefix to services found through the local agent, with the same engine as
+//! the sidecar (`lotse-proxy`): balancing, retries, breakers, outlier detection, per-route and
+//! per-client rate limits, load shedding, metrics and access logs.
+//!
+//! ```hcl
+//! admin_bind = "127.0.0.1:19000"
+//! listener {
+//!   name = "public"
+//!   bind = "127.0.0.1:8080"
+//!   route {
+//!     host        = "api.example.com"   # optional; "*.example.com" matches subdomains
+//!     path_prefix = "/api/"             # default "/"
+//!     service     = "api"
+//!     config {                          # an upstream's config keys (lotse-proxy's config)
+//!       rate_limit {
+//!         requests_per_second = 100
+//!       }
+//!     }
+//!   }
+//!   route {
+//!     service = "web"
+//!   }
+//! }
+//! ```
+//!
+//! The same in JSON: `{"listener": [{"bind": ..., "route": [{...}]}]}`. Errors name the field
+//! (`listener[0].route[1].service: required`).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use lotse_proxy::{
+    AgentAddr, GatewaySpec, ProxySpec, RouteSpec, Source, UpstreamConfig, UpstreamSpec,
+};
+use serde_json::Value;
+
+use super::connect::{init_logging, serve};
+use super::flags::{self, HttpFlags};
+
+pub const SYNOPSIS: &str = "Runs the built-in edge gateway";
+
+#[derive(Parser, Debug)]
+#[command(name = "gateway")]
+struct GatewayArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    /// The gateway's configuration file (HCL, or JSON when it ends in .json).
+    #[arg(long, value_name = "string", default_value = "")]
+    config: String,
+    /// Address for the admin endpoint; overrides `admin_bind` in the file. "" keeps the file's
+    /// (default 127.0.0.1:19000).
+    #[arg(long = "admin-bind", value_name = "string", default_value = "")]
+    admin_bind: String,
+    /// Log level: trace, debug, info, warn or error.
+    #[arg(long = "log-level", value_name = "string", default_value = "info")]
+    log_level: String,
+    #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+pub fn help() -> String {
+    flags::usage::<GatewayArgs>(
+        "Usage: lotse gateway -config FILE [options]
+
+  Runs Lotse's edge gateway: listeners that route requests by host and
+  path prefix to the healthy instances of services, with the proxy's load
+  balancing, retries, circuit breaking, rate limits and load shedding.
+
+      $ lotse gateway -config gateway.hcl",
+    )
+}
+
+pub fn run(args: &[String]) -> i32 {
+    let a: GatewayArgs = match flags::parse(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Err(code) = flags::no_args(&a.args) {
+        return code;
+    }
+    if a.config.is_empty() {
+        eprintln!("-config is required");
+        return 1;
+    }
+    let client = match a.http.client() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&a.log_level);
+    let text = match std::fs::read_to_string(&a.config) {
+        Ok(t) => t,
+        Err(e) => return flags::fail(&format!("Error reading {}", a.config), e),
+    };
+    let value: Value = if a.config.ends_with(".json") {
+        match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => return flags::fail(&format!("Error parsing {}", a.config), e),
+        }
+    } else {
+        match hcl::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => return flags::fail(&format!("Error parsing {}", a.config), e),
+        }
+    };
+    let agent = AgentAddr {
+        base: client.config.base.clone(),
+        token: client.config.token.clone(),
+    };
+    let mut spec = match spec_from(&value, agent) {
+        Ok(s) => s,
+        Err(e) => return flags::fail(&format!("Error in {}", a.config), e),
+    };
+    if !a.admin_bind.is_empty() {
+        match a.admin_bind.parse() {
+            Ok(addr) => spec.admin_bind = Some(addr),
+            Err(_) => return flags::fail("Invalid -admin-bind", &a.admin_bind),
+        }
+    }
+    serve(spec, None)
+}
+
+/// A value that may be one object or a list of them (HCL blocks, JSON lists).
+fn blocks(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    }
+}
+
+fn string<'a>(v: &'a Value, key: &str, field: &str) -> Result<Option<&'a str>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("{field}.{key}: expected a string")),
+    }
+}
+
+fn spec_from(v: &Value, agent: AgentAddr) -> Result<ProxySpec, String> {
+    if !v.is_object() {
+        return Err("expected an object at the top".into());
+    }
+    let admin_bind = match string(v, "admin_bind", "")? {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 19000))),
+        Some("") => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| format!("admin_bind: {s:?} is not IP:PORT"))?,
+        ),
+    };
+    let mut gateways = Vec::new();
+    let listeners = blocks(v.get("listener").or_else(|| v.get("listeners")));
+    if listeners.is_empty() {
+        return Err("listener: at least one listener block is required".into());
+    }
+    for (i, l) in listeners.into_iter().enumerate() {
+        let here = format!("listener[{i}]");
+        let bind = string(l, "bind", &here)?.ok_or_else(|| format!("{here}.bind: required"))?;
+        let bind: SocketAddr = bind
+            .parse()
+            .map_err(|_| format!("{here}.bind: {bind:?} is not IP:PORT"))?;
+        let name = string(l, "name", &here)?
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("gateway-{}", bind.port()));
+        let mut routes = Vec::new();
+        let route_blocks = blocks(l.get("route").or_else(|| l.get("routes")));
+        if route_blocks.is_empty() {
+            return Err(format!("{here}.route: at least one route is required"));
+        }
+        for (j, r) in route_blocks.into_iter().enumerate() {
+            let here = format!("{here}.route[{j}]");
+            let service = string(r, "service", &here)?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("{here}.service: required"))?;
+            let prefix = string(r, "path_prefix", &here)?.unwrap_or("/");
+            if !prefix.starts_with('/') {
+                return Err(format!("{here}.path_prefix: must start with /"));
+            }
+            let host = string(r, "host", &here)?
+                .filter(|h| !h.is_empty())
+                .map(|h| h.to_ascii_lowercase());
+            let route_name = string(r, "name", &here)?
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{name}/{service}{}",
+                        if j > 0 {
+                            format!("#{j}")
+                        } else {
+                            String::new()
+                        }
+                    )
+                });
+            let config_value = blocks(r.get("config"))
+                .first()
+                .map(|c| (*c).clone())
+                .unwrap_or(Value::Null);
+            let (config, unknown) =
+                UpstreamConfig::from_json(&config_value, &format!("{here}.config"))
+                    .map_err(|e| e.to_string())?;
+            for k in unknown {
+                tracing::warn!(field = %k, "unknown key, ignored");
+            }
+            routes.push(RouteSpec {
+                host,
+                path_prefix: prefix.to_string(),
+                upstream: UpstreamSpec {
+                    name: route_name,
+                    bind,
+                    source: Source::Service(service.to_string()),
+                    config,
+                },
+            });
+        }
+        gateways.push(GatewaySpec { name, bind, routes });
+    }
+    Ok(ProxySpec {
+        proxy_id: "gateway".into(),
+        config_version: 1,
+        agent: Some(agent),
+        upstreams: Vec::new(),
+        gateways,
+        admin_bind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> AgentAddr {
+        AgentAddr {
+            base: "http://127.0.0.1:8500".into(),
+            token: None,
+        }
+    }
+
+    #[test]
+    fn hcl_blocks_become_routes() {
+        let v: Value = hcl::from_str(
+            r#"
+            listener {
+              bind = "127.0.0.1:8080"
+              route {
+                host = "API.example.com"
+                path_prefix = "/api/"
+                service = "api"
+                config {
+                  rate_limit {
+                    requests_per_second = 5
+                  }
+                }
+              }
+              route {
+                service = "web"
+              }
+            }
+            "#,
+        )
+        .expect("hcl");
+        let spec = spec_from(&v, agent()).expect("valid");
+        let g = &spec.gateways[0];
+        assert_eq!(g.routes.len(), 2);
+        assert_eq!(g.routes[0].host.as_deref(), Some("api.example.com"));
+        assert_eq!(g.routes[0].path_prefix, "/api/");
+        assert!(g.routes[0].upstream.config.rate_limit.route.is_some());
+        assert_eq!(g.routes[1].path_prefix, "/");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let v = serde_json::json!({"listener": [{"bind": "127.0.0.1:1", "route": [{"service": "a"}, {"path_prefix": "/x"}]}]});
+        let err = spec_from(&v, agent()).expect_err("missing service");
+        assert_eq!(err, "listener[0].route[1].service: required");
+        let v = serde_json::json!({"listener": {"bind": "nowhere", "route": {"service": "a"}}});
+        assert!(spec_from(&v, agent())
+            .expect_err("bad bind")
+            .starts_with("listener[0].bind"));
+    }
+}

@@ -1,0 +1,302 @@
+"""Clusters of real servers on loopback: forming, replicating, failing over, partitions.
+
+Every test starts its own servers (tests/integration/cluster.py), each on its own loopback
+address. Partitions are iptables rules between those addresses (root and iptables needed:
+`.ci/run` installs iptables).
+"""
+import concurrent.futures
+import signal
+import time
+
+import pytest
+import requests
+
+from cluster import Cluster, Firewall, wait_for
+
+
+@pytest.fixture
+def three():
+    c = Cluster(3)
+    yield c
+    c.cleanup()
+
+
+def put(a, key, value, timeout=10):
+    return a.put(f"/v1/kv/{key}", data=value, timeout=timeout)
+
+
+def value_of(a, key, mode=""):
+    r = a.get(f"/v1/kv/{key}?raw{mode}")
+    return r.text if r.status_code == 200 else None
+
+
+def test_three_servers_bootstrap_gossip_and_register_each_other(three):
+    c = three
+    lead = c.wait_leader()
+    for a in c.nodes:
+        peers = a.get("/v1/status/peers").json()
+        assert sorted(peers) == sorted(c.rpc_addr(n) for n in c.nodes)
+        wait_for("every member alive", lambda: c.members(a) == {"s1": 1, "s2": 1, "s3": 1})
+    # The leader registers every member as a node with a passing serfHealth and, for
+    # servers, the `consul` service on its server port.
+    def registered():
+        checks = lead.get("/v1/health/state/any").json()
+        serf = {ch["Node"]: ch["Status"] for ch in checks if ch["CheckID"] == "serfHealth"}
+        return serf == {"s1": "passing", "s2": "passing", "s3": "passing"}
+    wait_for("serfHealth of all three", registered)
+    consul = lead.get("/v1/catalog/service/consul").json()
+    assert sorted((s["Node"], s["ServicePort"]) for s in consul) == sorted(
+        (f"s{i + 1}", n.server_port) for i, n in enumerate(c.nodes))
+    members = lead.get("/v1/agent/members").json()
+    tags = {m["Name"]: m["Tags"] for m in members}
+    assert tags["s2"]["role"] == "consul" and tags["s2"]["dc"] == "dc1"
+    assert tags["s2"]["port"] == str(c.nodes[1].server_port)
+    assert tags["s2"]["expect"] == "3"
+    # `lotse members` prints them as Consul does.
+    out = lead.cli("members").stdout.decode()
+    assert out.splitlines()[0].split() == ["Node", "Address", "Status", "Type", "Build",
+                                           "Protocol", "DC", "Partition", "Segment"]
+    assert sum(1 for line in out.splitlines()[1:] if " alive " in line) == 3
+
+
+def test_writes_on_any_server_and_reads_in_every_mode(three):
+    c = three
+    lead = c.wait_leader()
+    follower = c.followers()[0]
+    # A follower forwards the write to the leader.
+    assert put(follower, "web/config", "v1").json() is True
+    cas = follower.get("/v1/kv/web/config").json()[0]["ModifyIndex"]
+    assert put(follower, f"web/config?cas={cas}", "v2").json() is True
+    assert put(follower, f"web/config?cas={cas}", "v3").json() is False
+    for a in c.nodes:
+        # default and consistent reads on a follower see the write at once (read index).
+        assert value_of(a, "web/config") == "v2"
+        assert value_of(a, "web/config", "&consistent") == "v2"
+        r = a.get("/v1/kv/web/config?stale")
+        assert r.status_code == 200
+        assert r.headers["X-Consul-KnownLeader"] == "true"
+        assert int(r.headers["X-Consul-LastContact"]) < 5000
+        assert r.headers["X-Consul-Effective-Consistency"] == "stale"
+    r = follower.get("/v1/kv/web/config?consistent")
+    assert r.headers["X-Consul-Effective-Consistency"] == "consistent"
+    assert r.headers["X-Consul-LastContact"] == "0"
+    # A blocking query on a follower wakes on a write made through another server.
+    index = int(follower.get("/v1/kv/web/config").headers["X-Consul-Index"])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(follower.get, f"/v1/kv/web/config?index={index}&wait=20s", timeout=30)
+        time.sleep(0.5)
+        assert put(lead, "web/config", "v4").json() is True
+        r = fut.result(timeout=25)
+    assert r.status_code == 200 and int(r.headers["X-Consul-Index"]) > index
+
+
+def test_kill9_of_the_leader_loses_no_acknowledged_write(three):
+    c = three
+    lead = c.wait_leader()
+    acked = {}
+
+    def writer(i):
+        a = c.nodes[i % 3]
+        key = f"acked/{i}"
+        try:
+            if put(a, key, str(i), timeout=10).json() is True:
+                acked[key] = str(i)
+        except requests.RequestException:
+            pass
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(writer, range(120)))
+    assert len(acked) == 120
+    killed_at = time.monotonic()
+    c.kill9(lead)
+    survivors = c.alive()
+    # Writes succeed again once a new leader is elected.
+    def write_again():
+        try:
+            return put(survivors[0], "after/failover", "ok", timeout=5).json() is True
+        except requests.RequestException:
+            return False
+    wait_for("a write after the leader's kill -9", write_again, timeout=10, step=0.05)
+    failover = time.monotonic() - killed_at
+    print(f"failover (kill -9 of the leader until the next successful write): {failover:.2f}s")
+    assert failover < 6
+    new_lead = c.wait_leader()
+    assert new_lead is not lead
+    for a in survivors:
+        keys = set(a.get("/v1/kv/acked/?keys&consistent").json())
+        assert keys == set(acked), f"lost: {set(acked) - keys}"
+    # The killed server comes back with its data and catches up.
+    c.restart(lead)
+    wait_for("the restarted server caught up",
+             lambda: value_of(lead, "after/failover", "&stale") == "ok", timeout=20)
+    assert set(lead.get("/v1/kv/acked/?keys&stale").json()) == set(acked)
+
+
+def test_rolling_restart_of_every_server_loses_nothing(three):
+    c = three
+    for i in range(30):
+        assert put(c.nodes[i % 3], f"roll/{i}", str(i)).json() is True
+    for a in list(c.nodes):
+        a.stop()
+        wait_for("a leader among the others",
+                 lambda: c.leader(among=[n for n in c.nodes if n is not a]), timeout=15)
+        assert put(c.alive()[0], f"during/{a.host}", "x").json() is True
+        c.restart(a)
+        wait_for("the restarted server back in the pool",
+                 lambda: all(s == 1 for s in c.members(a).values()) and len(c.members(a)) == 3)
+    c.wait_leader()
+    for a in c.nodes:
+        wait_for("all data everywhere",
+                 lambda: len(a.get("/v1/kv/?keys&stale").json()) == 33, timeout=15)
+        keys = a.get("/v1/kv/?keys&consistent").json()
+        assert len(keys) == 33
+
+
+def test_without_a_quorum_writes_fail_fast_with_no_cluster_leader(three):
+    c = three
+    lead = c.wait_leader()
+    others = [a for a in c.nodes if a is not lead]
+    for a in others:
+        c.kill9(a)
+    started = time.monotonic()
+    r = put(lead, "nope", "x", timeout=20)
+    took = time.monotonic() - started
+    assert r.status_code == 500
+    assert "No cluster leader" in r.text or "timed out" in r.text
+    # rpc_hold_timeout is 3 s in these tests: refused within it, not after a hang.
+    assert took < 8, took
+    r = lead.get("/v1/kv/nope?consistent", timeout=20)
+    assert r.status_code == 500
+    # A stale read still answers from the local copy.
+    assert lead.get("/v1/kv/?keys&stale").status_code in (200, 404)
+
+
+@pytest.mark.skipif(not Firewall.available(), reason="needs root and iptables")
+def test_a_cut_off_minority_cannot_commit_and_heals(three):
+    c = three
+    lead = c.wait_leader()
+    cut = c.followers()[0]
+    assert put(lead, "before", "1").json() is True
+    wait_for("replicated to the follower", lambda: value_of(cut, "before", "&stale") == "1")
+    with Firewall() as fw:
+        fw.isolate(cut.host, c.hosts)
+        # The cut-off server neither commits nor serves consistent reads.
+        r = put(cut, "minority", "x", timeout=20)
+        assert r.status_code == 500, r.text
+        r = cut.get("/v1/kv/before?consistent", timeout=20)
+        assert r.status_code == 500
+        # The majority goes on.
+        majority = [a for a in c.nodes if a is not cut]
+        assert put(majority[0], "during", "2", timeout=10).json() is True
+        # Its gossip peers see it failed.
+        wait_for("the cut-off server failed in the majority's view",
+                 lambda: c.members(majority[0]).get(f"s{c.nodes.index(cut) + 1}") == 4)
+        fw.heal()
+    wait_for("the healed server caught up", lambda: value_of(cut, "during", "&stale") == "2",
+             timeout=20)
+    assert value_of(cut, "during", "&consistent") == "2"
+    assert cut.get("/v1/kv/minority?consistent").status_code == 404
+
+
+@pytest.mark.skipif(not Firewall.available(), reason="needs root and iptables")
+def test_an_isolated_leader_is_replaced_and_steps_down(three):
+    c = three
+    old = c.wait_leader()
+    majority = [a for a in c.nodes if a is not old]
+    with Firewall() as fw:
+        fw.isolate(old.host, c.hosts)
+        new = wait_for("a new leader in the majority",
+                       lambda: c.leader(among=majority), timeout=15)
+        assert new is not old
+        assert put(new, "after/isolation", "new").json() is True
+        # The old leader cannot commit: its write fails instead of succeeding.
+        r = put(old, "stale/leader", "x", timeout=20)
+        assert r.status_code == 500
+        fw.heal()
+    wait_for("the old leader follows the new one",
+             lambda: c.leader() is new, timeout=20)
+    assert value_of(old, "after/isolation", "&consistent") == "new"
+    assert new.get("/v1/kv/stale/leader?consistent").status_code == 404
+
+
+def test_a_stopped_agent_is_seen_failed_then_alive_again(three):
+    c = three
+    victim = c.followers()[0]
+    name = f"s{c.nodes.index(victim) + 1}"
+    others = [a for a in c.nodes if a is not victim]
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        for a in others:
+            wait_for(f"{name} failed in every view", lambda: c.members(a).get(name) == 4)
+        lead = c.wait_leader(among=others)
+        wait_for("serfHealth critical", lambda: any(
+            ch["CheckID"] == "serfHealth" and ch["Status"] == "critical"
+            for ch in lead.get(f"/v1/health/node/{name}").json()))
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    for a in others:
+        wait_for(f"{name} alive again", lambda: c.members(a).get(name) == 1)
+    lead = c.wait_leader()
+    wait_for("serfHealth passing", lambda: any(
+        ch["CheckID"] == "serfHealth" and ch["Status"] == "passing"
+        for ch in lead.get(f"/v1/health/node/{name}").json()))
+
+
+def test_a_server_that_leaves_is_removed_from_raft_and_the_catalog(three):
+    c = three
+    lead = c.wait_leader()
+    leaver = c.followers()[0]
+    name = f"s{c.nodes.index(leaver) + 1}"
+    r = leaver.cli("leave")
+    assert r.returncode == 0, r.stderr
+    assert "Graceful leave complete" in r.stdout.decode()
+    leaver.proc.wait(timeout=15)
+    wait_for("peers without the leaver",
+             lambda: len(lead.get("/v1/status/peers").json()) == 2)
+    wait_for("left in the pool", lambda: c.members(lead).get(name) == 3)
+    wait_for("deregistered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is None)
+    # Two servers still make a quorum of the new configuration.
+    assert put(lead, "after/leave", "ok").json() is True
+
+
+def test_encrypted_and_plain_pools_do_not_mix():
+    key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+    enc = Cluster(1, extra=("-encrypt", key))
+    plain = Cluster(1)
+    try:
+        target = f"{enc.hosts[0]}:{enc.serf_ports[0]}"
+        r = plain.nodes[0].put(f"/v1/agent/join/{target}")
+        assert r.status_code == 500
+        time.sleep(1.0)
+        assert set(enc.members(enc.nodes[0])) == {"s1"}
+        assert set(plain.members(plain.nodes[0])) == {"s1"}
+    finally:
+        enc.cleanup()
+        plain.cleanup()
+
+
+def test_keyring_rotation_keeps_the_pool_together():
+    k1 = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+    k2 = "H3/9gBxcKKRf45CaI2DlRg=="
+    c = Cluster(3, extra=("-encrypt", k1))
+    try:
+        a = c.wait_leader()
+        listed = a.get("/v1/operator/keyring").json()
+        assert listed[0]["Keys"] == {k1: 3} and listed[0]["NumNodes"] == 3
+        r = requests.post(a.url + "/v1/operator/keyring", json={"Key": k2}, timeout=10)
+        assert r.status_code == 200, r.text
+        r = requests.put(a.url + "/v1/operator/keyring", json={"Key": k2}, timeout=10)
+        assert r.status_code == 200, r.text
+        r = requests.delete(a.url + "/v1/operator/keyring", json={"Key": k1}, timeout=10)
+        assert r.status_code == 200, r.text
+        listed = a.get("/v1/operator/keyring").json()
+        assert listed[0]["Keys"] == {k2: 3} and listed[0]["PrimaryKeys"] == {k2: 3}
+        # Removing the primary key is refused.
+        r = requests.delete(a.url + "/v1/operator/keyring", json={"Key": k2}, timeout=10)
+        assert r.status_code == 500
+        # The pool stays together on the new key.
+        time.sleep(1.5)
+        for n in c.nodes:
+            assert c.members(n) == {"s1": 1, "s2": 1, "s3": 1}
+    finally:
+        c.cleanup()
