@@ -43,6 +43,8 @@ pub mod kv;
 pub mod metrics;
 pub mod operator;
 pub mod cluster;
+pub mod event;
+pub mod snapshot;
 pub mod monitor;
 pub mod params;
 pub mod render_cache;
@@ -121,6 +123,8 @@ pub struct ApiState {
     pub keyring_path: Option<std::path::PathBuf>,
     /// Starts a graceful leave and stops the agent (`PUT /v1/agent/leave`).
     pub leave: Option<LeaveHook>,
+    /// User events this agent received (`/v1/event/list`).
+    pub events: Arc<event::EventLog>,
 }
 
 /// Starts the agent's graceful leave; the agent stops once it has left.
@@ -281,6 +285,8 @@ pub fn router(state: State) -> Router {
         .route("/v1/agent/monitor", a(get(monitor::monitor), "OPTIONS,GET"))
         .merge(operator::routes())
         .merge(cluster::routes())
+        .merge(event::routes())
+        .merge(snapshot::routes())
         .fallback(reply::not_found)
         // One render cache per router, shared by every request it serves.
         .layer(Extension(Arc::new(render_cache::RenderCache::new())))

@@ -221,7 +221,10 @@ pub async fn set_autopilot_configuration(
         x.disable_upgrade_migration = settings.disable_upgrade_migration;
         x.upgrade_version_tag = settings.upgrade_version_tag.clone();
         x.modify_index = (x.modify_index + 1).max(server.applied_index());
-        tracing::info!(modify_index = x.modify_index, "autopilot configuration updated");
+        tracing::info!(
+            modify_index = x.modify_index,
+            "autopilot configuration updated"
+        );
         true
     });
     Ok(json(&(cas.is_none() || updated), params.pretty()))

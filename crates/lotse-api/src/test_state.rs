@@ -57,6 +57,7 @@ pub async fn state() -> State {
         gossip: None,
         keyring_path: None,
         leave: None,
+        events: Default::default(),
     })
 }
 

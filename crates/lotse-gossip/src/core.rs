@@ -100,6 +100,8 @@ struct Entry {
     since: Instant,
     /// (gen, version) of the tags last reported in an event.
     tags_seen: (u64, u64),
+    /// False while we wait for the member's tags (see `reconcile`); hidden until then.
+    announced: bool,
 }
 
 /// See the module docs.
@@ -148,6 +150,7 @@ impl GossipCore {
                 status: MemberStatus::Alive,
                 since: now,
                 tags_seen: (id.gen, 0),
+                announced: true,
             },
         );
         let mut core = Self {
@@ -358,8 +361,31 @@ impl GossipCore {
         self.after(now);
     }
 
-    /// Reaps failed and left members older than `reap_after`.
+    /// How long a new member stays hidden while we wait for its tags.
+    fn tags_grace(&self) -> Duration {
+        self.timing.probe_interval * 5
+    }
+
+    /// Announces members whose tags did not arrive in time, and reaps failed and left
+    /// members older than `reap_after`.
     pub fn tick(&mut self, now: Instant) {
+        let grace = self.tags_grace();
+        let late: Vec<Arc<str>> = self
+            .members
+            .iter_mut()
+            .filter(|(_, e)| !e.announced && now.saturating_duration_since(e.since) >= grace)
+            .map(|(n, e)| {
+                e.announced = true;
+                n.clone()
+            })
+            .collect();
+        for name in late {
+            debug!(member = %name, "no tags heard; announcing the member without them");
+            if let Some(m) = self.member(&name) {
+                self.events.push(MemberEvent::Join(m));
+                self.changed = true;
+            }
+        }
         let me = self.identity().name.clone();
         let reap_after = self.timing.reap_after;
         let due: Vec<Arc<str>> = self
@@ -401,7 +427,11 @@ impl GossipCore {
 
     /// Everyone we know, including ourselves and not yet reaped failed/left members.
     pub fn members(&self) -> Vec<Member> {
-        self.members.keys().filter_map(|n| self.member(n)).collect()
+        self.members
+            .iter()
+            .filter(|(_, e)| e.announced)
+            .filter_map(|(n, _)| self.member(n))
+            .collect()
     }
 
     fn member(&self, name: &str) -> Option<Member> {
@@ -525,6 +555,10 @@ impl GossipCore {
         };
         let Some((id, active)) = view else { return };
         let leaving = intent.is_some_and(|g| g >= id.gen);
+        // serf's Join carries the tags; ours travel separately and usually arrive within a
+        // gossip round or two. Until they do (or `tags_grace` passes) a new member is kept
+        // hidden, so that users never classify a server as a client for lack of its tags.
+        let has_tags = tag_ver != (0, 0);
         let event = match self.members.get_mut(&name) {
             None if active => {
                 self.members.insert(
@@ -538,11 +572,24 @@ impl GossipCore {
                         },
                         since: now,
                         tags_seen: tag_ver,
+                        announced: has_tags,
                     },
                 );
-                Some(MemberEvent::Join as fn(Member) -> MemberEvent)
+                has_tags.then_some(MemberEvent::Join as fn(Member) -> MemberEvent)
             }
             None => None,
+            Some(e) if active && !e.announced => {
+                e.id = id;
+                e.tags_seen = tag_ver;
+                e.status = if leaving { MemberStatus::Leaving } else { MemberStatus::Alive };
+                e.announced = has_tags;
+                has_tags.then_some(MemberEvent::Join as fn(Member) -> MemberEvent)
+            }
+            Some(e) if !e.announced => {
+                // Went down before we ever announced it: forget it quietly.
+                self.members.remove(&name);
+                None
+            }
             Some(e) if active => {
                 let was_up = matches!(e.status, MemberStatus::Alive | MemberStatus::Leaving);
                 let moved = e.id != id;

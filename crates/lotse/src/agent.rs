@@ -337,6 +337,7 @@ async fn run(
         leave: Some(Arc::new(move || {
             let _ = leave_tx.try_send(());
         })),
+        events: Default::default(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
