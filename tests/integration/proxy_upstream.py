@@ -7,6 +7,8 @@ Every answer is JSON naming the instance, the path and the request headers the p
   GET /_mode/ok | /_mode/fail      switch to answering 200 (default) or 500 to everything else
   GET /slow?ms=N                   answer after N milliseconds
   GET /truncate                    promise 1000 bytes, send 10, close the connection
+  GET /cached                      answer with Cache-Control: public, max-age=60
+Every answer carries "n", the count of requests this instance has served.
 """
 import json
 import sys
@@ -16,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 PORT = int(sys.argv[1])
 NAME = sys.argv[2]
-STATE = {"mode": "ok"}
+STATE = {"mode": "ok", "n": 0}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -25,9 +27,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def answer(self, status, obj):
+    def answer(self, status, obj, headers=()):
+        STATE["n"] += 1
+        obj["n"] = STATE["n"]
         body = json.dumps(obj).encode()
         self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -48,6 +54,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if url.path == "/cached":
+            return self.answer(200, {"instance": NAME, "path": self.path},
+                               [("Cache-Control", "public, max-age=60")])
         if url.path == "/slow":
             ms = int(parse_qs(url.query).get("ms", ["1000"])[0])
             time.sleep(ms / 1000.0)

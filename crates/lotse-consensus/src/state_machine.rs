@@ -4,7 +4,9 @@
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use lotse_core::snapshot::{SnapshotError, SnapshotHeader, SnapshotImage, SNAPSHOT_FORMAT};
+use lotse_core::snapshot::{
+    SnapshotError, SnapshotHeader, SnapshotImage, SnapshotImageV2, SNAPSHOT_FORMAT,
+};
 use lotse_core::{Changes, Outcome, Store};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -108,15 +110,24 @@ impl StateMachine {
     }
 }
 
-/// Decodes a snapshot image. The format comes first: an image of another layout is refused by
-/// name, never misread field by field.
-fn decode_image(data: &[u8]) -> Result<Store, String> {
+/// Decodes a snapshot image (also the `state.bin` of a snapshot archive). The format comes
+/// first: an image of another layout is refused by name, never misread field by field; the
+/// previous format (2) is read and converted.
+pub fn decode_image(data: &[u8]) -> Result<Store, String> {
     let header: SnapshotHeader = decode(data).map_err(|e| e.to_string())?;
-    if header.format != SNAPSHOT_FORMAT {
-        return Err(SnapshotError::Format(header.format).to_string());
-    }
-    let image: SnapshotImage = decode(data).map_err(|e| e.to_string())?;
+    let image: SnapshotImage = match header.format {
+        SNAPSHOT_FORMAT => decode(data).map_err(|e| e.to_string())?,
+        2 => decode::<SnapshotImageV2>(data)
+            .map_err(|e| e.to_string())?
+            .into(),
+        other => return Err(SnapshotError::Format(other).to_string()),
+    };
     image.into_store().map_err(|e| e.to_string())
+}
+
+/// Encodes `store` as a snapshot image, exactly as Raft snapshots store it.
+pub fn encode_image(store: &Store) -> Vec<u8> {
+    encode(&SnapshotImage::of(store))
 }
 
 /// A stored snapshot: its meta and its encoded image.
@@ -208,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut outcomes = Vec::new();
         let mut changes = Vec::new();
+        let mut reset = false;
         {
             let mut a = self.shared.write();
             for entry in entries {
@@ -219,6 +231,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Outcome::Done
                     }
                     EntryPayload::Normal(cmd) => {
+                        // A restore replaced everything: every watcher re-runs, as after a
+                        // snapshot install.
+                        reset |= cmd.replaces_store();
                         let (outcome, c) = a.store.apply(entry.log_id.index, &cmd);
                         if !c.is_empty() {
                             changes.push(c);
@@ -229,7 +244,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 outcomes.push(outcome);
             }
         }
-        if !changes.is_empty() {
+        if reset {
+            self.observer.reset();
+        } else if !changes.is_empty() {
             self.observer.applied(&changes);
         }
         Ok(outcomes)

@@ -14,7 +14,7 @@ use crate::catalog::{DeregisterRequest, RegisterRequest};
 use crate::kv::{KvEntry, KvWrite};
 use crate::node::{Node, NodeCheck};
 use crate::session::Session;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::txn::{TxnOp, TxnOutcome};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,11 @@ pub enum Command {
     /// Removes a check, a service with its checks, or a whole node with everything on it,
     /// invalidating the sessions bound to what went.
     CatalogDeregister { req: DeregisterRequest, now_ms: u64 },
+    /// Replaces the whole store with a saved image (`PUT /v1/snapshot`). Every replica applies
+    /// it at the same log position, so the cluster restores together; indexes never go
+    /// backwards (see [`Store::apply`]'s restore rules in `store/restore.rs`). Always its own
+    /// log entry: [`Command::approx_size`] reports it larger than any batch.
+    Restore(Box<Store>),
 }
 
 impl Command {
@@ -86,6 +91,7 @@ impl Command {
             Command::Batch(_) => "batch",
             Command::CatalogRegister { .. } => "catalog_register",
             Command::CatalogDeregister { .. } => "catalog_deregister",
+            Command::Restore(_) => "restore",
         }
     }
 
@@ -123,7 +129,20 @@ impl Command {
                     .sum();
                 service + checks + req.node.meta.len() * 32 + 256
             }
+            // Never batched with anything: half the address space exceeds every batch budget
+            // and cannot overflow a budget sum that is below it.
+            Command::Restore(_) => usize::MAX / 2,
             _ => 128,
+        }
+    }
+
+    /// Does applying this command (or one inside this batch) replace the whole store? Then
+    /// every blocking query must re-run, whatever it watched.
+    pub fn replaces_store(&self) -> bool {
+        match self {
+            Command::Restore(_) => true,
+            Command::Batch(cmds) => cmds.iter().any(Command::replaces_store),
+            _ => false,
         }
     }
 }

@@ -12,6 +12,8 @@ pub use catalog_read::ServiceQuery;
 mod journal;
 mod kv_table;
 mod lock_delays;
+mod restore;
+pub use restore::StoreV2;
 mod session_table;
 mod sessions;
 mod txn_apply;
@@ -80,6 +82,9 @@ pub struct Store {
     nodes_index: u64,
     services_index: u64,
     checks_index: u64,
+    /// The log index of the last [`Command::Restore`]: no index a query reports falls below
+    /// it, though restored records keep their own indexes (snapshot format 3).
+    restore_floor: u64,
 }
 
 impl Store {
@@ -185,6 +190,10 @@ impl Store {
             }
             Command::TombstoneReap { up_to_index } => {
                 self.kv.reap(*up_to_index);
+                Outcome::Done
+            }
+            Command::Restore(image) => {
+                self.restore(index, image, changes);
                 Outcome::Done
             }
             // Batches are flattened by `apply`; a nested one is refused rather than recursed.
@@ -338,13 +347,13 @@ impl Store {
 
     /// One key and the index of that key.
     pub fn kv_get(&self, key: &str) -> (u64, Option<&KvEntry>) {
-        (self.kv.key_index(key).max(1), self.kv.get(key))
+        (self.key_index(key).max(1), self.kv.get(key))
     }
 
     /// Every key under `prefix`, with the index of the prefix.
     pub fn kv_list<'a>(&'a self, prefix: &'a str) -> (u64, Vec<&'a KvEntry>) {
         (
-            self.kv.prefix_index(prefix).max(1),
+            self.prefix_index(prefix).max(1),
             self.kv.range(prefix).collect(),
         )
     }
@@ -356,7 +365,17 @@ impl Store {
             prefix,
             separator,
         );
-        (self.kv.prefix_index(prefix).max(1), keys)
+        (self.prefix_index(prefix).max(1), keys)
+    }
+
+    /// The index a query on one key depends on, never below the last restore's.
+    fn key_index(&self, key: &str) -> u64 {
+        self.kv.key_index(key).max(self.restore_floor)
+    }
+
+    /// The index a query on a prefix depends on, never below the last restore's.
+    fn prefix_index(&self, prefix: &str) -> u64 {
+        self.kv.prefix_index(prefix).max(self.restore_floor)
     }
 
     /// Is there any tombstone at or below `index` (something for a reap to do)?
@@ -372,8 +391,8 @@ impl Store {
     /// The index a query watching `key` depends on; never 0.
     pub fn watch_index(&self, key: &WatchKey) -> u64 {
         let i = match key {
-            WatchKey::Key(k) => self.kv.key_index(k),
-            WatchKey::Prefix(p) => self.kv.prefix_index(p),
+            WatchKey::Key(k) => self.key_index(k),
+            WatchKey::Prefix(p) => self.prefix_index(p),
             WatchKey::Table(Table::Kv) => self.kv_index,
             WatchKey::Table(Table::Sessions) => self.sessions_index,
             WatchKey::Table(Table::Nodes) => self.nodes_index,

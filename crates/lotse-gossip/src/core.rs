@@ -13,10 +13,8 @@
 //!
 //! No sockets, no clock reads, no tasks: the driver (or a test) owns all of that.
 //!
-//! Lifeguard: when our own probes go unanswered the fault may be ours (overloaded, bad
-//! network). Like memberlist's awareness, every failed probe raises `health` by one and every
-//! clean probe round lowers it; the probe period and probe timeout are scaled by `health + 1`
-//! (at most 8x) when foca asks for those timers.
+//! Lifeguard (`lifeguard.rs`): the probe period and probe timeout are scaled by the local
+//! health score + 1 when foca asks for those timers.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -32,13 +30,12 @@ use tracing::{debug, info, warn};
 
 use crate::{
     identity::NodeId,
+    lifeguard::{self, Awareness},
     member::{Member, MemberEvent, MemberStatus, UserEvent},
     notice::{Ledger, Notice, NoticeHandler, TAGS_LIMIT},
     GossipError, Timing,
 };
 
-/// memberlist's `AwarenessMaxMultiplier`: the probe period grows to at most 8x.
-pub const MAX_HEALTH: u32 = 7;
 /// Bound on members accepted in one push/pull.
 const MAX_PUSH_PULL_MEMBERS: usize = 100_000;
 /// Bound on notices accepted in one push/pull.
@@ -114,7 +111,7 @@ pub struct GossipCore {
     events: Vec<MemberEvent>,
     user_events: Vec<UserEvent>,
     tags_version: u64,
-    health: u32,
+    health: Awareness,
     leaving: bool,
     sized_for: usize,
     changed: bool,
@@ -162,7 +159,7 @@ impl GossipCore {
             events: Vec::new(),
             user_events: Vec::new(),
             tags_version: 0,
-            health: 0,
+            health: Awareness::default(),
             leaving: false,
             sized_for: 1,
             changed: true,
@@ -181,13 +178,17 @@ impl GossipCore {
         self.foca.identity()
     }
 
-    /// Lifeguard health score, 0 (healthy) to `MAX_HEALTH`.
+    /// Lifeguard health score, 0 (healthy) to `lifeguard::MAX_SCORE`.
     pub fn health(&self) -> u32 {
-        self.health
+        self.health.score()
     }
 
     /// Handles one opened datagram. Malformed input is dropped (logged at debug).
     pub fn handle_packet(&mut self, data: &[u8], now: Instant) {
+        if let Some(inc) = lifeguard::suspicion_of(self.foca.identity(), data) {
+            self.health.suspected(inc);
+            self.out.awareness = self.health.score();
+        }
         if let Err(e) = self.foca.handle_data(data, &mut self.out) {
             debug!(error = %e, "dropped gossip packet");
         }
@@ -205,12 +206,8 @@ impl GossipCore {
             let failed = self.out.notes[before..]
                 .iter()
                 .any(|n| matches!(n, OwnedNotification::ProbeFailed(..)));
-            self.health = if failed {
-                (self.health + 1).min(MAX_HEALTH)
-            } else {
-                self.health.saturating_sub(1)
-            };
-            self.out.awareness = self.health;
+            self.health.probe_round(failed);
+            self.out.awareness = self.health.score();
         }
         self.after(now);
     }
@@ -581,7 +578,11 @@ impl GossipCore {
             Some(e) if active && !e.announced => {
                 e.id = id;
                 e.tags_seen = tag_ver;
-                e.status = if leaving { MemberStatus::Leaving } else { MemberStatus::Alive };
+                e.status = if leaving {
+                    MemberStatus::Leaving
+                } else {
+                    MemberStatus::Alive
+                };
                 e.announced = has_tags;
                 has_tags.then_some(MemberEvent::Join as fn(Member) -> MemberEvent)
             }

@@ -21,6 +21,13 @@
 //! * `core`: pure state machine; time and randomness come in as values, so it is testable
 //!   without sockets. `sim` runs bare foca with our configuration on a simulated network.
 //! * `driver`: the only place with sockets and timers.
+//! * `lifeguard`: the local health score that slows our probing when we are the sick one.
+//! * `notice`: custom broadcasts (tags, leave intents, user events) and their dedup ledger.
+//!
+//! Statuses: a member that announced a leave intent and then went down is `Left`; one that
+//! went down without an intent is `Failed`. Both stay listed for `Timing::reap_after`, then a
+//! `Reap` event removes them. A new member is listed (and `Join` is emitted) once its tags are
+//! known, or after five probe intervals without them.
 //!
 //! Wire formats are postcard; enums are only ever extended at the end.
 //!
@@ -35,6 +42,7 @@ pub mod envelope;
 mod error;
 pub mod identity;
 pub mod keyring;
+pub mod lifeguard;
 pub mod member;
 pub mod notice;
 mod pool;

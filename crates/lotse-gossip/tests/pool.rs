@@ -431,7 +431,13 @@ async fn malformed_udp_and_tcp_input_is_dropped() {
     let nodes = cluster(2).await;
     let target = nodes[0].local_addr();
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    for junk in [&[][..], &[0u8], &[0, 0xff, 0xff, 0xff], &[1; 40], &[7; 1500]] {
+    for junk in [
+        &[][..],
+        &[0u8],
+        &[0, 0xff, 0xff, 0xff],
+        &[1; 40],
+        &[7; 1500],
+    ] {
         udp.send_to(junk, target).await.unwrap();
     }
     // A frame announcing 16 MiB and then nothing; a frame of garbage; a connection closed early.
@@ -446,7 +452,11 @@ async fn malformed_udp_and_tcp_input_is_dropped() {
     let late = start("late").await;
     late.join(&[target]).await.unwrap();
     for g in nodes.iter().chain([&late]) {
-        assert!(eventually(Duration::from_secs(5), || alive_count(g) == 3).await, "{:?}", g.members());
+        assert!(
+            eventually(Duration::from_secs(5), || alive_count(g) == 3).await,
+            "{:?}",
+            g.members()
+        );
     }
     for g in nodes.iter().chain([&late]) {
         g.shutdown().await;

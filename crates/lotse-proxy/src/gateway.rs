@@ -4,8 +4,15 @@
 //! its own (discovery, balancing, retries, breakers, and its own token buckets: the per-route
 //! rate limit) behind the same L7 stack as a sidecar's. No route: 404.
 //!
-//! Edge duties (header/body limits, methods, API keys, JWTs, response caching) are not here
-//! yet; they will be layers in front of [`Router`].
+//! Edge duties: [`validate`] (allowed methods, header and body size limits) runs in front of
+//! the router for the whole listener; [`auth`] wraps the routes that ask for it, with API keys
+//! kept in the KV store ([`apikeys`]) and/or JWTs ([`jwt`], HS256 and RS256); [`cache`] keeps
+//! shareable `GET` answers in memory.
+//!
+//! ```text
+//!   listener → Validate → Router ─┬─ route A: Auth → Cache → Shed → RateLimit → Forward → upstream A
+//!                                 └─ route B: Auth → Cache → Shed → RateLimit → Forward → upstream B
+//! ```
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,8 +23,15 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tower_service::Service;
 
+pub mod apikeys;
+pub mod auth;
+pub mod cache;
+pub mod jwt;
+pub mod validate;
+
 use crate::l7::layers::BoxFuture;
 use crate::l7::{local, ProxyBody, Stack};
+
 use crate::upstream::Upstream;
 use crate::UpstreamSpec;
 
@@ -27,6 +41,12 @@ pub struct RouteSpec {
     /// Lowercase host to match (`api.example.com`, `*.example.com`); `None`: any host.
     pub host: Option<String>,
     pub path_prefix: String,
+    /// Require an API key from the entries under this KV prefix ([`apikeys`]).
+    pub api_keys_prefix: Option<String>,
+    /// Require (or, with API keys too, accept) a JWT verified with these keys ([`jwt`]).
+    pub jwt: Option<jwt::JwtConfig>,
+    /// Cache shareable `GET` answers ([`cache`]).
+    pub cache: Option<cache::CacheConfig>,
     /// The route's upstream (its `bind` is unused: the gateway's listener serves it).
     pub upstream: UpstreamSpec,
 }
@@ -35,13 +55,17 @@ pub struct RouteSpec {
 pub struct GatewaySpec {
     pub name: String,
     pub bind: SocketAddr,
+    pub validation: validate::Validation,
     pub routes: Vec<RouteSpec>,
 }
+
+/// A route's full stack.
+pub type RouteStack = auth::Auth<cache::Cache<Stack>>;
 
 struct Route {
     host: Option<String>,
     prefix: String,
-    stack: Stack,
+    stack: RouteStack,
 }
 
 /// Picks a route per request and hands the request to its stack.
@@ -52,7 +76,7 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(name: &str, routes: Vec<(RouteSpec, Arc<Upstream>, Stack)>) -> Router {
+    pub fn new(name: &str, routes: Vec<(RouteSpec, Arc<Upstream>, RouteStack)>) -> Router {
         let routes = routes
             .into_iter()
             .map(|(spec, _, stack)| Route {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +32,9 @@ use crate::upstream::Upstream;
 
 pub use body::{local, ProxyBody};
 pub use forward::{Forward, HttpClient};
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The downstream peer's address, put in every request's extensions by the listener.
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +116,11 @@ pub async fn serve_stack<S>(
                 let mut s = stack.clone();
                 async move { s.call(req).await }
             });
-            let conn = auto::Builder::new(TokioExecutor::new());
+            let mut conn = auto::Builder::new(TokioExecutor::new());
+            // A client that never finishes its headers (slowloris) is cut off.
+            conn.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
             if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await {
                 let parse = e
                     .downcast_ref::<hyper::Error>()

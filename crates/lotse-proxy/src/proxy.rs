@@ -21,9 +21,11 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::UpstreamConfig;
 use crate::connector::{Connector, HyperConnector, TcpConnector};
 use crate::endpoint::{Endpoint, EndpointSet};
-use crate::gateway::{GatewaySpec, Router};
+use crate::gateway::validate::ValidateLayer;
+use crate::gateway::{apikeys, auth, cache, GatewaySpec, Router};
 use crate::upstream::Upstream;
 use crate::{discovery, l4, l7, ProxyError};
+use tower_layer::Layer;
 
 pub use crate::discovery::AgentAddr;
 
@@ -158,11 +160,36 @@ impl Proxy {
                     r.upstream.config.protocol = crate::Protocol::Http;
                 }
                 let up = env.upstream(r.upstream.clone(), bound, &shutdown_rx, &mut tasks);
-                let stack = l7::stack(&up, env.client(&up));
+                let keys = match (&r.api_keys_prefix, &env.agent) {
+                    (Some(prefix), Some(agent)) => {
+                        let (tx, rx) = watch::channel(Arc::default());
+                        tasks.push(tokio::spawn(apikeys::follow(
+                            agent.clone(),
+                            prefix.clone(),
+                            tx,
+                            shutdown_rx.clone(),
+                        )));
+                        Some(rx)
+                    }
+                    // Keys required but no agent to read them from: nothing is let through.
+                    (Some(_), None) => Some(watch::channel(Arc::default()).1),
+                    (None, _) => None,
+                };
+                let cached = cache::Cache {
+                    inner: l7::stack(&up, env.client(&up)),
+                    store: r.cache.map(|c| Arc::new(Mutex::new(cache::Store::new(c)))),
+                    clock: env.clock.clone(),
+                };
+                let stack = auth::Auth {
+                    inner: cached,
+                    keys,
+                    jwt: r.jwt.clone().map(Arc::new),
+                };
                 routes.push(up.clone());
                 stacks.push((r, up, stack));
             }
-            let router = Router::new(&g.name, stacks);
+            let router =
+                ValidateLayer::new(g.validation.clone()).layer(Router::new(&g.name, stacks));
             tracing::info!(gateway = %g.name, listener = %bound, "gateway listening");
             tasks.push(tokio::spawn(l7::serve_stack(
                 listener,

@@ -5,8 +5,9 @@
 //! Consul's autopilot rules, simplified where noted:
 //! * a learner becomes a voter once it has been alive for `server_stabilization_time` and its
 //!   log trails the leader's by at most `max_trailing_logs` entries;
-//! * a failed voter is removed only while the servers still alive keep a quorum of the voters
-//!   after the removal, and never below `min_quorum` voters.
+//! * a failed voter is removed once it has been failed for `server_stabilization_time`, at
+//!   most (voters - 1) / 2 at a time (so a quorum remains), never below `min_quorum` voters,
+//!   and only by a leader whose lease is fresh.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ impl Default for AutopilotConfig {
 #[derive(Default)]
 pub(crate) struct AutopilotState {
     stable_since: HashMap<NodeId, Instant>,
+    /// When each failed voter was first seen failed.
+    failed_since: HashMap<NodeId, Instant>,
 }
 
 /// The Raft ID and address of a server member.
@@ -161,25 +164,39 @@ impl Server {
             .filter_map(|m| server_of(m).map(|(id, _)| id))
             .filter(|id| *id != self.consensus.node_id)
             .collect();
-        // Autopilot: dead voters go too, while the live ones keep a quorum.
-        let failed: BTreeSet<NodeId> = members
+        // Autopilot: dead voters go too, once they have been failed for
+        // `server_stabilization_time` (a short partition heals without churn), and only as
+        // many as a quorum can lose: at most (voters - 1) / 2 at a time, as raft-autopilot.
+        let failed_now: BTreeSet<NodeId> = members
             .iter()
             .filter(|m| m.state == MemberState::Failed)
             .filter_map(|m| server_of(m).map(|(id, _)| id))
             .filter(|id| voters.contains(id) && *id != self.consensus.node_id)
             .collect();
+        state.failed_since.retain(|id, _| failed_now.contains(id));
+        let failed: BTreeSet<NodeId> = failed_now
+            .iter()
+            .filter(|id| {
+                let since = *state.failed_since.entry(**id).or_insert_with(Instant::now);
+                since.elapsed() >= cfg.server_stabilization_time
+            })
+            .copied()
+            .collect();
         let mut remove: BTreeSet<NodeId> = left.intersection(&voters).copied().collect();
         if cfg.cleanup_dead_servers && !failed.is_empty() {
+            let max_removals = voters.len().saturating_sub(1) / 2;
             let remaining = voters.len() - remove.len() - failed.len();
-            let live_voters = voters
-                .iter()
-                .filter(|v| alive.contains(v) || **v == self.consensus.node_id)
-                .count();
-            let quorum_after = remaining / 2 + 1;
-            if live_voters >= quorum_after && remaining >= cfg.min_quorum as usize && remaining > 0 {
+            if failed.len() + remove.len() <= max_removals
+                && remaining >= cfg.min_quorum as usize
+                && self.lease_fresh()
+            {
                 remove.extend(failed.iter().copied());
             } else {
-                tracing::warn!(failed = failed.len(), voters = voters.len(), "autopilot: not removing failed servers (it would break quorum)");
+                tracing::warn!(
+                    failed = failed.len(),
+                    voters = voters.len(),
+                    "autopilot: not removing failed servers (it would risk the quorum)"
+                );
             }
         }
         let stale_learners: Vec<NodeId> = learners.intersection(&left).copied().collect();

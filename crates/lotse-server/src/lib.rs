@@ -22,6 +22,7 @@ pub mod members;
 pub mod operator;
 pub mod query;
 pub mod sessions;
+pub mod snapshot;
 pub mod telemetry;
 mod tombstones;
 pub mod watch_hub;

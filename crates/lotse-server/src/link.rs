@@ -44,11 +44,12 @@ pub(crate) fn decode_command(bytes: &[u8]) -> Result<Command, ServerError> {
 fn never_delivered(e: &RpcError) -> bool {
     match e {
         RpcError::BadAddress { .. } => true,
-        // tonic reports a refused or failed connect as "transport error" with the connector's
-        // text; a connection that broke after the request went out is not retried.
+        // hyper's connector reports a connection that was never made as "tcp connect error"
+        // (refused, unreachable, timed out connecting). A connection that broke after the
+        // request went out ("connection reset", "closed") may have delivered it: not retried.
         RpcError::Unreachable { reason, .. } => {
             let r = reason.to_ascii_lowercase();
-            r.contains("connect") || r.contains("refused")
+            r.contains("tcp connect error") || r.contains("dns error")
         }
         RpcError::Status { status, .. } => {
             matches!(status.code(), Code::FailedPrecondition | Code::Aborted)
@@ -162,5 +163,57 @@ impl ForwardHandler for FacadeForward {
             Some(h) => Ok(h(request).await),
             None => Err(Status::unimplemented("this server answers no forwarded HTTP")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable(reason: &str) -> RpcError {
+        RpcError::Unreachable {
+            addr: "127.0.0.1:1".into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn only_calls_that_never_arrived_are_retried() {
+        assert!(never_delivered(&unreachable("tcp connect error")));
+        assert!(never_delivered(&RpcError::Status {
+            addr: "a".into(),
+            status: to_status(&ServerError::NotLeader),
+        }));
+        assert!(never_delivered(&RpcError::Status {
+            addr: "a".into(),
+            status: to_status(&ServerError::NoLeader),
+        }));
+        // A connection that broke after sending may have delivered the call.
+        assert!(!never_delivered(&unreachable("connection reset by peer")));
+        assert!(!never_delivered(&unreachable("connection closed")));
+        assert!(!never_delivered(&RpcError::Timeout {
+            addr: "a".into(),
+            after: Duration::from_secs(1),
+        }));
+        assert!(!never_delivered(&RpcError::Status {
+            addr: "a".into(),
+            status: Status::internal("boom"),
+        }));
+    }
+
+    #[test]
+    fn errors_cross_the_wire_unchanged() {
+        for e in [
+            ServerError::NotLeader,
+            ServerError::NoLeader,
+            ServerError::PermissionDenied,
+        ] {
+            assert_eq!(from_status(&to_status(&e)), e);
+        }
+        let answer: WriteAnswer = Err(ServerError::Rejected(
+            lotse_core::StoreError::InvalidSession("x".into()),
+        ));
+        let back: WriteAnswer = codec::decode(&codec::encode(&answer)).expect("decodes");
+        assert_eq!(back, answer);
     }
 }

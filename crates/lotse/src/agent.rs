@@ -449,6 +449,9 @@ fn gossip_timing(cfg: &AgentConfig) -> lotse_gossip::Timing {
         gossip_nodes: g.gossip_nodes as usize,
         retransmit_mult: g.retransmit_mult,
         reap_after: cfg.reconnect_timeout,
+        // memberlist's LAN ratio (probe 1 s, push/pull 30 s): a pool tuned to probe faster
+        // also reconnects to members it lost (partitions) sooner.
+        push_pull_interval: g.probe_interval * 30,
         ..lotse_gossip::Timing::default()
     }
 }

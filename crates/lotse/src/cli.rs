@@ -8,6 +8,7 @@
 
 mod catalog;
 mod connect;
+mod event;
 mod flags;
 mod gateway;
 mod http;
@@ -23,7 +24,9 @@ mod regex;
 mod reload;
 mod semaphore;
 mod services;
+mod snapshot;
 mod tabwriter;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -82,6 +85,12 @@ fn entries() -> Vec<Entry> {
             synopsis: connect::PROXY_SYNOPSIS,
             run: Some(connect::run_proxy),
             help: connect::help_proxy,
+        },
+        Entry {
+            name: "event",
+            synopsis: event::SYNOPSIS,
+            run: Some(event::run),
+            help: event::help,
         },
         Entry {
             name: "gateway",
@@ -246,10 +255,40 @@ fn entries() -> Vec<Entry> {
             help: services::help_register,
         },
         Entry {
+            name: "snapshot",
+            synopsis: snapshot::SYNOPSIS,
+            run: None,
+            help: snapshot::help,
+        },
+        Entry {
+            name: "snapshot inspect",
+            synopsis: snapshot::INSPECT_SYNOPSIS,
+            run: Some(snapshot::run_inspect),
+            help: snapshot::help_inspect,
+        },
+        Entry {
+            name: "snapshot restore",
+            synopsis: snapshot::RESTORE_SYNOPSIS,
+            run: Some(snapshot::run_restore),
+            help: snapshot::help_restore,
+        },
+        Entry {
+            name: "snapshot save",
+            synopsis: snapshot::SAVE_SYNOPSIS,
+            run: Some(snapshot::run_save),
+            help: snapshot::help_save,
+        },
+        Entry {
             name: "version",
             synopsis: "Prints the Lotse version",
             run: Some(run_version),
             help: version_help,
+        },
+        Entry {
+            name: "watch",
+            synopsis: watch::SYNOPSIS,
+            run: Some(watch::run),
+            help: watch::help,
         },
     ]
 }

@@ -45,12 +45,22 @@ impl Store {
 
     /// The index of everything a health query on `name` shows (1 for a name never seen).
     pub fn service_index(&self, name: &str) -> u64 {
-        self.catalog.service_indexes.get(name).copied().unwrap_or(1)
+        self.catalog
+            .service_indexes
+            .get(name)
+            .copied()
+            .unwrap_or(1)
+            .max(self.restore_floor)
     }
 
     /// The index of one node, its services and checks (1 for a name never seen).
     pub fn node_index(&self, name: &str) -> u64 {
-        self.catalog.node_indexes.get(name).copied().unwrap_or(1)
+        self.catalog
+            .node_indexes
+            .get(name)
+            .copied()
+            .unwrap_or(1)
+            .max(self.restore_floor)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

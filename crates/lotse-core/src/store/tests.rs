@@ -16,6 +16,7 @@ mod catalog_reads;
 mod catalog_store;
 mod kv;
 mod prop;
+mod restore;
 mod sessions;
 mod snapshot;
 mod txn;

@@ -29,8 +29,15 @@ impl Net {
                     1,
                 );
                 let tags = BTreeMap::from([("role".to_string(), "node".to_string())]);
-                GossipCore::new(id, tags, t.clone(), Arc::new(AtomicU64::new(0)), i as u64, now)
-                    .unwrap()
+                GossipCore::new(
+                    id,
+                    tags,
+                    t.clone(),
+                    Arc::new(AtomicU64::new(0)),
+                    i as u64,
+                    now,
+                )
+                .unwrap()
             })
             .collect();
         Self {
@@ -107,7 +114,9 @@ fn push_pull_join_makes_everyone_alive_with_join_events() {
     for (i, c) in net.cores.iter_mut().enumerate() {
         let ms = c.members();
         assert_eq!(ms.len(), 3, "core {i}: {ms:?}");
-        assert!(ms.iter().all(|m| m.status == MemberStatus::Alive && m.tags["role"] == "node"));
+        assert!(ms
+            .iter()
+            .all(|m| m.status == MemberStatus::Alive && m.tags["role"] == "node"));
         let joins = c
             .take_events()
             .into_iter()
@@ -150,7 +159,8 @@ fn tags_update_and_leave_then_reap() {
     net.run(Duration::from_secs(2));
     let ev = net.cores[1].take_events();
     assert!(
-        ev.iter().any(|e| matches!(e, MemberEvent::Update(m) if m.name == "c0" && m.tags == tags)),
+        ev.iter()
+            .any(|e| matches!(e, MemberEvent::Update(m) if m.name == "c0" && m.tags == tags)),
         "{ev:?}"
     );
     let now = net.now;
@@ -163,11 +173,15 @@ fn tags_update_and_leave_then_reap() {
     assert_eq!(net.status(0, "c2"), Some(MemberStatus::Left));
     assert_eq!(net.status(1, "c2"), Some(MemberStatus::Left));
     let ev = net.cores[1].take_events();
-    assert!(ev.iter().any(|e| matches!(e, MemberEvent::Leave(m) if m.name == "c2")));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Leave(m) if m.name == "c2")));
     net.run(Duration::from_secs(6));
     assert_eq!(net.status(1, "c2"), None, "reaped after reap_after");
     let ev = net.cores[1].take_events();
-    assert!(ev.iter().any(|e| matches!(e, MemberEvent::Reap(m) if m.name == "c2")));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, MemberEvent::Reap(m) if m.name == "c2")));
 }
 
 #[test]

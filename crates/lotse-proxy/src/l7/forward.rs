@@ -91,11 +91,8 @@ async fn handle(
     let start = Instant::now();
     let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+    // The path only: query strings carry tokens often enough to keep them out of logs.
+    let path = req.uri().path().to_string();
     let incoming_trace = req
         .headers()
         .get("traceparent")

@@ -6,12 +6,27 @@
 //! ```hcl
 //! admin_bind = "127.0.0.1:19000"
 //! listener {
-//!   name = "public"
-//!   bind = "127.0.0.1:8080"
+//!   name             = "public"
+//!   bind             = "127.0.0.1:8080"
+//!   allowed_methods  = ["GET", "POST"]   # others: 405 (default: any)
+//!   max_header_bytes = 16384             # 431 beyond
+//!   max_body_bytes   = 1048576           # 413 for a larger Content-Length
 //!   route {
 //!     host        = "api.example.com"   # optional; "*.example.com" matches subdomains
 //!     path_prefix = "/api/"             # default "/"
 //!     service     = "api"
+//!     api_keys_kv_prefix = "gateway/keys/"   # require a key kept in the KV store (401)
+//!     jwt {                                  # and/or a JWT (Authorization: Bearer ...)
+//!       hs256_secret          = "..."        # and/or:
+//!       rs256_public_key_file = "/etc/lotse/jwt.pem"   # or rs256_public_key = "<PEM>"
+//!       issuer                = "https://idp.example.com"   # optional
+//!       audience              = "api"                       # optional
+//!       leeway_seconds        = 60
+//!     }
+//!     cache {                                # keep shareable GET answers (Cache-Control)
+//!       max_bytes       = 67108864
+//!       max_entry_bytes = 1048576
+//!     }
 //!     config {                          # an upstream's config keys (lotse-proxy's config)
 //!       rate_limit {
 //!         requests_per_second = 100
@@ -30,6 +45,9 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use lotse_proxy::gateway::cache::CacheConfig;
+use lotse_proxy::gateway::jwt::{rsa_public_key_from_pem, JwtConfig, JwtKey};
+use lotse_proxy::gateway::validate::{Method, Validation};
 use lotse_proxy::{
     AgentAddr, GatewaySpec, ProxySpec, RouteSpec, Source, UpstreamConfig, UpstreamSpec,
 };
@@ -137,6 +155,92 @@ fn string<'a>(v: &'a Value, key: &str, field: &str) -> Result<Option<&'a str>, S
     }
 }
 
+fn validation(l: &Value, here: &str) -> Result<Validation, String> {
+    let mut v = Validation::default();
+    match l.get("allowed_methods") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, m) in list.iter().enumerate() {
+                let method = m
+                    .as_str()
+                    .and_then(|s| Method::from_bytes(s.to_ascii_uppercase().as_bytes()).ok())
+                    .ok_or_else(|| format!("{here}.allowed_methods[{i}]: not an HTTP method"))?;
+                v.allowed_methods.push(method);
+            }
+        }
+        Some(_) => return Err(format!("{here}.allowed_methods: expected a list")),
+    }
+    let number = |key: &str| -> Result<Option<u64>, String> {
+        match l.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(n) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("{here}.{key}: expected a non-negative integer")),
+        }
+    };
+    v.max_header_bytes =
+        number("max_header_bytes")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    v.max_body_bytes = number("max_body_bytes")?;
+    Ok(v)
+}
+
+fn cache_config(c: &Value, here: &str) -> Result<CacheConfig, String> {
+    let number = |key: &str, default: usize| -> Result<usize, String> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("{here}.{key}: expected a non-negative integer")),
+        }
+    };
+    Ok(CacheConfig {
+        max_bytes: number("max_bytes", 64 << 20)?,
+        max_entry_bytes: number("max_entry_bytes", 1 << 20)?,
+    })
+}
+
+fn jwt_config(j: &Value, here: &str) -> Result<JwtConfig, String> {
+    let mut cfg = JwtConfig {
+        leeway_secs: 60,
+        ..JwtConfig::default()
+    };
+    if let Some(secret) = string(j, "hs256_secret", here)?.filter(|s| !s.is_empty()) {
+        cfg.keys.push(JwtKey::Hs256(secret.as_bytes().to_vec()));
+    }
+    let pem = match (
+        string(j, "rs256_public_key", here)?,
+        string(j, "rs256_public_key_file", here)?,
+    ) {
+        (Some(pem), _) => Some((pem.to_string(), format!("{here}.rs256_public_key"))),
+        (None, Some(file)) => {
+            let field = format!("{here}.rs256_public_key_file");
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{field}: {file}: {e}"))?;
+            Some((text, field))
+        }
+        (None, None) => None,
+    };
+    if let Some((pem, field)) = pem {
+        let der = rsa_public_key_from_pem(&pem).map_err(|e| format!("{field}: {e}"))?;
+        cfg.keys.push(JwtKey::Rs256(der));
+    }
+    if cfg.keys.is_empty() {
+        return Err(format!(
+            "{here}: hs256_secret or rs256_public_key(_file) is required"
+        ));
+    }
+    cfg.issuer = string(j, "issuer", here)?.map(str::to_string);
+    cfg.audience = string(j, "audience", here)?.map(str::to_string);
+    if let Some(v) = j.get("leeway_seconds") {
+        cfg.leeway_secs = v
+            .as_u64()
+            .ok_or_else(|| format!("{here}.leeway_seconds: expected a non-negative integer"))?;
+    }
+    Ok(cfg)
+}
+
 fn spec_from(v: &Value, agent: AgentAddr) -> Result<ProxySpec, String> {
     if !v.is_object() {
         return Err("expected an object at the top".into());
@@ -163,6 +267,7 @@ fn spec_from(v: &Value, agent: AgentAddr) -> Result<ProxySpec, String> {
         let name = string(l, "name", &here)?
             .map(str::to_string)
             .unwrap_or_else(|| format!("gateway-{}", bind.port()));
+        let validation = validation(l, &here)?;
         let mut routes = Vec::new();
         let route_blocks = blocks(l.get("route").or_else(|| l.get("routes")));
         if route_blocks.is_empty() {
@@ -202,9 +307,23 @@ fn spec_from(v: &Value, agent: AgentAddr) -> Result<ProxySpec, String> {
             for k in unknown {
                 tracing::warn!(field = %k, "unknown key, ignored");
             }
+            let api_keys_prefix = string(r, "api_keys_kv_prefix", &here)?
+                .filter(|p| !p.is_empty())
+                .map(str::to_string);
+            let jwt = match blocks(r.get("jwt")).first() {
+                Some(j) => Some(jwt_config(j, &format!("{here}.jwt"))?),
+                None => None,
+            };
+            let cache = match blocks(r.get("cache")).first() {
+                Some(c) => Some(cache_config(c, &format!("{here}.cache"))?),
+                None => None,
+            };
             routes.push(RouteSpec {
                 host,
                 path_prefix: prefix.to_string(),
+                api_keys_prefix,
+                jwt,
+                cache,
                 upstream: UpstreamSpec {
                     name: route_name,
                     bind,
@@ -213,7 +332,12 @@ fn spec_from(v: &Value, agent: AgentAddr) -> Result<ProxySpec, String> {
                 },
             });
         }
-        gateways.push(GatewaySpec { name, bind, routes });
+        gateways.push(GatewaySpec {
+            name,
+            bind,
+            validation,
+            routes,
+        });
     }
     Ok(ProxySpec {
         proxy_id: "gateway".into(),
