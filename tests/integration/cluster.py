@@ -111,6 +111,13 @@ class Cluster:
     def wait_leader(self, among=None, timeout=20.0):
         return wait_for("a leader all agree on", lambda: self.leader(among), timeout)
 
+    def wait_new_leader(self, among, old, timeout=20.0):
+        """Waits until `among` agree on a leader that is none of `old`."""
+        def fresh():
+            lead = self.leader(among=among)
+            return lead if lead is not None and lead not in old else None
+        return wait_for("a new leader", fresh, timeout)
+
     def followers(self):
         lead = self.leader()
         return [a for a in self.alive() if a is not lead]

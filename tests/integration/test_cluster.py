@@ -207,14 +207,17 @@ def test_an_isolated_leader_is_replaced_and_steps_down(three):
     majority = [a for a in c.nodes if a is not old]
     with Firewall() as fw:
         fw.isolate(old.host, c.hosts)
-        def new_leader():
-            lead = c.leader(among=majority)
-            return lead if lead is not None and lead is not old else None
-        new = wait_for("a new leader in the majority", new_leader, timeout=15)
+        new = c.wait_new_leader(majority, [old])
         assert put(new, "after/isolation", "new").json() is True
         # The old leader cannot commit: its write fails instead of succeeding.
         r = put(old, "stale/leader", "x", timeout=20)
         assert r.status_code == 500
+        # Nor, its lease long expired, does it serve default or consistent reads (which
+        # would miss the majority's write); a stale read answers from its own copy.
+        for mode in ("", "?consistent"):
+            r = old.get(f"/v1/kv/after/isolation{mode}", timeout=20)
+            assert r.status_code == 500, (mode, r.status_code, r.text)
+        assert old.get("/v1/kv/after/isolation?stale").status_code == 404
         fw.heal()
     wait_for("the old leader follows the new one",
              lambda: c.leader() is new, timeout=20)
@@ -303,5 +306,25 @@ def test_keyring_rotation_keeps_the_pool_together():
         time.sleep(1.5)
         for n in c.nodes:
             assert c.members(n) == {"s1": 1, "s2": 1, "s3": 1}
+    finally:
+        c.cleanup()
+
+
+def test_five_servers_survive_losing_two_including_the_leader():
+    c = Cluster(5)
+    try:
+        lead = c.wait_leader()
+        for i in range(20):
+            assert put(c.nodes[i % 5], f"five/{i}", str(i)).json() is True
+        victims = [lead, c.followers()[0]]
+        for v in victims:
+            c.kill9(v)
+        survivors = c.alive()
+        assert len(survivors) == 3
+        c.wait_new_leader(survivors, victims)
+        assert put(survivors[0], "five/after", "ok", timeout=10).json() is True
+        for a in survivors:
+            keys = a.get("/v1/kv/five/?keys&consistent").json()
+            assert len(keys) == 21
     finally:
         c.cleanup()

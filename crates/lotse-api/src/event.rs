@@ -236,13 +236,16 @@ fn mp_str(n: usize) -> usize {
 pub fn check_size(ev: &UserEvent) -> Result<(), String> {
     let opt = |key: usize, s: usize| if s == 0 { 0 } else { mp_str(key) + mp_str(s) };
     let encoded_event = 1
-        + mp_str(2) + mp_str(ev.id.len())
-        + mp_str(1) + mp_str(ev.name.len())
+        + mp_str(2)
+        + mp_str(ev.id.len())
+        + mp_str(1)
+        + mp_str(ev.name.len())
         + opt(1, ev.payload.len())
         + opt(2, ev.node_filter.len())
         + opt(2, ev.service_filter.len())
         + opt(2, ev.tag_filter.len())
-        + mp_str(1) + 1;
+        + mp_str(1)
+        + 1;
     let serf_name = SERF_NAME_PREFIX.len() + ev.name.len();
     let limit = USER_EVENT_SIZE_LIMIT;
     if serf_name + encoded_event > limit {
@@ -250,11 +253,16 @@ pub fn check_size(ev: &UserEvent) -> Result<(), String> {
             "user event exceeds configured limit of {limit} bytes before encoding"
         ));
     }
-    let message = 1 + 1
-        + mp_str(5) + 3
-        + mp_str(4) + mp_str(serf_name)
-        + mp_str(7) + mp_str(encoded_event)
-        + mp_str(2) + 1;
+    let message = 1
+        + 1
+        + mp_str(5)
+        + 3
+        + mp_str(4)
+        + mp_str(serf_name)
+        + mp_str(7)
+        + mp_str(encoded_event)
+        + mp_str(2)
+        + 1;
     if message > limit {
         return Err(format!(
             "encoded user event exceeds configured limit of {limit} bytes after encoding"
@@ -267,7 +275,11 @@ pub fn check_size(ev: &UserEvent) -> Result<(), String> {
 
 /// Consul's `shouldProcessUserEvent`: does `ev` pass its filters on this agent (named
 /// `node_name`, with local `services`)? A filter that does not compile rejects the event.
-pub fn should_process(ev: &UserEvent, node_name: &str, services: &[lotse_core::catalog::Service]) -> bool {
+pub fn should_process(
+    ev: &UserEvent,
+    node_name: &str,
+    services: &[lotse_core::catalog::Service],
+) -> bool {
     if ev.version > EVENT_VERSION {
         tracing::warn!(version = ev.version, event = %ev.name, "event version may have unsupported features");
     }

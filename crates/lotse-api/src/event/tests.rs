@@ -64,7 +64,10 @@ fn new_ids_are_go_uuids() {
     let id = new_id();
     assert_eq!(id.len(), 36);
     assert_eq!(
-        id.char_indices().filter(|(_, c)| *c == '-').map(|(i, _)| i).collect::<Vec<_>>(),
+        id.char_indices()
+            .filter(|(_, c)| *c == '-')
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>(),
         vec![8, 13, 18, 23]
     );
     assert_ne!(id, new_id());
@@ -242,12 +245,18 @@ async fn fire_validates_as_consul_and_needs_gossip() {
     );
     let (status, _, body) = call(&state, "PUT", "/v1/event/fire/x?node=(", "").await;
     assert_eq!(status, 500);
-    assert!(body.starts_with("Invalid node filter: error parsing regexp"), "{body}");
+    assert!(
+        body.starts_with("Invalid node filter: error parsing regexp"),
+        "{body}"
+    );
     let big = "x".repeat(1000);
     let (status, _, body) = call(&state, "PUT", "/v1/event/fire/x", &big).await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "user event exceeds configured limit of 512 bytes before encoding")
+        (
+            500,
+            "user event exceeds configured limit of 512 bytes before encoding"
+        )
     );
     // A valid event with no gossip pool (unit tests): a 500, nothing stored.
     let (status, _, _) = call(&state, "PUT", "/v1/event/fire/deploy", "v1").await;
@@ -272,7 +281,14 @@ async fn list_filters_by_name_and_indexes_by_the_last_id() {
     assert_eq!(v[1]["Name"], "restart");
     let (_, index, body) = call(&state, "GET", "/v1/event/list?name=deploy", "").await;
     assert_eq!(index, uuid_to_u64(&a.id));
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let (status, _, body) = call(&state, "GET", "/v1/event/list?index=x", "").await;
     assert_eq!((status, body.as_str()), (400, "Invalid index"));
     let (status, _, body) = call(&state, "GET", "/v1/event/list?index=1&wait=5", "").await;

@@ -15,16 +15,36 @@ struct EventArgs {
     #[command(flatten)]
     http: HttpFlags,
     /// Name of the event.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     name: String,
     /// Regular expression to filter on node names.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     node: String,
     /// Regular expression to filter on service instances.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     service: String,
     /// Regular expression to filter on service tags. Must be used with -service.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     tag: String,
     #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
@@ -98,7 +118,11 @@ pub fn run(args: &[String]) -> i32 {
         Err(e) => return flags::fail("Error firing event", e),
     };
     let id = match resp.json::<serde_json::Value>() {
-        Ok(v) => v.get("ID").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+        Ok(v) => v
+            .get("ID")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
         Err(e) => return flags::fail("Error firing event", e),
     };
     println!("Event ID: {id}");
@@ -116,7 +140,10 @@ mod tests {
 
     #[test]
     fn filters_are_checked_as_consul_does() {
-        assert!(check(&args(&["-name", "x", "-node", "^web", "-service", "api", "-tag", "v1"])).is_ok());
+        assert!(check(&args(&[
+            "-name", "x", "-node", "^web", "-service", "api", "-tag", "v1"
+        ]))
+        .is_ok());
         assert_eq!(
             check(&args(&["-name", "x", "-node", "("])).unwrap_err(),
             "Failed to compile node filter regexp: error parsing regexp: missing closing ): `(`"
@@ -132,6 +159,9 @@ mod tests {
         assert_eq!(run(&argv(&["-node", "x"])), 1);
         assert_eq!(run(&argv(&["-name", "x", "a", "b"])), 1);
         let a = args(&["-name=deploy", "payload"]);
-        assert_eq!((a.name.as_str(), a.args.as_slice()), ("deploy", &["payload".to_string()][..]));
+        assert_eq!(
+            (a.name.as_str(), a.args.as_slice()),
+            ("deploy", &["payload".to_string()][..])
+        );
     }
 }

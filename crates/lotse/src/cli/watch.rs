@@ -34,24 +34,54 @@ struct WatchArgs {
     http: HttpFlags,
     /// Specifies the watch type. One of key, keyprefix, services, nodes, service, checks, or
     /// event.
-    #[arg(long = "type", default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long = "type",
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     watch_type: String,
     /// Specifies the key to watch. Only for 'key' type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     key: String,
     /// Specifies the key prefix to watch. Only for 'keyprefix' type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     prefix: String,
     /// Specifies the service to watch. Required for 'service' type, optional for 'checks'
     /// type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     service: String,
     /// Specifies the service tag to filter on. Optional for 'service' type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     tag: String,
     /// Specifies if only hosts passing all checks are displayed. Optional for 'service' type,
     /// must be one of `[true|false]`. Defaults false.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "[true|false]")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "[true|false]"
+    )]
     passingonly: String,
     /// Use a shell to run the command (can set a custom shell via the SHELL environment
     /// variable).
@@ -60,10 +90,20 @@ struct WatchArgs {
           hide_default_value = true)]
     shell: bool,
     /// Specifies the states to watch. Optional for 'checks' type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     state: String,
     /// Specifies an event name to watch. Only for 'event' type.
-    #[arg(long, default_value = "", hide_default_value = true, value_name = "string")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "string"
+    )]
     name: String,
     #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
@@ -95,7 +135,10 @@ enum View {
         passing_only: bool,
     },
     /// Checks in a state (`any` by default) or of a service.
-    Checks { service: String, state: String },
+    Checks {
+        service: String,
+        state: String,
+    },
     Event(String),
 }
 
@@ -267,9 +310,7 @@ fn fetch(client: &Client, view: &View, last: Option<u64>) -> Result<(u64, String
         View::Checks { service, state } if state.is_empty() => {
             (format!("/v1/health/checks/{}", encode_path(service)), false)
         }
-        View::Checks { state, .. } => {
-            (format!("/v1/health/state/{}", encode_path(state)), false)
-        }
+        View::Checks { state, .. } => (format!("/v1/health/state/{}", encode_path(state)), false),
         View::Event(name) => {
             q.read = false;
             if !name.is_empty() {
@@ -605,7 +646,10 @@ mod tests {
 
     #[test]
     fn plans_check_parameters_as_consul() {
-        assert_eq!(plan_of(&["-type", "key", "-key", "a/b"]), Ok(View::Key("a/b".into())));
+        assert_eq!(
+            plan_of(&["-type", "key", "-key", "a/b"]),
+            Ok(View::Key("a/b".into()))
+        );
         assert_eq!(
             plan_of(&["-type", "key"]).unwrap_err(),
             "Must specify a single key to watch"
@@ -630,7 +674,16 @@ mod tests {
             "Cannot specify service and state"
         );
         assert_eq!(
-            plan_of(&["-type", "service", "-service", "web", "-tag", "v1", "-passingonly", "true"]),
+            plan_of(&[
+                "-type",
+                "service",
+                "-service",
+                "web",
+                "-tag",
+                "v1",
+                "-passingonly",
+                "true"
+            ]),
             Ok(View::Service {
                 name: "web".into(),
                 tag: "v1".into(),
@@ -641,7 +694,15 @@ mod tests {
             plan_of(&["-type", "bogus"]).unwrap_err(),
             "Unsupported watch type: bogus"
         );
-        let a = args(&["-type", "keyprefix", "-prefix", "x/", "-shell=false", "cat", "-n"]);
+        let a = args(&[
+            "-type",
+            "keyprefix",
+            "-prefix",
+            "x/",
+            "-shell=false",
+            "cat",
+            "-n",
+        ]);
         assert!(!a.shell);
         assert_eq!(a.args, vec!["cat", "-n"]);
     }
@@ -655,7 +716,10 @@ mod tests {
             "{\n    \"A\": [],\n    \"B\": {\n        \"C\": \"x, y: [z]\"\n    },\n    \"D\": [\n        1,\n        2\n    ],\n    \"E\": {}\n}"
         );
         assert_eq!(indent("null"), "null");
-        assert_eq!(encoder_line(r#"{"K":"a<b\"&"}"#), "{\"K\":\"a\\u003cb\\\"\\u0026\"}\n");
+        assert_eq!(
+            encoder_line(r#"{"K":"a<b\"&"}"#),
+            "{\"K\":\"a\\u003cb\\\"\\u0026\"}\n"
+        );
     }
 
     #[test]
@@ -681,7 +745,11 @@ mod tests {
     fn handler_gets_stdin_and_the_index_and_failures_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let script = format!("cat > {} && echo \"$CONSUL_INDEX\" >> {}", out.display(), out.display());
+        let script = format!(
+            "cat > {} && echo \"$CONSUL_INDEX\" >> {}",
+            out.display(),
+            out.display()
+        );
         run_handler(&[script], true, 42, "{\"a\":1}\n").unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"a\":1}\n42\n");
         assert_eq!(
