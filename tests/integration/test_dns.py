@@ -727,8 +727,10 @@ def test_dns_port_minus_one_disables_dns():
         mine = _socket_inodes(a.proc.pid)
         udp = _sockets(("/proc/net/udp", "/proc/net/udp6"))
         tcp = _sockets(("/proc/net/tcp", "/proc/net/tcp6"), listening_only=True)
-        assert [udp[i] for i in mine if i in udp] == []
-        assert [tcp[i] for i in mine if i in tcp] == [a.http_port]   # HTTP only
+        # No DNS port: UDP only for gossip; TCP for HTTP, server RPC and gossip push/pull.
+        assert [udp[i] for i in mine if i in udp] == [a.serf_lan_port]
+        assert sorted(tcp[i] for i in mine if i in tcp) == sorted(
+            [a.http_port, a.server_port, a.serf_lan_port])
     finally:
         a.stop()
 

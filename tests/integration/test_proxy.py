@@ -9,187 +9,15 @@ State is read from the proxy's admin endpoint (`/upstreams`, `/stats/prometheus`
 import concurrent.futures
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import Agent, free_port, lotse_bin
-
-HERE = Path(__file__).resolve().parent
-
-
-def uniq(tag):
-    return f"{tag}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_port(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-class Instance:
-    """One proxy_upstream.py process, registered in the agent as an instance of `service`."""
-
-    def __init__(self, agent, service, register=True):
-        self.agent = agent
-        self.service = service
-        self.port = free_port()
-        self.id = f"{service}-{self.port}"
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "proxy_upstream.py"),
-                                      str(self.port), self.id])
-        wait_port(self.port)
-        if register:
-            self.register()
-
-    def register(self):
-        r = self.agent.put("/v1/agent/service/register", data=json.dumps({
-            "ID": self.id, "Name": self.service, "Address": "127.0.0.1", "Port": self.port}))
-        assert r.status_code == 200, r.text
-
-    def mode(self, mode):
-        r = requests.get(f"http://127.0.0.1:{self.port}/_mode/{mode}", timeout=5)
-        assert r.status_code == 200
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-class ProxyProc:
-    """A running `lotse connect proxy`, its admin address and log."""
-
-    def __init__(self, agent, args, wait=True, command=("connect", "proxy")):
-        self.admin_port = free_port()
-        self.admin = f"http://127.0.0.1:{self.admin_port}"
-        self.log_path = Path(tempfile.mkstemp(prefix="lotse-proxy-", suffix=".log")[1])
-        self.log = open(self.log_path, "ab")
-        env = dict(os.environ, LOTSE_HTTP_ADDR=agent.addr)
-        env.pop("CONSUL_HTTP_ADDR", None)
-        self.proc = subprocess.Popen(
-            [lotse_bin(), *command, *args, "-admin-bind", f"127.0.0.1:{self.admin_port}"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if requests.get(self.admin + "/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"proxy not ready:\n{self.output()}")
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")[-8000:]
-
-    def upstreams(self):
-        return requests.get(self.admin + "/upstreams", timeout=5).json()
-
-    def upstream(self, name):
-        return next(u for u in self.upstreams()["upstreams"] if u["name"] == name)
-
-    def metrics(self):
-        return requests.get(self.admin + "/stats/prometheus", timeout=5).text
-
-    def metric(self, name, **labels):
-        sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        for line in self.metrics().splitlines():
-            if line.startswith(f"{name}{{{sel}}} "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def wait_endpoints(self, name, n, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            eps = self.upstream(name)["endpoints"]
-            if len(eps) == n:
-                return eps
-            time.sleep(0.05)
-        raise AssertionError(f"{name}: wanted {n} endpoints, have {self.upstream(name)}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-@pytest.fixture
-def world(agent):
-    """Starts instances and proxies for one test and stops them after it."""
-    started = {"instances": [], "proxies": []}
-
-    class World:
-        def instances(self, service, n):
-            out = [Instance(agent, service) for _ in range(n)]
-            started["instances"].extend(out)
-            return out
-
-        def instance(self, service, register=True):
-            i = Instance(agent, service, register=register)
-            started["instances"].append(i)
-            return i
-
-        def sidecar(self, upstreams, wait=True):
-            """Registers a client service whose sidecar has `upstreams` ([(dest, config)]);
-            starts a proxy for it. Returns (proxy, [local ports])."""
-            client = uniq("client")
-            ports = [free_port() for _ in upstreams]
-            body = {
-                "ID": client, "Name": client, "Port": free_port(),
-                "Connect": {"SidecarService": {
-                    "Port": free_port(), "Address": "127.0.0.1",
-                    "Proxy": {"Upstreams": [
-                        {"DestinationName": dest, "LocalBindPort": port, "Config": config}
-                        for (dest, config), port in zip(upstreams, ports)]}}},
-            }
-            r = agent.put("/v1/agent/service/register", data=json.dumps(body))
-            assert r.status_code == 200, r.text
-            p = ProxyProc(agent, ["-sidecar-for", client], wait=wait)
-            started["proxies"].append(p)
-            return p, ports
-
-        def proxy(self, args, wait=True, command=("connect", "proxy")):
-            p = ProxyProc(agent, args, wait=wait, command=command)
-            started["proxies"].append(p)
-            return p
-
-    yield World()
-    for p in started["proxies"]:
-        p.stop()
-    for i in started["instances"]:
-        i.kill()
-        agent.put(f"/v1/agent/service/deregister/{i.id}")
-
-
-def get(port, path="/", **kw):
-    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=kw.pop("timeout", 10), **kw)
-
+from conftest import Agent, free_port
+from proxy_harness import Instance, ProxyProc, get, uniq, world  # noqa: F401 (world: fixture)
 
 HTTP = {"protocol": "http"}
 
@@ -464,74 +292,6 @@ def test_sidecar_public_listener_reaches_the_local_service(world, agent):
     assert get(public, "/in").json()["instance"] == local.id
 
 
-# ------------------------------------------------------------------------------ gateway
-
-def test_gateway_routes_by_host_and_path_with_per_route_limits(world, tmp_path):
-    api, web = uniq("api"), uniq("web")
-    api_insts = world.instances(api, 2)
-    web_inst = world.instances(web, 1)[0]
-    port, strict_port = free_port(), free_port()
-    config = tmp_path / "gateway.hcl"
-    config.write_text(f"""
-listener {{
-  bind = "127.0.0.1:{port}"
-  route {{
-    name        = "api"
-    host        = "api.test"
-    path_prefix = "/api/"
-    service     = "{api}"
-    config {{
-      rate_limit {{
-        requests_per_second = 1
-        burst               = 4
-      }}
-    }}
-  }}
-  route {{
-    name    = "site"
-    service = "{web}"
-  }}
-}}
-listener {{
-  bind = "127.0.0.1:{strict_port}"
-  route {{
-    name    = "assets"
-    host    = "*.static.test"
-    service = "{web}"
-  }}
-}}
-""")
-    gw = world.proxy(["-config", str(config)], command=("gateway",))
-    gw.wait_endpoints("api", 2)
-    gw.wait_endpoints("site", 1)
-    gw.wait_endpoints("assets", 1)
-    r = get(port, "/api/users", headers={"Host": "api.test"})
-    assert r.status_code == 200 and r.json()["instance"] in {i.id for i in api_insts}
-    assert r.json()["path"] == "/api/users"
-    # Same path, other host: the catch-all route. Other path, same host: likewise.
-    assert get(port, "/api/users", headers={"Host": "www.test"}).json()["instance"] == web_inst.id
-    assert get(port, "/index.html", headers={"Host": "api.test"}).json()["instance"] == web_inst.id
-    # Wildcard host; no route at all is 404.
-    assert get(strict_port, "/a.css", headers={"Host": "img.static.test"}).json()["instance"] == web_inst.id
-    nope = get(strict_port, "/a.css", headers={"Host": "static.test"})
-    assert nope.status_code == 404 and nope.headers["x-lotse-proxy"] == "no-route"
-    # The api route's bucket runs dry; the site route is not limited.
-    codes = Counter(get(port, "/api/x", headers={"Host": "api.test"}).status_code for _ in range(10))
-    assert codes[429] >= 5, codes
-    assert all(get(port, "/", headers={"Host": "www.test"}).status_code == 200 for _ in range(10))
-    assert gw.metric("lotse_proxy_rate_limited_total", upstream="api") == codes[429]
-    assert gw.metric("lotse_proxy_requests_total", upstream="site", **{"class": "2xx"}) >= 12
-
-
-def test_gateway_config_error_names_the_field(world, tmp_path):
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"listener": [{"bind": f"127.0.0.1:{free_port()}",
-                                                "route": [{"path_prefix": "/x"}]}]}))
-    gw = world.proxy(["-config", str(config)], command=("gateway",), wait=False)
-    assert gw.proc.wait(timeout=15) == 1
-    assert "listener[0].route[0].service: required" in gw.output()
-
-
 # ------------------------------------------------------------------------------ live config
 
 def test_sidecar_registration_change_applies_live(world, agent):
@@ -575,7 +335,7 @@ def test_sidecar_registers_its_own_health_check(world, agent):
     checks = agent.get("/v1/agent/checks").json()
     assert check_id in checks, checks
     assert checks[check_id]["ServiceID"] == proxy_id
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 25  # the first run comes within one interval (10s)
     while agent.get("/v1/agent/checks").json()[check_id]["Status"] != "passing":
         assert time.monotonic() < deadline, agent.get("/v1/agent/checks").json()[check_id]
         time.sleep(0.2)
@@ -583,124 +343,20 @@ def test_sidecar_registers_its_own_health_check(world, agent):
     assert check_id not in agent.get("/v1/agent/checks").json()
 
 
-def test_gateway_validates_requests_and_checks_api_keys_from_kv(world, agent, tmp_path):
-    svc = uniq("keyed")
-    inst = world.instances(svc, 1)[0]
-    prefix = f"{uniq('gw')}/keys"
-    assert agent.put(f"/v1/kv/{prefix}/alice", data="alice-key").status_code == 200
-    port = free_port()
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"listener": {
-        "bind": f"127.0.0.1:{port}",
-        "allowed_methods": ["GET", "POST"],
-        "max_header_bytes": 2048,
-        "max_body_bytes": 64,
-        "route": [
-            {"name": "private", "path_prefix": "/private/", "service": svc,
-             "api_keys_kv_prefix": prefix},
-            {"name": "public", "service": svc},
-        ]}}))
-    gw = world.proxy(["-config", str(config)], command=("gateway",))
-    gw.wait_endpoints("public", 1)
-    assert get(port, "/open").json()["instance"] == inst.id
-    r = requests.delete(f"http://127.0.0.1:{port}/open", timeout=10)
-    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
-    assert get(port, "/open", headers={"x-big": "x" * 4000}).status_code == 431
-    r = requests.post(f"http://127.0.0.1:{port}/open", data=b"y" * 100, timeout=10)
-    assert r.status_code == 413
-    assert requests.post(f"http://127.0.0.1:{port}/open", data=b"small", timeout=10).json()["body"] == "small"
-    # API keys: none, wrong, right (either header); then revoked by deleting it from the KV.
-    deadline = time.monotonic() + 10
-    while get(port, "/private/x", headers={"X-API-Key": "alice-key"}).status_code != 200:
-        assert time.monotonic() < deadline, gw.output()
-        time.sleep(0.1)
-    r = get(port, "/private/x")
-    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
-    assert get(port, "/private/x", headers={"X-API-Key": "nope"}).status_code == 401
-    assert get(port, "/private/x", headers={"Authorization": "Bearer alice-key"}).status_code == 200
-    assert agent.delete(f"/v1/kv/{prefix}/alice").status_code == 200
-    deadline = time.monotonic() + 10
-    while get(port, "/private/x", headers={"X-API-Key": "alice-key"}).status_code != 401:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
 
 
-def _b64url(data: bytes) -> str:
-    import base64
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def test_ad_hoc_public_listener(world):
+    local = world.instance(uniq("adhoc"), register=False)
+    listen = free_port()
+    world.proxy(["-service", "adhoc", "-listen", f"127.0.0.1:{listen}",
+                 "-service-addr", f"127.0.0.1:{local.port}"])
+    assert get(listen, "/x").json()["instance"] == local.id
 
 
-def _jwt(header: dict, claims: dict, sign) -> str:
-    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-    return f"{signing_input}.{_b64url(sign(signing_input.encode()))}"
-
-
-def test_gateway_verifies_jwts_hs256_and_rs256(world, tmp_path):
-    import hashlib
-    import hmac
-    import shutil
-
-    svc = uniq("jwt")
-    world.instances(svc, 1)
-    jwt_cfg = {"hs256_secret": "top-secret", "issuer": "lotse-tests", "audience": "api"}
-    rsa = shutil.which("openssl") is not None
-    if rsa:
-        key = tmp_path / "key.pem"
-        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
-                       capture_output=True)
-        pub = tmp_path / "pub.pem"
-        subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)],
-                       check=True, capture_output=True)
-        jwt_cfg["rs256_public_key_file"] = str(pub)
-    port = free_port()
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"listener": {"bind": f"127.0.0.1:{port}", "route": {
-        "name": "jwt", "service": svc, "jwt": jwt_cfg}}}))
-    gw = world.proxy(["-config", str(config)], command=("gateway",))
-    gw.wait_endpoints("jwt", 1)
-
-    now = int(time.time())
-    claims = {"iss": "lotse-tests", "aud": "api", "sub": "ann", "exp": now + 300}
-
-    def hs(secret):
-        return lambda m: hmac.new(secret, m, hashlib.sha256).digest()
-
-    def call(token):
-        return get(port, "/", headers={"Authorization": f"Bearer {token}"}).status_code
-
-    assert call(_jwt({"alg": "HS256", "typ": "JWT"}, claims, hs(b"top-secret"))) == 200
-    assert call(_jwt({"alg": "HS256"}, claims, hs(b"wrong"))) == 401
-    assert call(_jwt({"alg": "HS256"}, dict(claims, exp=now - 3600), hs(b"top-secret"))) == 401
-    assert call(_jwt({"alg": "HS256"}, dict(claims, aud="other"), hs(b"top-secret"))) == 401
-    assert call(_jwt({"alg": "none"}, claims, lambda m: b"")) == 401
-    assert get(port, "/").status_code == 401
-    if rsa:
-        def rs(m):
-            return subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=m,
-                                  check=True, capture_output=True).stdout
-        assert call(_jwt({"alg": "RS256", "typ": "JWT"}, claims, rs)) == 200
-        # Algorithm confusion: an HS256 token "signed" with the public key's bytes is refused.
-        assert call(_jwt({"alg": "HS256"}, claims, hs(pub.read_bytes()))) == 401
-
-
-def test_gateway_caches_shareable_gets(world, tmp_path):
-    svc = uniq("cache")
-    world.instances(svc, 1)
-    port = free_port()
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"listener": {"bind": f"127.0.0.1:{port}", "route": {
-        "name": "cached", "service": svc,
-        "cache": {"max_bytes": 1 << 20, "max_entry_bytes": 4096}}}}))
-    gw = world.proxy(["-config", str(config)], command=("gateway",))
-    gw.wait_endpoints("cached", 1)
-    first = get(port, "/cached?x=1")
-    assert first.headers["x-lotse-cache"] == "miss"
-    again = get(port, "/cached?x=1")
-    assert again.headers["x-lotse-cache"] == "hit" and "age" in again.headers
-    assert again.json()["n"] == first.json()["n"]  # served from memory, upstream not asked
-    # Another query string is another entry; no-cache requests and uncacheable answers pass.
-    assert get(port, "/cached?x=2").headers["x-lotse-cache"] == "miss"
-    fresh = get(port, "/cached?x=1", headers={"Cache-Control": "no-cache"})
-    assert "x-lotse-cache" not in fresh.headers and fresh.json()["n"] > first.json()["n"]
-    plain = [get(port, "/plain").json()["n"] for _ in range(2)]
-    assert plain[1] > plain[0]
+def test_bad_flags_are_refused(world):
+    p = world.proxy([], wait=False)
+    assert p.proc.wait(timeout=15) == 1
+    assert "One of -sidecar-for, -proxy-id or -service is required" in p.output()
+    p = world.proxy(["-service", "x", "-upstream", "nope"], wait=False)
+    assert p.proc.wait(timeout=15) == 1
+    assert "expected NAME:PORT" in p.output()

@@ -823,7 +823,7 @@ def test_fresh_server_catalog_lists_consul_service(fresh_agent):
     assert services == {"consul": []}
     _, instances = c.catalog.service("consul")
     assert [(i["Node"], i["ServiceID"], i["ServiceName"]) for i in instances] == [(node, "consul", "consul")]
-    assert instances[0]["ServicePort"] == 8300       # the server RPC port (-dev keeps the default)
+    assert instances[0]["ServicePort"] == fresh_agent.server_port   # the server RPC port
     _, entries = c.health.service("consul", passing=True)
     assert len(entries) == 1 and entries[0]["Node"]["Node"] == node
     # The agent itself does not list it among its local services.

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use axum::Router;
-use axum::response::IntoResponse;
 use lotse_server::link_types::HttpRequest;
 use lotse_server::{Access, Resource};
 use serde_json::Value;
@@ -66,7 +66,9 @@ async fn join(
         .server
         .authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
     if params.has("wan") {
-        return Err(internal("joining the WAN pool is not supported (one datacenter)"));
+        return Err(internal(
+            "joining the WAN pool is not supported (one datacenter)",
+        ));
     }
     let gossip = pool(&state)?;
     let port = state.agent.serf_lan_port;
@@ -109,7 +111,11 @@ async fn force_leave(
 }
 
 /// FORCE-LEAVE-PENDING: the pool's force-leave arrives with the gossip crate's next change.
-fn force_leave_member(_g: &lotse_gossip::Gossip, _node: &str, _prune: bool) -> Result<bool, ApiError> {
+fn force_leave_member(
+    _g: &lotse_gossip::Gossip,
+    _node: &str,
+    _prune: bool,
+) -> Result<bool, ApiError> {
     Err(internal("force-leave is not available yet"))
 }
 
@@ -181,7 +187,10 @@ async fn keyring_remove(
 type NodeAnswer = Result<(Vec<String>, Option<String>), String>;
 
 fn apply_here(state: &State, op: KeyOp, key: &str) -> NodeAnswer {
-    let gossip = state.gossip.as_ref().ok_or("this agent runs no gossip pool")?;
+    let gossip = state
+        .gossip
+        .as_ref()
+        .ok_or("this agent runs no gossip pool")?;
     let ring = gossip.keyring();
     if !ring.is_enabled() {
         return Err("Gossip encryption is not enabled on this agent".to_string());

@@ -30,10 +30,7 @@ pub fn handler(state: State) -> HttpHandler {
 fn plain(status: u16, text: String) -> HttpReply {
     HttpReply {
         status,
-        headers: vec![(
-            "content-type".into(),
-            b"text/plain; charset=utf-8".to_vec(),
-        )],
+        headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
         body: text.into_bytes(),
     }
 }

@@ -117,7 +117,10 @@ impl Command {
                     }
                 })
                 .sum(),
-            Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
+            Command::Batch(cmds) => cmds
+                .iter()
+                .map(Command::approx_size)
+                .fold(0, usize::saturating_add),
             Command::CatalogRegister { req, .. } => {
                 let service = req.service.as_ref().map_or(0, |s| {
                     s.proxy_json.len() + s.connect_json.len() + s.meta.len() * 32 + 256

@@ -56,6 +56,10 @@ pub struct UpstreamMetrics {
     pub connections: AtomicU64,
     pub discovery_errors: AtomicU64,
     pub discovery_stale: AtomicBool,
+    /// Gateway routes: answers served from the response cache.
+    pub cache_hits: AtomicU64,
+    /// Gateway routes: requests refused 401 (no or bad API key or JWT).
+    pub unauthorized: AtomicU64,
 }
 
 impl UpstreamMetrics {
@@ -210,6 +214,20 @@ pub fn render(samples: &[Sample<'_>]) -> String {
         "Failed discovery queries to the agent.",
         samples,
         |m| m.discovery_errors.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "lotse_proxy_cache_hits_total",
+        "Answers served from the gateway's response cache.",
+        samples,
+        |m| m.cache_hits.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "lotse_proxy_unauthorized_total",
+        "Requests refused with 401 (API key or JWT).",
+        samples,
+        |m| m.unauthorized.load(Relaxed),
     );
     let name = "lotse_proxy_active_connections";
     family(&mut out, name, "gauge", "Downstream connections open now.");

@@ -179,11 +179,13 @@ impl Proxy {
                     inner: l7::stack(&up, env.client(&up)),
                     store: r.cache.map(|c| Arc::new(Mutex::new(cache::Store::new(c)))),
                     clock: env.clock.clone(),
+                    upstream: up.clone(),
                 };
                 let stack = auth::Auth {
                     inner: cached,
                     keys,
                     jwt: r.jwt.clone().map(Arc::new),
+                    upstream: up.clone(),
                 };
                 routes.push(up.clone());
                 stacks.push((r, up, stack));

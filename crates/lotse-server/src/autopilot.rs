@@ -82,7 +82,9 @@ impl Server {
             return Ok(false);
         }
         if others_have_peers.await {
-            tracing::info!("a server found already has Raft peers: joining instead of bootstrapping");
+            tracing::info!(
+                "a server found already has Raft peers: joining instead of bootstrapping"
+            );
             return Ok(false);
         }
         let nodes: BTreeMap<NodeId, BasicNode> = servers
@@ -102,7 +104,10 @@ impl Server {
 
     /// The leader's membership duties for one tick: add servers the pool knows, promote
     /// stable learners, remove servers that left and (autopilot) dead ones.
-    pub(crate) async fn reconcile_raft(&self, state: &mut AutopilotState) -> Result<(), ServerError> {
+    pub(crate) async fn reconcile_raft(
+        &self,
+        state: &mut AutopilotState,
+    ) -> Result<(), ServerError> {
         let members = self.members();
         let cfg = self.autopilot_config();
         let (voters, learners, replication, last_index) = {
@@ -123,10 +128,13 @@ impl Server {
             (voters, learners, replication, m.last_log_index.unwrap_or(0))
         };
         // Joining: alive servers the configuration does not have yet start as learners.
-        for m in members.iter().filter(|m| {
-            m.state == MemberState::Alive && m.datacenter == self.config.datacenter
-        }) {
-            let Some((id, addr)) = server_of(m) else { continue };
+        for m in members
+            .iter()
+            .filter(|m| m.state == MemberState::Alive && m.datacenter == self.config.datacenter)
+        {
+            let Some((id, addr)) = server_of(m) else {
+                continue;
+            };
             if voters.contains(&id) || learners.contains(&id) {
                 continue;
             }
@@ -221,10 +229,7 @@ impl Server {
 
     /// The autopilot settings in force.
     pub fn autopilot_config(&self) -> AutopilotConfig {
-        self.autopilot
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.autopilot.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// Replaces the autopilot settings (this server only; see the design notes).

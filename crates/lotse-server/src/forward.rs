@@ -137,7 +137,9 @@ impl Server {
             .applied_index_at_least(Some(index), "read index")
             .await
             .map(|_| ())
-            .map_err(|_| ServerError::Raft(format!("this server did not apply index {index} in time")))
+            .map_err(|_| {
+                ServerError::Raft(format!("this server did not apply index {index} in time"))
+            })
     }
 
     /// The leader's half of a forwarded read: confirm as `mode` asks, then name the index

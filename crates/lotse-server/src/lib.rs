@@ -221,7 +221,12 @@ impl Server {
 
     /// Whether some server (this one or another) is known to lead.
     pub fn has_leader(&self) -> bool {
-        self.consensus.raft.metrics().borrow().current_leader.is_some()
+        self.consensus
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .is_some()
     }
 
     /// Waits until a leader is known (anywhere), up to `timeout`.

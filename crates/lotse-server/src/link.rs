@@ -37,7 +37,8 @@ pub(crate) fn encode_command(cmd: &Command) -> Result<Vec<u8>, ServerError> {
 }
 
 pub(crate) fn decode_command(bytes: &[u8]) -> Result<Command, ServerError> {
-    codec::decode(bytes).map_err(|e| ServerError::Raft(format!("cannot decode a forwarded command: {e}")))
+    codec::decode(bytes)
+        .map_err(|e| ServerError::Raft(format!("cannot decode a forwarded command: {e}")))
 }
 
 /// Whether a failed call certainly never reached the peer's handler.
@@ -161,7 +162,9 @@ impl ForwardHandler for FacadeForward {
     async fn http(&self, request: HttpRequest) -> Result<HttpReply, Status> {
         match &self.http {
             Some(h) => Ok(h(request).await),
-            None => Err(Status::unimplemented("this server answers no forwarded HTTP")),
+            None => Err(Status::unimplemented(
+                "this server answers no forwarded HTTP",
+            )),
         }
     }
 }

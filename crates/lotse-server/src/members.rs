@@ -116,7 +116,11 @@ impl Server {
         Ok(())
     }
 
-    async fn register_member(&self, m: &MemberInfo, status: CheckStatus) -> Result<(), ServerError> {
+    async fn register_member(
+        &self,
+        m: &MemberInfo,
+        status: CheckStatus,
+    ) -> Result<(), ServerError> {
         let output = if status == CheckStatus::Passing {
             ALIVE_OUTPUT
         } else {

@@ -209,6 +209,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(ServerError::Raft("left the Raft configuration, but did not see it committed".into()))
+        Err(ServerError::Raft(
+            "left the Raft configuration, but did not see it committed".into(),
+        ))
     }
 }

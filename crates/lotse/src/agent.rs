@@ -343,9 +343,13 @@ async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_for_rpc = stop_rx.clone();
     let routes = server.rpc_routes(Some(lotse_api::forwarded::handler(state.clone())));
-    let rpc = tokio::spawn(lotse_consensus::rpc::serve(rpc_listener, routes, async move {
-        let _ = stop_for_rpc.wait_for(|s| *s).await;
-    }));
+    let rpc = tokio::spawn(lotse_consensus::rpc::serve(
+        rpc_listener,
+        routes,
+        async move {
+            let _ = stop_for_rpc.wait_for(|s| *s).await;
+        },
+    ));
     if !bootstrap && cfg.bootstrap_expect > 1 {
         cluster::bootstrap_when_ready(server.clone(), cfg.bootstrap_expect, server.rpc_peers());
     }

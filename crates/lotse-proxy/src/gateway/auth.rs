@@ -6,6 +6,7 @@
 //! `WWW-Authenticate`.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use super::apikeys::KeySet;
 use super::jwt::{self, JwtConfig};
 use crate::l7::layers::BoxFuture;
 use crate::l7::{local, ProxyBody};
+use crate::upstream::Upstream;
 
 /// The key a request presents, if any.
 fn presented<B>(req: &Request<B>) -> Option<&str> {
@@ -37,6 +39,8 @@ pub struct Auth<S> {
     pub inner: S,
     pub keys: Option<watch::Receiver<KeySet>>,
     pub jwt: Option<Arc<JwtConfig>>,
+    /// The route's upstream, for its metrics.
+    pub upstream: Arc<Upstream>,
 }
 
 impl<S> Auth<S> {
@@ -87,6 +91,8 @@ where
             match self.check(&req) {
                 Ok(name) => tracing::debug!(client = %name, "credential accepted"),
                 Err(reason) => {
+                    self.upstream.metrics.unauthorized.fetch_add(1, Relaxed);
+                    self.upstream.metrics.response(401);
                     let mut r = local(StatusCode::UNAUTHORIZED, "unauthorized");
                     r.headers_mut().insert(
                         http::header::WWW_AUTHENTICATE,

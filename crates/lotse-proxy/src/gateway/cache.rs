@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tower_service::Service;
 use crate::clock::SharedClock;
 use crate::l7::layers::BoxFuture;
 use crate::l7::{local, ProxyBody};
+use crate::upstream::Upstream;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CacheConfig {
@@ -179,6 +181,8 @@ pub struct Cache<S> {
     pub inner: S,
     pub store: Option<Arc<Mutex<Store>>>,
     pub clock: SharedClock,
+    /// The route's upstream, for its metrics.
+    pub upstream: Arc<Upstream>,
 }
 
 impl<S, B> Service<Request<B>> for Cache<S>
@@ -202,6 +206,8 @@ where
         let now = self.clock.now();
         let hit = store.lock().unwrap_or_else(|p| p.into_inner()).get(&k, now);
         if let Some(e) = hit {
+            self.upstream.metrics.cache_hits.fetch_add(1, Relaxed);
+            self.upstream.metrics.response(e.status.as_u16());
             let mut r = Response::new(Full::new(e.body).map_err(|n| match n {}).boxed_unsync());
             *r.status_mut() = e.status;
             *r.headers_mut() = e.headers;

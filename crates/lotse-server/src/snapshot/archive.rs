@@ -98,11 +98,7 @@ fn write_files(meta_json: &[u8], state: &[u8], modified: u64) -> Vec<u8> {
     );
     let gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
-    for (name, data) in [
-        (META, meta_json),
-        (STATE, state),
-        (SUMS, sums.as_bytes()),
-    ] {
+    for (name, data) in [(META, meta_json), (STATE, state), (SUMS, sums.as_bytes())] {
         let mut header = tar::Header::new_ustar();
         header.set_size(data.len() as u64);
         header.set_mode(0o600);
@@ -123,7 +119,11 @@ pub fn read(archive: &[u8]) -> Result<Archive, ArchiveError> {
     let (mut meta, mut state, mut sums) = (None, None, None);
     for entry in tar.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
-        let name = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
+        let name = entry
+            .path()
+            .map_err(unreadable)?
+            .to_string_lossy()
+            .into_owned();
         let slot = match name.as_str() {
             META => &mut meta,
             STATE => &mut state,
@@ -135,7 +135,9 @@ pub fn read(archive: &[u8]) -> Result<Archive, ArchiveError> {
         *slot = Some(data);
     }
     let (Some(meta_json), Some(state)) = (meta, state) else {
-        return Err(ArchiveError::Integrity("file missing for \"state.bin\" or \"meta.json\"".into()));
+        return Err(ArchiveError::Integrity(
+            "file missing for \"state.bin\" or \"meta.json\"".into(),
+        ));
     };
     verify_sums(sums.as_deref().unwrap_or_default(), &meta_json, &state)?;
     let meta: ArchiveMeta =
@@ -175,16 +177,26 @@ fn verify_sums(sums: &[u8], meta: &[u8], state: &[u8]) -> Result<(), ArchiveErro
         let (data, flag) = match file {
             META => (meta, &mut seen.0),
             STATE => (state, &mut seen.1),
-            other => return Err(ArchiveError::Integrity(format!("list missing hash for {other:?}"))),
+            other => {
+                return Err(ArchiveError::Integrity(format!(
+                    "list missing hash for {other:?}"
+                )))
+            }
         };
         if !sum.eq_ignore_ascii_case(&sha256_hex(data)) {
-            return Err(ArchiveError::Integrity(format!("hash check failed for {file:?}")));
+            return Err(ArchiveError::Integrity(format!(
+                "hash check failed for {file:?}"
+            )));
         }
         *flag = true;
     }
     match seen {
-        (false, _) => Err(ArchiveError::Integrity(format!("file missing for {META:?}"))),
-        (_, false) => Err(ArchiveError::Integrity(format!("file missing for {STATE:?}"))),
+        (false, _) => Err(ArchiveError::Integrity(format!(
+            "file missing for {META:?}"
+        ))),
+        (_, false) => Err(ArchiveError::Integrity(format!(
+            "file missing for {STATE:?}"
+        ))),
         _ => Ok(()),
     }
 }
@@ -204,7 +216,8 @@ fn rewrite(archive: &[u8], mut edit: impl FnMut(&str, &mut Vec<u8>)) -> Vec<u8> 
         let mut header = tar::Header::new_ustar();
         header.set_size(data.len() as u64);
         header.set_mode(0o600);
-        out.append_data(&mut header, &name, data.as_slice()).unwrap();
+        out.append_data(&mut header, &name, data.as_slice())
+            .unwrap();
     }
     out.into_inner().unwrap().finish().unwrap()
 }
@@ -226,7 +239,9 @@ mod tests {
     }
 
     fn sample() -> (Vec<u8>, Vec<u8>) {
-        let state: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let state: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         (write(&meta(&state), &state, 1_764_252_000), state)
     }
 
@@ -247,7 +262,10 @@ mod tests {
         });
         assert_eq!(names, [META, STATE, SUMS]);
         let sums = sums.into_inner();
-        assert!(sums.ends_with(&format!("{}  state.bin\n", sha256_hex(&state))), "{sums}");
+        assert!(
+            sums.ends_with(&format!("{}  state.bin\n", sha256_hex(&state))),
+            "{sums}"
+        );
         let json: serde_json::Value = {
             let mut m = Vec::new();
             rewrite(&bytes, |n, d| {
@@ -275,7 +293,9 @@ mod tests {
             e,
             ArchiveError::Integrity("hash check failed for \"state.bin\"".into())
         );
-        assert!(e.to_string().starts_with("failed checking integrity of snapshot"));
+        assert!(e
+            .to_string()
+            .starts_with("failed checking integrity of snapshot"));
         // A missing checksum list is no better.
         let bad = rewrite(&bytes, |n, d| {
             if n == SUMS {
@@ -298,13 +318,19 @@ mod tests {
             version: 2,
             ..meta(&state)
         };
-        assert!(matches!(read(&write(&consul, &state, 0)), Err(ArchiveError::Version(_))));
+        assert!(matches!(
+            read(&write(&consul, &state, 0)),
+            Err(ArchiveError::Version(_))
+        ));
         // Consul's own meta.json lacks LotseFormat: foreign, refused by name.
         let consul_meta = br#"{"Version":1,"ID":"2-5-1","Index":5,"Term":2,"Size":5}"#;
         let e = read(&write_files(consul_meta, &state, 0)).unwrap_err();
         assert!(matches!(e, ArchiveError::Meta(_)), "{e}");
         assert!(e.to_string().contains("LotseFormat"), "{e}");
-        assert!(matches!(read(b"not gzip at all"), Err(ArchiveError::Unreadable(_))));
+        assert!(matches!(
+            read(b"not gzip at all"),
+            Err(ArchiveError::Unreadable(_))
+        ));
         let (bytes, _) = sample();
         assert!(read(&bytes[..bytes.len() / 2]).is_err(), "truncated");
     }
@@ -316,6 +342,9 @@ mod tests {
             size: 99,
             ..meta(&state)
         };
-        assert!(matches!(read(&write(&wrong, &state, 0)), Err(ArchiveError::Integrity(_))));
+        assert!(matches!(
+            read(&write(&wrong, &state, 0)),
+            Err(ArchiveError::Integrity(_))
+        ));
     }
 }

@@ -29,14 +29,22 @@ impl Tags {
         let mut t = BTreeMap::new();
         t.insert(
             "role".into(),
-            if self.server_port.is_some() { "consul" } else { "node" }.into(),
+            if self.server_port.is_some() {
+                "consul"
+            } else {
+                "node"
+            }
+            .into(),
         );
         t.insert("dc".into(), self.datacenter.clone());
         t.insert("id".into(), self.node_id.clone());
         t.insert("vsn".into(), "2".into());
         t.insert("vsn_min".into(), "2".into());
         t.insert("vsn_max".into(), "3".into());
-        t.insert("build".into(), format!("{}:lotse", env!("CARGO_PKG_VERSION")));
+        t.insert(
+            "build".into(),
+            format!("{}:lotse", env!("CARGO_PKG_VERSION")),
+        );
         t.insert("segment".into(), String::new());
         if let Some(port) = self.server_port {
             t.insert("port".into(), port.to_string());
@@ -160,7 +168,9 @@ pub fn bootstrap_when_ready(server: Arc<Server>, expect: u32, peers: Peers) {
 /// Whether any of these servers already has Raft peers (a cluster to join, not to make).
 async fn any_has_peers(peers: &Peers, servers: Vec<String>) -> bool {
     for addr in servers {
-        let Ok(client) = peers.forward_client(&addr) else { continue };
+        let Ok(client) = peers.forward_client(&addr) else {
+            continue;
+        };
         let req = HttpRequest {
             method: "GET".into(),
             path_and_query: "/v1/status/peers?stale".into(),

@@ -13,13 +13,16 @@ pub fn path(cfg: &AgentConfig) -> Option<PathBuf> {
     if cfg.dev {
         return None;
     }
-    cfg.data_dir.as_ref().map(|d| d.join("serf").join("local.keyring"))
+    cfg.data_dir
+        .as_ref()
+        .map(|d| d.join("serf").join("local.keyring"))
 }
 
 pub fn load(cfg: &AgentConfig) -> Result<Option<Keyring>, String> {
     let file = path(cfg);
     if let Some(f) = file.as_ref().filter(|f| f.exists()) {
-        let ring = Keyring::load(f).map_err(|e| format!("cannot read keyring {}: {e}", f.display()))?;
+        let ring =
+            Keyring::load(f).map_err(|e| format!("cannot read keyring {}: {e}", f.display()))?;
         if cfg.encrypt.is_some() {
             tracing::warn!(keyring = %f.display(), "loaded the keyring file; the encrypt key is ignored");
         }

@@ -189,7 +189,7 @@ fn read_with_progress(path: &str) -> std::io::Result<Vec<u8>> {
             break;
         }
         out.extend_from_slice(&buf[..n]);
-        if len > PROGRESS_STEP && out.len() % PROGRESS_STEP < n {
+        if len > PROGRESS_STEP && (out.len() % PROGRESS_STEP < n || out.len() == len) {
             eprintln!("Read {} bytes", out.len());
         }
     }
@@ -242,7 +242,10 @@ pub fn run_save(args: &[String]) -> i32 {
         let _ = std::fs::remove_file(&part);
         return flags::fail("Error renaming snapshot file", e);
     }
-    println!("Saved and verified snapshot to index {}", archive.meta.index);
+    println!(
+        "Saved and verified snapshot to index {}",
+        archive.meta.index
+    );
     0
 }
 
@@ -275,7 +278,12 @@ pub fn run_restore(args: &[String]) -> i32 {
 
 /// Go's `ByteSize` from consul's inspect formatter: one decimal, `.0` dropped.
 fn byte_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TB"),
+        (1 << 30, "GB"),
+        (1 << 20, "MB"),
+        (1 << 10, "KB"),
+    ];
     if bytes == 0 {
         return "0".into();
     }
@@ -292,10 +300,18 @@ fn byte_size(bytes: u64) -> String {
 fn stats_table(first: &str, rows: &[TypeStat], minwidth: usize, padding: usize) -> String {
     let mut t = format!("\n {first}\tCount\tSize\t\n ----\t----\t----\t");
     for r in rows {
-        t.push_str(&format!("\n {}\t{}\t{}\t", r.name, r.count, byte_size(r.sum)));
+        t.push_str(&format!(
+            "\n {}\t{}\t{}\t",
+            r.name,
+            r.count,
+            byte_size(r.sum)
+        ));
     }
     let total: u64 = rows.iter().map(|r| r.sum).sum();
-    t.push_str(&format!("\n ----\t----\t----\t\n Total\t\t{}\t", byte_size(total)));
+    t.push_str(&format!(
+        "\n ----\t----\t----\t\n Total\t\t{}\t",
+        byte_size(total)
+    ));
     tabwrite(&t, minwidth, padding)
 }
 
@@ -422,31 +438,36 @@ mod tests {
         assert_eq!(byte_size(3 << 20), "3MB");
     }
 
-    /// The layout of consul's golden file `TestSnapshotInspectKVDetailsCommand.golden`.
+    /// The layout of consul's formatter (`command/snapshot/inspect/formatter.go`): padding 6,
+    /// minimum width 8, a blank line between the tables.
     #[test]
     fn the_pretty_table_has_consuls_layout() {
         let types = [row("KVS", 27, 12_595), row("Register", 5, 3_482)];
         let kv = [row("vault/core", 16, 6_041), row("vault/sys", 7, 4_506)];
         let out = render_pretty(&archive(), &types, Some(&kv));
-        let expected = " ID           2-12426-1604593650375
- Size         17228
- Index        12426
- Term         2
- Version      1
-
- Type            Count      Size
- ----            ----       ----
- KVS             27         12.3KB
- Register        5          3.4KB
- ----            ----       ----
- Total                      15.7KB
-
- Key Name           Count      Size
- ----               ----       ----
- vault/core         16         5.9KB
- vault/sys          7          4.4KB
- ----               ----       ----
- Total                         10.3KB";
+        // Go's tabwriter pads every tab-terminated cell, the last column included.
+        let expected = [
+            " ID           2-12426-1604593650375",
+            " Size         17228",
+            " Index        12426",
+            " Term         2",
+            " Version      1",
+            "",
+            " Type          Count      Size        ",
+            " ----          ----       ----        ",
+            " KVS           27         12.3KB      ",
+            " Register      5          3.4KB       ",
+            " ----          ----       ----        ",
+            " Total                    15.7KB      ",
+            "",
+            " Key Name        Count      Size        ",
+            " ----            ----       ----        ",
+            " vault/core      16         5.9KB       ",
+            " vault/sys       7          4.4KB       ",
+            " ----            ----       ----        ",
+            " Total                      10.3KB      ",
+        ]
+        .join("\n");
         assert_eq!(out, expected, "\n{out}");
     }
 

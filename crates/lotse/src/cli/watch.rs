@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::flags::{self, parse_bool, HttpFlags};
 use super::http::{encode_path, kv_path, ApiError, Client, Query};
 
+mod json;
+
+use json::{compact, encoder_line, indent};
+
 pub const SYNOPSIS: &str = "Watch for changes in Lotse";
 
 /// `api/watch`'s retry base and cap after a failed query.
@@ -350,122 +354,9 @@ fn fetch(client: &Client, view: &View, last: Option<u64>) -> Result<(u64, String
             }
             to_json(&events)?
         }
-        _ => compact(&String::from_utf8_lossy(&resp.body)),
+        _ => String::from_utf8_lossy(&resp.body).into_owned(),
     };
-    Ok((resp.index, json))
-}
-
-/// JSON text without the whitespace outside strings (field order kept).
-fn compact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let (mut in_str, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_str {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-        } else if !c.is_whitespace() {
-            in_str = c == '"';
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Compact JSON indented as Go's `json.MarshalIndent(v, "", "    ")` (empty `[]`/`{}` kept
-/// on one line), with Go's escapes of `<`, `>` and `&`.
-fn indent(compact: &str) -> String {
-    let mut out = String::with_capacity(compact.len() * 2);
-    let mut depth = 0usize;
-    let (mut in_str, mut escaped) = (false, false);
-    let chars: Vec<char> = compact.chars().collect();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str("    ");
-        }
-    };
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_str {
-            match c {
-                '<' => out.push_str("\\u003c"),
-                '>' => out.push_str("\\u003e"),
-                '&' => out.push_str("\\u0026"),
-                _ => out.push(c),
-            }
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-        } else {
-            match c {
-                '"' => {
-                    in_str = true;
-                    out.push(c);
-                }
-                '{' | '[' => {
-                    let close = if c == '{' { '}' } else { ']' };
-                    out.push(c);
-                    if chars.get(i + 1) == Some(&close) {
-                        out.push(close);
-                        i += 1;
-                    } else {
-                        depth += 1;
-                        newline(&mut out, depth);
-                    }
-                }
-                '}' | ']' => {
-                    depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
-                    out.push(c);
-                }
-                ',' => {
-                    out.push(c);
-                    newline(&mut out, depth);
-                }
-                ':' => out.push_str(": "),
-                _ => out.push(c),
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Go's `json.Encoder` output of the result: compact, HTML-escaped, newline-terminated.
-fn encoder_line(compact: &str) -> String {
-    let mut out = String::with_capacity(compact.len() + 1);
-    let mut in_str = false;
-    let mut escaped = false;
-    for c in compact.chars() {
-        if in_str {
-            match c {
-                '<' => out.push_str("\\u003c"),
-                '>' => out.push_str("\\u003e"),
-                '&' => out.push_str("\\u0026"),
-                _ => out.push(c),
-            }
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-        } else {
-            in_str = c == '"';
-            out.push(c);
-        }
-    }
-    out.push('\n');
-    out
+    Ok((resp.index, compact(&json)))
 }
 
 /// `WaitIndexVal.Next`: an index that went backwards resets the wait to 0.
@@ -618,7 +509,8 @@ fn watch(client: &Client, view: &View, handler: &[String], shell: bool) -> i32 {
             continue;
         }
         if handler.is_empty() {
-            println!("{}", indent(&result));
+            // A closed stdout (`| head`) is not worth a panic.
+            let _ = writeln!(std::io::stdout().lock(), "{}", indent(&result));
             return 0;
         }
         if let Err(e) = run_handler(handler, shell, index, &encoder_line(&result)) {
@@ -630,134 +522,4 @@ fn watch(client: &Client, view: &View, handler: &[String], shell: bool) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::flags::argv;
-
-    fn args(a: &[&str]) -> WatchArgs {
-        flags::parse(&argv(a)).expect("parses")
-    }
-
-    fn plan_of(a: &[&str]) -> Result<View, String> {
-        let a = args(a);
-        let p = (!a.passingonly.is_empty()).then(|| parse_bool(&a.passingonly).unwrap());
-        plan(&a, p, a.http.stale)
-    }
-
-    #[test]
-    fn plans_check_parameters_as_consul() {
-        assert_eq!(
-            plan_of(&["-type", "key", "-key", "a/b"]),
-            Ok(View::Key("a/b".into()))
-        );
-        assert_eq!(
-            plan_of(&["-type", "key"]).unwrap_err(),
-            "Must specify a single key to watch"
-        );
-        assert_eq!(
-            plan_of(&["-type", "key", "-key", "a", "-prefix", "b", "-name", "x"]).unwrap_err(),
-            "Invalid parameters: [name prefix]"
-        );
-        assert_eq!(
-            plan_of(&["-type", "event", "-stale"]).unwrap_err(),
-            "Invalid parameters: [stale]"
-        );
-        assert_eq!(
-            plan_of(&["-type", "checks"]),
-            Ok(View::Checks {
-                service: String::new(),
-                state: "any".into()
-            })
-        );
-        assert_eq!(
-            plan_of(&["-type", "checks", "-service", "a", "-state", "passing"]).unwrap_err(),
-            "Cannot specify service and state"
-        );
-        assert_eq!(
-            plan_of(&[
-                "-type",
-                "service",
-                "-service",
-                "web",
-                "-tag",
-                "v1",
-                "-passingonly",
-                "true"
-            ]),
-            Ok(View::Service {
-                name: "web".into(),
-                tag: "v1".into(),
-                passing_only: true
-            })
-        );
-        assert_eq!(
-            plan_of(&["-type", "bogus"]).unwrap_err(),
-            "Unsupported watch type: bogus"
-        );
-        let a = args(&[
-            "-type",
-            "keyprefix",
-            "-prefix",
-            "x/",
-            "-shell=false",
-            "cat",
-            "-n",
-        ]);
-        assert!(!a.shell);
-        assert_eq!(a.args, vec!["cat", "-n"]);
-    }
-
-    #[test]
-    fn json_is_indented_and_encoded_as_go() {
-        let c = compact("{ \"A\" : [ ], \"B\": {\"C\": \"x, y: [z]\"}, \"D\": [1, 2], \"E\": {} }");
-        assert_eq!(c, r#"{"A":[],"B":{"C":"x, y: [z]"},"D":[1,2],"E":{}}"#);
-        assert_eq!(
-            indent(&c),
-            "{\n    \"A\": [],\n    \"B\": {\n        \"C\": \"x, y: [z]\"\n    },\n    \"D\": [\n        1,\n        2\n    ],\n    \"E\": {}\n}"
-        );
-        assert_eq!(indent("null"), "null");
-        assert_eq!(
-            encoder_line(r#"{"K":"a<b\"&"}"#),
-            "{\"K\":\"a\\u003cb\\\"\\u0026\"}\n"
-        );
-    }
-
-    #[test]
-    fn kv_pairs_marshal_in_the_go_clients_order() {
-        let p: Vec<KvPair> = serde_json::from_str(
-            r#"[{"LockIndex":0,"Key":"a","Flags":3,"Value":"eA==","CreateIndex":5,"ModifyIndex":6}]"#,
-        )
-        .unwrap();
-        assert_eq!(
-            to_json(&p[0]).unwrap(),
-            r#"{"Key":"a","CreateIndex":5,"ModifyIndex":6,"LockIndex":0,"Flags":3,"Value":"eA==","Session":""}"#
-        );
-    }
-
-    #[test]
-    fn an_index_that_goes_back_resets_the_wait() {
-        assert_eq!(next_index(7, None), 7);
-        assert_eq!(next_index(9, Some(7)), 9);
-        assert_eq!(next_index(3, Some(7)), 0);
-    }
-
-    #[test]
-    fn handler_gets_stdin_and_the_index_and_failures_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let script = format!(
-            "cat > {} && echo \"$CONSUL_INDEX\" >> {}",
-            out.display(),
-            out.display()
-        );
-        run_handler(&[script], true, 42, "{\"a\":1}\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"a\":1}\n42\n");
-        assert_eq!(
-            run_handler(&["exit 3".into()], true, 1, "").unwrap_err(),
-            "Error executing handler: exit status 3"
-        );
-        assert!(run_handler(&["/no/such/handler".into()], false, 1, "")
-            .unwrap_err()
-            .starts_with("Error starting handler"));
-    }
-}
+mod tests;

@@ -62,10 +62,19 @@ fn a_restore_gives_back_the_image_with_every_index_at_or_above_its_own() {
     // No index a query reports went backwards; each is at least the restore's.
     for (k, b) in watch_keys().iter().zip(before) {
         let now = h.wi(k);
-        assert!(now >= at && now >= b, "{k:?}: {b} -> {now} (restore at {at})");
+        assert!(
+            now >= at && now >= b,
+            "{k:?}: {b} -> {now} (restore at {at})"
+        );
     }
     assert_eq!(h.store.kv_get("a").0, at);
-    for t in [Table::Kv, Table::Sessions, Table::Nodes, Table::Services, Table::Checks] {
+    for t in [
+        Table::Kv,
+        Table::Sessions,
+        Table::Nodes,
+        Table::Services,
+        Table::Checks,
+    ] {
         assert!(changes.affects(&WatchKey::Table(t)), "{t:?}");
     }
     // CAS with the restored ModifyIndex succeeds.

@@ -32,6 +32,14 @@ struct ProxyArgs {
     /// on 127.0.0.1:PORT and forwards (TCP) to healthy instances of NAME. May be repeated.
     #[arg(long, value_name = "value", action = ArgAction::Append)]
     upstream: Vec<String>,
+    /// Address to listen on for inbound connections to the proxied service (ad hoc mode, with
+    /// -service-addr): the public listener.
+    #[arg(long, value_name = "string", default_value = "")]
+    listen: String,
+    /// Address of the local service to proxy inbound connections to (ad hoc mode, with
+    /// -listen).
+    #[arg(long = "service-addr", value_name = "string", default_value = "")]
+    service_addr: String,
     /// Address for the admin endpoint (/stats/prometheus, /upstreams, /ready); "" disables it.
     #[arg(
         long = "admin-bind",
@@ -226,6 +234,26 @@ fn spec(a: &ProxyArgs, client: &Client) -> Result<ProxySpec, String> {
                 source: Source::Service(name.to_string()),
                 config: UpstreamConfig::default(),
             });
+        }
+        match (a.listen.is_empty(), a.service_addr.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                let listen: SocketAddr = a
+                    .listen
+                    .parse()
+                    .map_err(|_| format!("-listen: {:?} is not IP:PORT", a.listen))?;
+                let local: SocketAddr = a
+                    .service_addr
+                    .parse()
+                    .map_err(|_| format!("-service-addr: {:?} is not IP:PORT", a.service_addr))?;
+                ups.push(UpstreamSpec {
+                    name: format!("{}-public", a.service),
+                    bind: listen,
+                    source: Source::Static(vec![local]),
+                    config: UpstreamConfig::default(),
+                });
+            }
+            _ => return Err("-listen and -service-addr go together".into()),
         }
         (format!("{}-proxy", a.service), ups, Vec::new())
     } else {

@@ -2,8 +2,10 @@
 //! service (`-sidecar-for`) or named directly (`-proxy-id`), as Consul's `connect proxy` finds
 //! it. Its `Proxy.Upstreams` become listeners on `LocalBindAddress:LocalBindPort` (default
 //! 127.0.0.1) with each upstream's `Config`; its own port becomes the public listener in front
-//! of `LocalServiceAddress:LocalServicePort`. [`watch`] follows the registration (a blocking
-//! query on its content hash) and hands changed listener sets to the running proxy.
+//! of `LocalServiceAddress:LocalServicePort` (bound on `Proxy.Config.bind_address`, else the
+//! service's `Address`, else 0.0.0.0, as Consul's proxies do). [`watch`] follows the
+//! registration (a blocking query on its content hash) and hands changed listener sets to the
+//! running proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -137,13 +139,21 @@ pub fn listeners(
             "127.0.0.1",
             "Proxy.LocalServiceAddress",
         )?;
-        let mut config = UpstreamConfig::default();
-        if let Some(p) = proxy_config.get("protocol") {
-            let only = serde_json::json!({ "protocol": p });
-            config = UpstreamConfig::from_json(&only, "Proxy.Config")
-                .map_err(|e| e.to_string())?
-                .0;
+        // Consul's inbound keys: `protocol`, `local_connect_timeout_ms`,
+        // `local_request_timeout_ms`; the rest of Proxy.Config is for other proxies.
+        let mut inbound = serde_json::Map::new();
+        for (from, to) in [
+            ("protocol", "protocol"),
+            ("local_connect_timeout_ms", "connect_timeout_ms"),
+            ("local_request_timeout_ms", "request_timeout_ms"),
+        ] {
+            if let Some(v) = proxy_config.get(from) {
+                inbound.insert(to.to_string(), v.clone());
+            }
         }
+        let config = UpstreamConfig::from_json(&Value::Object(inbound), "Proxy.Config")
+            .map_err(|e| e.to_string())?
+            .0;
         let dest = proxy
             .get("DestinationServiceName")
             .and_then(Value::as_str)
