@@ -100,6 +100,9 @@ pub enum ServerError {
 /// Wakes blocking queries when the state machine applies commands.
 struct HubObserver {
     hub: Arc<WatchHub>,
+    /// Counts whole-state replacements (snapshot installs, restores): the leader re-arms
+    /// every session timer after one.
+    resets: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ApplyObserver for HubObserver {
@@ -107,6 +110,8 @@ impl ApplyObserver for HubObserver {
         self.hub.notify(changes);
     }
     fn reset(&self) {
+        self.resets
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         self.hub.notify_all();
     }
 }
@@ -134,6 +139,8 @@ pub struct Server {
     lease: Duration,
     /// Autopilot's settings in force.
     autopilot: std::sync::Mutex<autopilot::AutopilotConfig>,
+    /// How many times the whole state was replaced (see `HubObserver`).
+    resets: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -173,7 +180,11 @@ impl Server {
     /// Starts consensus and the server's background duties (session TTLs, self-registration).
     pub async fn start(config: ServerConfig) -> Result<Arc<Server>, ServerError> {
         let hub = Arc::new(WatchHub::default());
-        let observer = Arc::new(HubObserver { hub: hub.clone() });
+        let resets = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let observer = Arc::new(HubObserver {
+            hub: hub.clone(),
+            resets: resets.clone(),
+        });
         let consensus = Consensus::start(
             ConsensusConfig {
                 node_id: raft_id(&config.node_id),
@@ -209,6 +220,7 @@ impl Server {
             membership: members::Membership::default(),
             hold_timeout: config_hold,
             lease,
+            resets,
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)

@@ -258,6 +258,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
     let mut sessions_seen = 0;
     let mut reaper = crate::tombstones::Reaper::default();
     let mut autopilot = crate::autopilot::AutopilotState::default();
+    let mut resets_seen = 0;
     loop {
         tokio::time::sleep(if led_term != 0 {
             TICK
@@ -300,6 +301,13 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         }
         if let Err(e) = s.reconcile_raft(&mut autopilot).await {
             tracing::warn!(error = %e, "cannot reconcile the Raft configuration with the pool");
+        }
+        // A restore (or snapshot install) replaced every session: timers start afresh, as on
+        // taking office.
+        let resets = s.resets.load(std::sync::atomic::Ordering::Acquire);
+        if resets != resets_seen {
+            resets_seen = resets;
+            s.rearm_all_sessions();
         }
         s.reconcile_timers(&mut sessions_seen);
         s.expire_sessions().await;
