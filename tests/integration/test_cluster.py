@@ -328,3 +328,21 @@ def test_five_servers_survive_losing_two_including_the_leader():
             assert len(keys) == 21
     finally:
         c.cleanup()
+
+
+def test_force_leave_of_a_dead_server_removes_it_everywhere(three):
+    c = three
+    lead = c.wait_leader()
+    dead = c.followers()[0]
+    name = f"s{c.nodes.index(dead) + 1}"
+    c.kill9(dead)
+    wait_for("the dead server failed", lambda: c.members(lead).get(name) == 4)
+    r = lead.cli("force-leave", name)
+    assert r.returncode == 0, r.stderr
+    for a in c.alive():
+        wait_for("left in every view", lambda: c.members(a).get(name) == 3)
+    wait_for("out of the Raft configuration",
+             lambda: len(lead.get("/v1/status/peers").json()) == 2)
+    wait_for("deregistered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is None)
+    r = lead.put("/v1/agent/force-leave/nobody")
+    assert r.status_code == 500 and "No node found with name 'nobody'" in r.text

@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lotse_core::catalog::{HealthCheck, Node, Service};
-use lotse_server::Server;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -45,6 +44,7 @@ use crate::definition::{CheckDefinition, CheckKind};
 use crate::local::{LocalState, Source, TtlNext};
 use crate::persist::Persist;
 use crate::runner::{self, Runner};
+use crate::upstream::Upstream;
 
 pub(crate) use checks::truncate_output;
 pub use maintenance::{NODE_MAINTENANCE, SERVICE_MAINTENANCE_PREFIX};
@@ -116,7 +116,8 @@ impl AgentError {
 }
 
 pub struct Agent {
-    pub server: Arc<Server>,
+    /// The catalog: this server's own, or (on a client agent) the servers' over RPC.
+    pub(crate) upstream: Arc<dyn Upstream>,
     pub options: AgentOptions,
     state: Mutex<LocalState>,
     /// Serialises edits of the local state (see the module's invariants).
@@ -137,7 +138,12 @@ pub struct Agent {
 impl Agent {
     /// Restores what the API registered before a restart, then starts the agent's background
     /// duties: anti-entropy and the reaper. Fails only if the data directory is unusable.
-    pub fn start(server: Arc<Server>, options: AgentOptions) -> Result<Arc<Agent>, AgentError> {
+    ///
+    /// A server's agent passes its `Arc<Server>` (it coerces to `Arc<dyn Upstream>`).
+    pub fn start(
+        upstream: Arc<dyn Upstream>,
+        options: AgentOptions,
+    ) -> Result<Arc<Agent>, AgentError> {
         let persist = match &options.data_dir {
             Some(dir) => Some(Persist::open(dir).map_err(|e| {
                 AgentError::new(
@@ -148,7 +154,7 @@ impl Agent {
             None => None,
         };
         let agent = Arc::new(Agent {
-            server,
+            upstream,
             options,
             state: Mutex::new(LocalState::default()),
             edits: tokio::sync::Mutex::new(()),
@@ -320,17 +326,22 @@ impl Agent {
         })
     }
 
+    /// The catalog this agent syncs with.
+    pub fn upstream(&self) -> &Arc<dyn Upstream> {
+        &self.upstream
+    }
+
     pub fn node_name(&self) -> &str {
-        &self.server.config.node_name
+        self.upstream.node_name()
     }
 
     pub fn datacenter(&self) -> &str {
-        &self.server.config.datacenter
+        self.upstream.datacenter()
     }
 
     /// This agent's node as anti-entropy registers it.
     pub fn node(&self) -> Node {
-        let mut n = self.server.self_node();
+        let mut n = self.upstream.self_node();
         n.meta.extend(self.options.node_meta.clone());
         n
     }
@@ -377,7 +388,7 @@ impl Agent {
     async fn sync_soon(&self) {
         // Without a leader the write would only wait out the hold timeout: leave it to the
         // anti-entropy loop, which syncs once one is elected.
-        if !self.server.has_leader() {
+        if !self.upstream.has_leader() {
             self.changed.notify_one();
             return;
         }

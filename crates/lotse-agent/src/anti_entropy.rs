@@ -24,12 +24,13 @@ use std::time::Duration;
 use lotse_core::catalog::{DeregisterRequest, HealthCheck, RegisterRequest, Service};
 use lotse_core::node::SERF_HEALTH;
 use lotse_core::{Command, StoreError};
-use lotse_server::{now_ms, Server, ServerError, CONSUL_SERVICE};
+use lotse_server::{now_ms, ServerError, CONSUL_SERVICE};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::agent::Agent;
 use crate::local::{later, LocalCheck, LocalState};
+use crate::upstream::NodeView;
 
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
@@ -64,11 +65,11 @@ fn retry_at(now: Instant) -> Instant {
 pub(crate) async fn run(agent: Weak<Agent>, changed: Arc<Notify>) {
     // The first full sync right after an election rather than a failed write and the 15 s
     // retry (a single server elects itself within milliseconds).
-    let Some(server) = agent.upgrade().map(|a| a.server.clone()) else {
+    let Some(upstream) = agent.upgrade().map(|a| a.upstream.clone()) else {
         return;
     };
-    server.wait_leader_known(Duration::from_secs(10)).await;
-    drop(server);
+    upstream.wait_leader_known(Duration::from_secs(10)).await;
+    drop(upstream);
     let mut next_full = Instant::now();
     loop {
         let wake = {
@@ -90,7 +91,7 @@ pub(crate) async fn run(agent: Weak<Agent>, changed: Arc<Notify>) {
                 let now = Instant::now();
                 next_full = match result {
                     Ok(()) if full => {
-                        let nodes = a.server.peek(|s| s.catalog_counts().0);
+                        let nodes = a.upstream.node_count();
                         next_full_sync(now, a.options.ae_interval, nodes)
                     }
                     Ok(()) => next_full,
@@ -142,22 +143,19 @@ impl Agent {
     /// Compares the catalog's rows for this node with the local state, then syncs.
     pub async fn sync_full(&self) -> Result<(), ServerError> {
         let _one_at_a_time = self.sync_lock.lock().await;
-        self.mark_drift();
+        let remote = self.upstream.node_view(self.node_name()).await?;
+        self.mark_drift(remote);
         self.push().await
     }
 
-    fn mark_drift(&self) {
-        let name = self.node_name().to_string();
+    /// Marks every difference between the catalog's view of this node and the local state.
+    fn mark_drift(&self, remote: NodeView) {
         let node = self.node();
-        let (remote_node, remote_services, remote_checks) = self.server.peek(|s| {
-            let (_, found) = s.catalog_node(&name);
-            let services: Vec<Service> = found
-                .map(|(_, svcs)| svcs.into_iter().cloned().collect())
-                .unwrap_or_default();
-            let (_, checks) = s.node_health(&name);
-            let checks: Vec<HealthCheck> = checks.into_iter().cloned().collect();
-            (s.node(&name).cloned(), services, checks)
-        });
+        let NodeView {
+            node: remote_node,
+            services: remote_services,
+            checks: remote_checks,
+        } = remote;
         let now = Instant::now();
         let mut st = self.state();
         st.node_in_sync = remote_node.is_some_and(|r| r.same_as(&node));
@@ -251,8 +249,8 @@ impl Agent {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (what, cmd) in plan {
-            let server: Arc<Server> = self.server.clone();
-            tasks.spawn(async move { (what, server.write(cmd).await) });
+            let upstream = self.upstream.clone();
+            tasks.spawn(async move { (what, upstream.write(cmd).await) });
         }
         let mut first_error = None;
         let mut repaired = false;

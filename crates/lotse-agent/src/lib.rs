@@ -7,6 +7,9 @@
 //! * [`local`]: the local state with its sync flags; `persist` keeps what the API registered
 //!   across restarts (`<data_dir>/agent/`).
 //! * [`definition`]: service and check definitions, decoded and validated as Consul does.
+//! * [`upstream`]: [`Upstream`], everything the agent asks of the catalog (writes, its node's
+//!   rows, alias targets' health), implemented here for the local `Server`; a client agent
+//!   implements it over server RPC.
 //! * [`probe`]: one health probe of each kind (HTTP, TCP, UDP, script, gRPC, H2PING), each a
 //!   plain async function from a check definition to a status and its output.
 #![forbid(unsafe_code)]
@@ -18,7 +21,9 @@ pub mod local;
 mod persist;
 pub mod probe;
 mod runner;
+pub mod upstream;
 
 pub use agent::{Agent, AgentError, AgentOptions};
 pub use anti_entropy::scale_factor;
 pub use local::Source;
+pub use upstream::{AliasStatus, AliasTarget, NodeView, Upstream};

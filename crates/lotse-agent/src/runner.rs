@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use lotse_core::catalog::{CheckStatus, HealthCheck};
-use lotse_core::WatchKey;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -17,6 +16,7 @@ use crate::agent::{truncate_output, Agent};
 use crate::definition::{CheckDefinition, CheckKind};
 use crate::local::TtlNext;
 use crate::probe::{self, ProbeResult};
+use crate::upstream::AliasTarget;
 
 /// How long an alias check waits for a change before it looks again anyway.
 const ALIAS_RECHECK: Duration = Duration::from_secs(60);
@@ -199,27 +199,57 @@ async fn run_ttl(agent: Weak<Agent>, id: String, registration: u64, wake: Arc<No
     }
 }
 
-/// Mirrors the health of a service (or a whole node) from the catalog.
+/// Mirrors the health of a service (or a whole node) from the catalog, through blocking
+/// reads of the target's health ([`Upstream::watch_health`](crate::upstream::Upstream)).
 async fn run_alias(agent: Weak<Agent>, def: CheckDefinition, registration: u64) {
     let CheckKind::Alias { node, service } = &def.kind else {
         return;
     };
-    loop {
+    let (upstream, target) = {
         let Some(a) = agent.upgrade() else { return };
-        let local = a.node_name().to_string();
-        let node = if node.is_empty() { &local } else { node };
-        let server = a.server.clone();
-        let watch = server.hub().watch(&[WatchKey::Node(node.clone())]);
-        let (status, output) = server.peek(|s| {
-            let (_, checks) = s.node_health(node);
-            let exists = service.is_empty() || s.service(node, service).is_some();
-            let own = (*node == local).then_some(def.id.as_str());
-            alias_status(&checks, service, exists, own)
-        });
-        a.record_result(&def.id, registration, status, output, false);
-        drop(a);
-        let _ = tokio::time::timeout(ALIAS_RECHECK, watch.changed()).await;
+        let local = a.node_name();
+        let node = if node.is_empty() { local } else { node };
+        let target = AliasTarget {
+            node: node.to_string(),
+            service: service.clone(),
+            own_check: (node == local).then(|| def.id.clone()),
+        };
+        (a.upstream.clone(), target)
+    };
+    let mut index = 0;
+    let mut failures = 0u32;
+    loop {
+        let answer = upstream.watch_health(&target, index, ALIAS_RECHECK).await;
+        let Some(a) = agent.upgrade() else { return };
+        match answer {
+            Ok((i, health)) => {
+                index = i;
+                failures = 0;
+                a.record_result(&def.id, registration, health.status, health.output, false);
+            }
+            Err(e) => {
+                // Only a remote catalog fails here. Consul's rule: critical from the second
+                // failure in a row, and a backoff before asking again from scratch.
+                failures = failures.saturating_add(1);
+                index = 0;
+                tracing::warn!(check = %def.id, error = %e, "alias check cannot read its target");
+                if failures > 1 {
+                    let output = format!("Failure checking aliased node or service: {e}");
+                    a.record_result(&def.id, registration, CheckStatus::Critical, output, false);
+                }
+                drop(a);
+                tokio::time::sleep(alias_backoff(failures)).await;
+            }
+        }
     }
+}
+
+/// How long an alias check waits after `failures` failed reads in a row: 1 s doubling up to
+/// `ALIAS_RECHECK`.
+fn alias_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1)
+        .saturating_mul(1 << failures.min(6))
+        .min(ALIAS_RECHECK)
 }
 
 /// Consul's alias rule: the worst of the node's checks and the aliased service's checks (an

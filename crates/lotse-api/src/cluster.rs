@@ -103,20 +103,11 @@ async fn force_leave(
         .authorize(params.token.as_deref(), Resource::Operator, Access::Write)?;
     let gossip = pool(&state)?;
     let prune = params.has("prune");
-    let known = force_leave_member(gossip, &node, prune)?;
+    let known = gossip.force_leave(&node, prune).await.map_err(internal)?;
     if !known {
         return Err(internal(format!("agent: No node found with name '{node}'")));
     }
     Ok(StatusCode::OK.into_response())
-}
-
-/// FORCE-LEAVE-PENDING: the pool's force-leave arrives with the gossip crate's next change.
-fn force_leave_member(
-    _g: &lotse_gossip::Gossip,
-    _node: &str,
-    _prune: bool,
-) -> Result<bool, ApiError> {
-    Err(internal("force-leave is not available yet"))
 }
 
 #[derive(serde::Deserialize)]

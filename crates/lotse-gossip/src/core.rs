@@ -308,6 +308,37 @@ impl GossipCore {
         self.after(now);
     }
 
+    /// Consul's `force-leave`: a failed member is announced as having left, on its behalf (a
+    /// leave notice for its current generation, which every member applies as it would the
+    /// member's own), so it ends `Left` everywhere instead of waiting to be reaped as failed.
+    /// With `prune` it is also forgotten here at once. An alive member is not touched (it
+    /// would only refute). Returns whether the member is known.
+    pub fn force_leave(&mut self, name: &str, prune: bool, now: Instant) -> bool {
+        let Some(e) = self.members.get(name) else {
+            return false;
+        };
+        if !matches!(e.status, MemberStatus::Failed | MemberStatus::Left) {
+            return true;
+        }
+        let notice = Notice::Leave {
+            name: e.id.name.clone(),
+            gen: e.id.gen,
+        };
+        match notice.encode() {
+            Ok(bytes) => self.add_notice(&bytes, now),
+            Err(err) => warn!(error = %err, "cannot encode a force-leave"),
+        }
+        if prune {
+            if let Some(m) = self.member(name) {
+                self.events.push(MemberEvent::Reap(m));
+            }
+            self.members.remove(name);
+            self.ledger().forget(name);
+            self.changed = true;
+        }
+        true
+    }
+
     /// Our full state for a TCP push/pull.
     pub fn push_pull_state(&self) -> PushPull {
         let me = self.identity().clone();

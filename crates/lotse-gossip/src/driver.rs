@@ -51,6 +51,7 @@ pub(crate) enum Command {
     LeaveIntent(oneshot::Sender<()>),
     LeaveFinish(oneshot::Sender<()>),
     Backlog(oneshot::Sender<usize>),
+    ForceLeave(String, bool, oneshot::Sender<bool>),
     Shutdown,
 }
 
@@ -301,6 +302,9 @@ impl Driver {
             }
             Command::Backlog(reply) => {
                 let _ = reply.send(self.core.broadcast_backlog());
+            }
+            Command::ForceLeave(name, prune, reply) => {
+                let _ = reply.send(self.core.force_leave(&name, prune, now));
             }
             Command::Shutdown => {}
         }

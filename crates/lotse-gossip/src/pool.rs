@@ -209,6 +209,13 @@ impl Gossip {
         tokio::time::sleep(rest.min(step * 2)).await;
     }
 
+    /// Consul's `force-leave`: a failed member becomes `Left` across the pool (with `prune`,
+    /// it is also forgotten here at once). `Ok(false)`: no member of that name.
+    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<bool, GossipError> {
+        let name = name.to_string();
+        self.ask(|tx| Command::ForceLeave(name, prune, tx)).await
+    }
+
     /// Everyone we know: ourselves, alive members, and failed/left ones until reaped.
     pub fn members(&self) -> Vec<Member> {
         self.inner

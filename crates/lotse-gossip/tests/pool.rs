@@ -462,3 +462,36 @@ async fn malformed_udp_and_tcp_input_is_dropped() {
         g.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_leave_turns_a_failed_member_left_everywhere() {
+    let nodes = cluster(4).await;
+    nodes[3].shutdown().await;
+    for g in &nodes[..3] {
+        assert!(
+            eventually(Duration::from_secs(8), || status(g, "n3")
+                == Some(MemberStatus::Failed))
+            .await
+        );
+    }
+    // An alive member is known but untouched; an unknown one is reported as such.
+    assert!(nodes[0].force_leave("n1", false).await.unwrap());
+    assert!(!nodes[0].force_leave("nobody", false).await.unwrap());
+    assert!(nodes[0].force_leave("n3", false).await.unwrap());
+    for g in &nodes[..3] {
+        assert!(
+            eventually(Duration::from_secs(8), || status(g, "n3")
+                == Some(MemberStatus::Left))
+            .await,
+            "{:?}",
+            g.members()
+        );
+        assert_eq!(status(g, "n1"), Some(MemberStatus::Alive));
+    }
+    // With prune it is also gone from the local list at once.
+    assert!(nodes[1].force_leave("n3", true).await.unwrap());
+    assert!(eventually(Duration::from_secs(2), || status(&nodes[1], "n3").is_none()).await);
+    for g in &nodes[..3] {
+        g.shutdown().await;
+    }
+}

@@ -43,7 +43,10 @@
 //!   load_shed {
 //!     max_in_flight = 10000
 //!   }
-//!   max_request_body_bytes = 4194304   # bodies are buffered for retries; larger: 413
+//!   max_request_body_bytes = 4194304   # bodies up to this are buffered for retries; larger
+//!                                      # ones stream to one endpoint, never retried
+//!   stream_idle_timeout_ms = 300000    # a body (either way) or upgraded stream idle this long
+//!                                      # is cut; 0: never (Envoy's default is 5 min too)
 //! }
 //! ```
 //!
@@ -165,7 +168,12 @@ pub struct UpstreamConfig {
     /// Requests (L7) or connections (L4) in flight on the listener beyond which new ones are
     /// answered 503 at once.
     pub max_in_flight: u32,
+    /// Request bodies up to this size are buffered (a retry sends them again); larger ones
+    /// stream to one endpoint and are not retried.
     pub max_request_body_bytes: usize,
+    /// A body (request or response) or an upgraded connection that moves no bytes for this
+    /// long is cut. `None`: never.
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 impl Default for UpstreamConfig {
@@ -199,6 +207,7 @@ impl Default for UpstreamConfig {
             rate_limit: RateLimitConfig::default(),
             max_in_flight: 10_000,
             max_request_body_bytes: 4 << 20,
+            stream_idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -241,6 +250,9 @@ impl UpstreamConfig {
         }
         if let Some(n) = top.u64("max_request_body_bytes")? {
             c.max_request_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(ms) = top.u64("stream_idle_timeout_ms")? {
+            c.stream_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
         }
         if let Some(l) = top.object("limits")? {
             let lim = &mut c.limits;
@@ -356,6 +368,7 @@ const TOP_KEYS: &[&str] = &[
     "connect_timeout_ms",
     "request_timeout_ms",
     "max_request_body_bytes",
+    "stream_idle_timeout_ms",
     "limits",
     "passive_health_check",
     "load_balancer",
@@ -575,6 +588,19 @@ mod tests {
         assert_eq!(c.retries.per_try_timeout, Some(Duration::from_millis(100)));
         assert_eq!(c.rate_limit.route.map(|b| b.burst), Some(5.0));
         assert_eq!(unknown, vec!["config.surprise".to_string()]);
+    }
+
+    #[test]
+    fn stream_idle_timeout_defaults_to_five_minutes_and_zero_disables_it() {
+        let (c, _) = UpstreamConfig::from_json(&Value::Null, "config").expect("null ok");
+        assert_eq!(c.stream_idle_timeout, Some(Duration::from_secs(300)));
+        let v = json!({"stream_idle_timeout_ms": 250});
+        let (c, unknown) = UpstreamConfig::from_json(&v, "config").expect("valid");
+        assert_eq!(c.stream_idle_timeout, Some(Duration::from_millis(250)));
+        assert!(unknown.is_empty());
+        let v = json!({"stream_idle_timeout_ms": 0});
+        let (c, _) = UpstreamConfig::from_json(&v, "config").expect("valid");
+        assert_eq!(c.stream_idle_timeout, None);
     }
 
     #[test]

@@ -12,7 +12,10 @@
 
 pub mod body;
 pub mod forward;
+pub mod idle;
 pub mod layers;
+pub mod upgrade;
+pub mod upload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -121,7 +124,11 @@ pub async fn serve_stack<S>(
             conn.http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
-            if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await {
+            // With upgrades: a `101` hands the connection to `upgrade::splice`.
+            if let Err(e) = conn
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await
+            {
                 let parse = e
                     .downcast_ref::<hyper::Error>()
                     .is_some_and(|h| h.is_parse() || h.is_parse_too_large());

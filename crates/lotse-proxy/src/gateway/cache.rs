@@ -156,6 +156,7 @@ pub fn shared_lifetime(status: StatusCode, headers: &HeaderMap) -> Option<Durati
 fn cacheable_request<B>(req: &Request<B>) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key(http::header::AUTHORIZATION)
+        && !req.headers().contains_key(http::header::UPGRADE)
         && !directives(req.headers())
             .iter()
             .any(|x| x == "no-cache" || x == "no-store")

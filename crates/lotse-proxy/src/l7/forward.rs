@@ -1,14 +1,18 @@
 //! The innermost L7 service: from an admitted request to an upstream's response.
 //!
 //! 1. Circuit breaker on concurrent requests (overflow → 503 at once).
-//! 2. The request body is buffered (up to `max_request_body_bytes`, else 413) so it can be
-//!    sent again on a retry.
+//! 2. The request body is buffered (up to `max_request_body_bytes`) so it can be sent again on
+//!    a retry; a larger one streams to one endpoint ([`super::upload`]).
 //! 3. Up to `1 + num_retries` attempts, each on an endpoint not yet tried: a connect failure, a
 //!    per-try timeout, a status in `retry_on_status_codes`, or (for idempotent methods only) a
-//!    connection reset before any response retries if the retry budget allows.
-//!    Every attempt's outcome feeds outlier detection. `request_timeout_ms` bounds the whole.
-//! 4. The response streams back; the endpoint's in-flight count and the breaker's permit are
-//!    held by its body. One JSON access-log line per request (target `lotse_proxy::access`).
+//!    connection reset before any response retries if the retry budget allows and the body
+//!    can still be sent. Every attempt's outcome feeds outlier detection.
+//!    `request_timeout_ms` bounds the whole, up to the response's headers.
+//! 4. The response streams back, cut if it stalls for `stream_idle_timeout_ms`
+//!    ([`super::idle`]); the endpoint's in-flight count and the breaker's permit are held by
+//!    its body. A `101` to an upgrade request hands both connections to
+//!    [`super::upgrade::splice`]. One JSON access-log line per request (target
+//!    `lotse_proxy::access`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,24 +21,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use tower_service::Service;
 
 use super::body::{guard, local, ProxyBody};
+use super::idle::IdleTimeout;
 use super::layers::BoxFuture;
-use super::ClientAddr;
+use super::upload::{ReqBody, Upload};
+use super::{upgrade, ClientAddr};
 use crate::balance::ring::request_hash;
 use crate::connector::{ConnectError, HyperConnector};
 use crate::outlier::Outcome;
 use crate::trace::TraceContext;
 use crate::upstream::Upstream;
 
-pub type HttpClient = Client<HyperConnector, Full<Bytes>>;
+pub type HttpClient = Client<HyperConnector, ReqBody<Incoming>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -142,7 +147,7 @@ async fn handle(
 async fn attempts(
     up: &Arc<Upstream>,
     client: &HttpClient,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: Option<SocketAddr>,
     trace: &TraceContext,
 ) -> Done {
@@ -155,19 +160,32 @@ async fn attempts(
         up.metrics.overflow.fetch_add(1, Relaxed);
         return local_done(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
     };
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, up.cfg.max_request_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return local_done(local(StatusCode::PAYLOAD_TOO_LARGE, "request-too-large"));
-        }
-        Err(_) => return local_done(local(StatusCode::BAD_REQUEST, "bad-request-body")),
-    };
-    let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
     let h2 = up.protocol() != crate::Protocol::Http;
+    let protocol_upgrade = if h2 {
+        None
+    } else {
+        upgrade::requested(req.version(), req.headers())
+    };
+    let mut downstream_upgrade = protocol_upgrade
+        .as_ref()
+        .map(|_| hyper::upgrade::on(&mut req));
+    let length = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (parts, body) = req.into_parts();
+    let upload = match Upload::read(body, up.cfg.max_request_body_bytes, length).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(upstream = %up.name, error = %e, "request body not read");
+            return local_done(local(StatusCode::BAD_REQUEST, "bad-request-body"));
+        }
+    };
+    if upload.is_streamed() {
+        tracing::debug!(upstream = %up.name, "request body streamed (over max_request_body_bytes): no retries");
+    }
+    let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
     up.record_request();
 
     let retries = &up.cfg.retries;
@@ -184,7 +202,16 @@ async fn attempts(
             ));
         };
         tried.push(ep.addr);
-        let Some(upstream_req) = build(&parts, body.clone(), ep.addr, peer, trace, h2) else {
+        let body = upload.body(up.cfg.stream_idle_timeout);
+        let Some(upstream_req) = build(
+            &parts,
+            body,
+            ep.addr,
+            peer,
+            trace,
+            h2,
+            protocol_upgrade.clone(),
+        ) else {
             return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
         };
         let in_flight = up.begin(ep.addr);
@@ -202,7 +229,7 @@ async fn attempts(
             attempts: attempt,
         };
         match result {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status();
                 let outcome = if status.is_server_error() {
                     Outcome::Failure
@@ -212,15 +239,47 @@ async fn attempts(
                 up.report(ep.addr, outcome);
                 if !last
                     && retries.retry_on_status_codes.contains(&status.as_u16())
+                    && upload.can_resend()
                     && up.try_retry()
                 {
                     continue;
                 }
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(downstream) = downstream_upgrade.take() {
+                        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                        let (mut head, _) = resp.into_parts();
+                        let protocol = head
+                            .headers
+                            .get(http::header::UPGRADE)
+                            .cloned()
+                            .or_else(|| protocol_upgrade.clone());
+                        strip_hop_by_hop(&mut head.headers);
+                        if let Some(p) = protocol {
+                            upgrade::restore(&mut head.headers, p);
+                        }
+                        tokio::spawn(upgrade::splice(
+                            downstream,
+                            upstream_upgrade,
+                            up.clone(),
+                            (in_flight, permit),
+                        ));
+                        let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+                        return Done {
+                            resp: Response::from_parts(head, body),
+                            endpoint: Some(ep.addr),
+                            attempts: attempt,
+                        };
+                    }
+                }
                 let (mut head, body) = resp.into_parts();
                 strip_hop_by_hop(&mut head.headers);
-                let body = body
-                    .map_err(|e| Box::new(e) as super::body::BoxError)
-                    .boxed_unsync();
+                let body = IdleTimeout::new(
+                    body,
+                    up.cfg.stream_idle_timeout,
+                    Some(up.clone()),
+                    "response",
+                )
+                .boxed_unsync();
                 return Done {
                     resp: guard(Response::from_parts(head, body), (in_flight, permit)),
                     endpoint: Some(ep.addr),
@@ -231,7 +290,7 @@ async fn attempts(
             Err(None) => {
                 up.metrics.timeouts.fetch_add(1, Relaxed);
                 up.report(ep.addr, Outcome::Failure);
-                if !last && up.try_retry() {
+                if !last && upload.can_resend() && up.try_retry() {
                     continue;
                 }
                 return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
@@ -245,7 +304,11 @@ async fn attempts(
                     up.metrics.connect_failures.fetch_add(1, Relaxed);
                     up.report(ep.addr, Outcome::Failure);
                     tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
-                    if !last && retries.retry_on_connect_failure && up.try_retry() {
+                    if !last
+                        && retries.retry_on_connect_failure
+                        && upload.can_resend()
+                        && up.try_retry()
+                    {
                         continue;
                     }
                     return fail(local(
@@ -259,7 +322,11 @@ async fn attempts(
                     // idempotent methods are sent again (Envoy's `reset` retry condition).
                     up.report(ep.addr, Outcome::Failure);
                     tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
-                    if !last && parts.method.is_idempotent() && up.try_retry() {
+                    if !last
+                        && parts.method.is_idempotent()
+                        && upload.can_resend()
+                        && up.try_retry()
+                    {
                         continue;
                     }
                     return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
@@ -269,23 +336,24 @@ async fn attempts(
     }
 }
 
-/// The request as sent to `addr`: same method, path, headers (less hop-by-hop ones) and body,
-/// plus `x-forwarded-for` and the proxy's `traceparent`.
+/// The request as sent to `addr`: same method, path, headers (less hop-by-hop ones, but the
+/// upgrade ones for an upgrade) and body, plus `x-forwarded-for` and the proxy's `traceparent`.
 fn build(
     parts: &http::request::Parts,
-    body: Bytes,
+    body: ReqBody<Incoming>,
     addr: SocketAddr,
     peer: Option<SocketAddr>,
     trace: &TraceContext,
     h2: bool,
-) -> Option<Request<Full<Bytes>>> {
+    protocol_upgrade: Option<HeaderValue>,
+) -> Option<Request<ReqBody<Incoming>>> {
     let pq = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
     let uri: Uri = format!("http://{addr}{pq}").parse().ok()?;
-    let mut req = Request::new(Full::new(body));
+    let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.version_mut() = if h2 {
@@ -296,6 +364,9 @@ fn build(
     let headers = req.headers_mut();
     *headers = parts.headers.clone();
     strip_hop_by_hop(headers);
+    if let Some(p) = protocol_upgrade {
+        upgrade::restore(headers, p);
+    }
     if !headers.contains_key(http::header::HOST) {
         if let Some(v) = parts
             .uri
