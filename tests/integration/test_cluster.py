@@ -346,3 +346,21 @@ def test_force_leave_of_a_dead_server_removes_it_everywhere(three):
     wait_for("deregistered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is None)
     r = lead.put("/v1/agent/force-leave/nobody")
     assert r.status_code == 500 and "No node found with name 'nobody'" in r.text
+
+
+def test_a_failed_member_is_reaped_after_reconnect_timeout():
+    c = Cluster(3, config={"reconnect_timeout": "3s"})
+    try:
+        lead = c.wait_leader()
+        dead = c.followers()[0]
+        name = f"s{c.nodes.index(dead) + 1}"
+        wait_for("registered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is not None)
+        c.kill9(dead)
+        wait_for("failed", lambda: c.members(lead).get(name) == 4)
+        # Still in the catalog (critical) while failed...
+        assert lead.get(f"/v1/catalog/node/{name}").json() is not None
+        # ...and gone, from the pool and the catalog, once reaped.
+        wait_for("reaped from the pool", lambda: name not in c.members(lead), timeout=20)
+        wait_for("deregistered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is None)
+    finally:
+        c.cleanup()

@@ -222,12 +222,9 @@ async fn an_alias_check_follows_its_target_through_the_upstream() {
         ..Default::default()
     };
     let db_check = |status| HealthCheck {
-        node: "other".into(),
-        check_id: "db-up".into(),
-        name: "db up".into(),
         status,
         service_id: "db".into(),
-        ..Default::default()
+        ..HealthCheck::new("other", "db-up", "db up")
     };
     catalog.apply(&register(
         &other,
