@@ -29,6 +29,7 @@
 #   etcd:  `etcd-cluster.sh start 3` (127.0.0.1:23791-23793, state in the tmp dir).
 # What it runs (each load run = one kv-bench.sh --gen kvload run, --pids = the 3 servers):
 #   put  conns 1,16,64,256      Lotse (URLs of all 3 servers)  vs  etcd (all 3 endpoints)
+#   put  conns 1 to the leader  Lotse vs etcd (labels lotse@leader, etcd@leader)
 #   get  conns 64 (prefilled)   Lotse default, consistent, stale  vs  etcd linearizable, serializable
 #   RSS of every server (VmRSS, VmHWM) after the load runs
 #   failover x3 per system: 4 writer threads -> one follower (one key per request, 1 s timeout),
@@ -67,7 +68,7 @@ done
 (( repeat >= 1 && repeat <= 5 && frepeat >= 0 && frepeat <= 5 )) || { echo "run-cluster: repeat 1..5, failover-repeat 0..5" >&2; exit 2; }
 IFS=, read -r -a conn_arr <<<"$conns"
 # wall-time budget: load runs (+ ~3 s of overhead each), failover (~25 s worst case each), setup
-est=$(( repeat * (2 * ${#conn_arr[@]} + 5) * (dur + warmup + 3) + 2 * frepeat * 25 + 90 ))
+est=$(( repeat * (2 * ${#conn_arr[@]} + 7) * (dur + warmup + 3) + 2 * frepeat * 25 + 90 ))
 (( est <= 1200 )) || { echo "run-cluster: estimated ${est}s > 20 min; lower --repeat/--duration" >&2; exit 2; }
 
 command -v etcd >/dev/null || { echo "run-cluster: etcd not found (bench/run-kv.sh --install)" >&2; exit 2; }
@@ -107,7 +108,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # hard bound on the whole run: 20 minutes
-( sleep 1200; echo "run-cluster: 20 min watchdog fired" >&2; kill -TERM $$ ) &
+( trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep 1200 & sp=$!; wait "$sp"
+  echo "INFO kind=watchdog_fired after_s=1200" >>"$out"; kill -TERM $$ ) >/dev/null 2>&1 </dev/null &
 WATCHDOG=$!
 
 # --- Lotse: 3 servers on 127.0.0.1..3 ----------------------------------------------------------
@@ -115,19 +118,21 @@ echo '{"performance": {"raft_multiplier": 1}}' >"$TMP/perf.json"
 members='{"lotse": ['
 for n in 1 2 3; do
   joins=()
-  for m in 1 2 3; do (( m != n )) && joins+=(-retry-join "127.0.0.$m:$P_SERF"); done
+  for m in 1 2 3; do if (( m != n )); then joins+=(-retry-join "127.0.0.$m:$P_SERF"); fi; done
   mkdir -p "$TMP/s$n"
   "$LOTSE_BIN" agent -server -bootstrap-expect 3 -node "s$n" -data-dir "$TMP/s$n" \
     -bind "127.0.0.$n" -client "127.0.0.$n" -http-port "$P_HTTP" -dns-port "$P_DNS" \
     -server-port "$P_SERVER" -serf-lan-port "$P_SERF" -serf-wan-port "$P_WAN" \
     "${joins[@]}" -retry-interval 1s -config-file "$TMP/perf.json" \
     >"$TMP/lotse-s$n.log" 2>&1 </dev/null &
-  echo $! >"$TMP/lotse-s$n.pid"
-  members+="$( ((n > 1)) && echo , ){\"name\": \"s$n\", \"url\": \"http://127.0.0.$n:$P_HTTP\", \"rpc\": \"127.0.0.$n:$P_SERVER\", \"log\": \"$TMP/lotse-s$n.log\", \"pidfile\": \"$TMP/lotse-s$n.pid\"}"
+  echo $! >"$TMP/lotse-s$n.pid"; disown $!   # stopped by PID in cleanup; no job-status noise
+  sep=; (( n > 1 )) && sep=,
+  members+="$sep{\"name\": \"s$n\", \"url\": \"http://127.0.0.$n:$P_HTTP\", \"rpc\": \"127.0.0.$n:$P_SERVER\", \"log\": \"$TMP/lotse-s$n.log\", \"pidfile\": \"$TMP/lotse-s$n.pid\"}"
 done
 members+='], "etcd": ['
 for n in 1 2 3; do
-  members+="$( ((n > 1)) && echo , ){\"name\": \"m$n\", \"url\": \"http://127.0.0.1:$((23790 + n))\", \"log\": \"$ETCD_DIR/m$n.log\", \"pidfile\": \"$TMP/etcd-m$n.pid\"}"
+  sep=; (( n > 1 )) && sep=,
+  members+="$sep{\"name\": \"m$n\", \"url\": \"http://127.0.0.1:$((23790 + n))\", \"log\": \"$ETCD_DIR/m$n.log\", \"pidfile\": \"$TMP/etcd-m$n.pid\"}"
 done
 members+="], \"etcd_pids_file\": \"$ETCD_DIR/pids\"}"
 echo "$members" >"$TMP/members.json"
@@ -149,32 +154,34 @@ etcd_leader=$($CTL "$TMP" wait etcd 30)
 
 LOTSE_URLS=$($CTL "$TMP" urls lotse)
 ETCD_URLS=$($CTL "$TMP" urls etcd)
-echo "INFO kind=setup lotse_pids=$(lotse_pids | tr ' ' ,) lotse_urls=$LOTSE_URLS lotse_leader=$lotse_leader lotse_ready_s=$lotse_ready_s raft_multiplier=1 etcd_pids=$(etcd_pids | tr ' ' ,) etcd_urls=$ETCD_URLS etcd_leader=$etcd_leader etcd=$(etcd --version | sed -n 's/etcd Version: //p') lotse_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo na) lotse_tree_dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true) dur_s=$dur warmup_s=$warmup keys=$keys vsize=$vsize gen=kvload" | tee -a "$out"
+echo "INFO kind=setup lotse_pids=$(lotse_pids | tr ' ' ,) lotse_urls=$LOTSE_URLS lotse_leader=$lotse_leader lotse_ready_s=$lotse_ready_s raft_multiplier=1 etcd_pids=$(etcd_pids | tr ' ' ,) etcd_urls=$ETCD_URLS etcd_leader=$etcd_leader etcd=$(etcd --version | sed -n 's/etcd Version: //p') lotse_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo na) lotse_bin_mtime=$(date -u -r "$LOTSE_BIN" +%Y-%m-%dT%H:%M:%SZ) lotse_tree_dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true) dur_s=$dur warmup_s=$warmup keys=$keys vsize=$vsize gen=kvload" | tee -a "$out"
 $CTL "$TMP" rss lotse | sed 's/kind=rss/kind=rss_idle/' | tee -a "$out"
 $CTL "$TMP" rss etcd | sed 's/kind=rss/kind=rss_idle/' | tee -a "$out"
 
-# one kv-bench run; $1=system(lotse|etcd) $2=op $3=mode $4=conns $5=run index
+# one kv-bench run; $1=system(lotse|etcd) $2=op $3=mode $4=conns $5=run index [$6=leader: only
+# the current leader's URL, label <sys>@leader]
 one() {
-  local sys=$1 op=$2 mode=$3 c=$4 r=$5 api urls pids line before= after= i0 i1
+  local sys=$1 op=$2 mode=$3 c=$4 r=$5 where=${6:-all} api urls pids line before= after= i0 i1 label=$1
   if [[ $sys == lotse ]]; then api=consul urls=$LOTSE_URLS pids=$(lotse_pids)
   else api=etcd urls=$ETCD_URLS pids=$(etcd_pids); fi
+  if [[ $where == leader ]]; then urls=${urls##*,}; label=$sys@leader; fi   # URL lists end with the leader
   i0=$($CTL "$TMP" info "$sys" 2>/dev/null || echo "leader=? term=?")
-  [[ $sys == lotse && $op == put ]] && before=$($CTL "$TMP" raft 2>/dev/null || echo "0 0 0 0")
+  [[ $sys == lotse && $op == put ]] && before=$($CTL "$TMP" raft 2>/dev/null || echo "0 0 0 0 0 0")
   local modeargs=(); [[ $mode != - ]] && modeargs=(--mode "$mode")
   line=$("$SB/kv-bench.sh" --api "$api" --urls "$urls" --op "$op" "${modeargs[@]}" --conns "$c" \
           --duration "$dur" --warmup "$warmup" --value-size "$vsize" --keys "$keys" --gen kvload \
-          --prefill no --repeat 1 --pids "$pids" --label "$sys" | sed "s/ run=1\$/ run=$r/")
+          --prefill no --repeat 1 --pids "$pids" --label "$label" | sed "s/ run=1\$/ run=$r/")
   echo "$line" | tee -a "$out"
   i1=$($CTL "$TMP" info "$sys" 2>/dev/null || echo "leader=? term=?")
   local extra=""
   if [[ $sys == lotse && $op == put ]]; then
-    after=$($CTL "$TMP" raft 2>/dev/null || echo "0 0 0 0")
+    after=$($CTL "$TMP" raft 2>/dev/null || echo "0 0 0 0 0 0")
     extra=$(python3 -c 'import sys
 b=[int(x) for x in sys.argv[1].split()]; a=[int(x) for x in sys.argv[2].split()]
-dc,de,dm=a[0]-b[0],a[1]-b[1],a[2]-b[2]
-print(f"log_commits={dc} log_entries={de} entries_per_commit={de/max(dc,1):.1f} commit_us_avg={dm/max(dc,1):.0f}" if dc>=0 else "log_counters=reset(leader changed)")' "$before" "$after")
+dc,de,dm,db,dx=a[0]-b[0],a[1]-b[1],a[2]-b[2],a[4]-b[4],a[5]-b[5]
+print(f"log_commits={dc} log_entries={de} entries_per_commit={de/max(dc,1):.1f} commit_us_avg={dm/max(dc,1):.0f} batches={db} cmds_per_batch={dx/max(db,1):.1f}" if dc>=0 and a[3]==b[3] else "log_counters=na(leader changed)")' "$before" "$after")
   fi
-  echo "INFO kind=run label=$sys op=$op mode=$mode conns=$c run=$r before_${i0// / before_} after_${i1// / after_} $extra" | tee -a "$out"
+  echo "INFO kind=run label=$label op=$op mode=$mode conns=$c run=$r before_${i0// / before_} after_${i1// / after_} $extra" | tee -a "$out"
 }
 
 t_start=$SECONDS
@@ -183,6 +190,8 @@ for r in $(seq 1 "$repeat"); do
   if (( r % 2 )); then order="lotse etcd"; else order="etcd lotse"; fi
   for c in "${conn_arr[@]}"; do
     for s in $order; do one "$s" put - "$c" "$r"; done
+    # one connection straight to the leader too (the run above talks to a follower)
+    if [[ $c == 1 ]]; then for s in $order; do one "$s" put - 1 "$r" leader; done; fi
   done
 done
 

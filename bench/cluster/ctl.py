@@ -16,10 +16,15 @@ Subcommands (SYS = lotse | etcd):
                                         lotse: /v1/status/peers lists 3; etcd: /health ok)
     ctl.py STATE urls SYS               member URLs, followers first, leader last (comma list)
     ctl.py STATE info SYS               "leader=<name> term=<n>" (leader's view)
-    ctl.py STATE raft                   lotse leader's "log_commits log_entries log_commit_micros term"
+    ctl.py STATE raft                   lotse leader's "log_commits log_entries log_commit_micros term
+                                        batches batched_commands" (Stats.raft, /v1/agent/metrics)
     ctl.py STATE rss SYS                one INFO line per member: VmRSS / VmHWM (kB), role
-    ctl.py STATE failover SYS RUN [--writers 4] [--timeout 1.0] [--max-wait 20]
-                                        one kill -9 of the leader, RESULT line, restart, wait
+    ctl.py STATE failover SYS RUN [--writers 4] [--timeout 1.0] [--max-wait 20] [--probe-every 0.02]
+                                        one kill -9 of the leader, RESULT line, restart, wait.
+                                        Writes go to a follower from `writers` closed-loop threads
+                                        (one key per request, `timeout` s each) plus an open-loop
+                                        prober (one write on a fresh connection every `probe_every`
+                                        s). failover_ms = kill -> first 2xx of a write sent after it.
 """
 import base64
 import http.client
@@ -202,7 +207,7 @@ class Writer(threading.Thread):
         seq = 0
         while not self.stop.is_set():
             seq += 1
-            key = f"failover/w{self.wid}/{seq:07d}"
+            key = getattr(self, "key_override", None) or f"failover/w{self.wid}/{seq:07d}"
             val = f"v{seq}"
             if self.sys == "lotse":
                 method, path, body = "PUT", "/v1/kv/" + key, val.encode()
@@ -233,6 +238,55 @@ class Writer(threading.Thread):
             self.events.append((t0, t1, ok, key, err))
             if not ok:
                 time.sleep(0.002)
+        if self.conn is not None:
+            self.conn.close()
+
+
+class Prober(threading.Thread):
+    """Open loop: every `every` s, one write on a fresh connection in its own thread, so that the
+    first write sent after the new leader is ready is seen within `every` s even when the
+    closed-loop writers are all stuck in requests the old leader's death left unanswered."""
+
+    def __init__(self, sys_, url, timeout, stop, every=0.02, max_inflight=100):
+        super().__init__(daemon=True)
+        self.sys, self.url, self.timeout, self.stop = sys_, url, timeout, stop
+        self.every, self.max_inflight = every, max_inflight
+        self.events = []
+        self.lock = threading.Lock()
+        self.inflight = 0
+
+    def one(self, seq):
+        w = Writer(self.sys, self.url, "p", self.timeout, self.stop)
+        key = f"failover/probe/{seq:07d}"
+        w.stop = _Once()
+        w.key_override = key
+        w.run()
+        with self.lock:
+            self.events.extend(w.events)
+            self.inflight -= 1
+
+    def run(self):
+        seq = 0
+        while not self.stop.is_set():
+            with self.lock:
+                busy = self.inflight >= self.max_inflight
+                if not busy:
+                    self.inflight += 1
+            if not busy:
+                seq += 1
+                threading.Thread(target=self.one, args=(seq,), daemon=True).start()
+            time.sleep(self.every)
+
+
+class _Once:
+    """A stop flag that lets a Writer loop run exactly once."""
+
+    def __init__(self):
+        self.n = 0
+
+    def is_set(self):
+        self.n += 1
+        return self.n > 1
 
 
 class LeaderWatch(threading.Thread):
@@ -296,7 +350,7 @@ def read_back(sys_, m, keys):
     return missing
 
 
-def failover(sys_, run, writers=4, timeout=1.0, max_wait=20.0):
+def failover(sys_, run, writers=4, timeout=1.0, max_wait=20.0, probe_every=0.02):
     ld = wait_healthy(sys_, 30)
     victim = member(sys_, ld)
     target = next(m for m in CFG[sys_] if m["name"] != ld)
@@ -308,16 +362,20 @@ def failover(sys_, run, writers=4, timeout=1.0, max_wait=20.0):
     stop = threading.Event()
     watch = LeaderWatch(sys_, target, ld, stop)
     ws = [Writer(sys_, target["url"], i, timeout, stop) for i in range(writers)]
+    probe = Prober(sys_, target["url"], timeout, stop, every=probe_every)
     for w in ws:
         w.start()
     watch.start()
+    probe.start()
     time.sleep(1.5)  # steady writes before the kill
     t_kill = time.monotonic()
     os.kill(vpid, signal.SIGKILL)
     deadline = t_kill + max_wait
     first_ok = None
     while time.monotonic() < deadline:
-        oks = [e[1] for w in ws for e in list(w.events) if e[2] and e[0] >= t_kill]
+        with probe.lock:
+            pev = list(probe.events)
+        oks = [e[1] for e in pev + [e for w in ws for e in list(w.events)] if e[2] and e[0] >= t_kill]
         if oks:
             first_ok = min(oks)
             break
@@ -327,28 +385,34 @@ def failover(sys_, run, writers=4, timeout=1.0, max_wait=20.0):
     for w in ws:
         w.join(timeout + 1)
     watch.join(2)
+    probe.join(2)
+    t_end = time.monotonic() + timeout + 0.5
+    while probe.inflight and time.monotonic() < t_end:
+        time.sleep(0.02)
     try:
         os.waitpid(vpid, os.WNOHANG)
     except ChildProcessError:
         pass
 
-    ev = sorted((e for w in ws for e in w.events), key=lambda e: e[0])
+    with probe.lock:
+        pev = list(probe.events)
+    ev = sorted([e for w in ws for e in w.events] + pev, key=lambda e: e[0])
     pre = [e for e in ev if e[1] < t_kill]
     pre_ok = [e for e in pre if e[2]]
-    last_ok_before = max((e[1] for e in pre_ok), default=None)
     post = [e for e in ev if e[1] >= t_kill]
-    any_ok_after = min((e[1] for e in post if e[2]), default=None)
+    first_ok_writer = min((e[1] for w in ws for e in w.events if e[2] and e[0] >= t_kill), default=None)
+    first_ok_probe = min((e[1] for e in pev if e[2] and e[0] >= t_kill), default=None)
     errs = {}
     for e in post:
         if not e[2]:
-            k = e[4]
+            k = ("sent before kill: " if e[0] < t_kill else "sent after kill: ") + e[4]
             errs[k] = errs.get(k, 0) + 1
+    inflight_err = sum(1 for e in post if not e[2] and e[0] < t_kill)
     # writes acknowledged before the kill must all survive it (last 20 of them)
     acked = [e[3] for e in pre_ok][-20:]
     new_leader = leader(sys_, [target])
     seen = watch.new_leader_at(t_kill)
     fo_ms = (first_ok - t_kill) * 1000 if first_ok else None
-    gap_ms = (any_ok_after - last_ok_before) * 1000 if any_ok_after and last_ok_before else None
 
     # restart the killed member with its old argv, then wait until the cluster is whole again
     t_r = time.monotonic()
@@ -367,10 +431,12 @@ def failover(sys_, run, writers=4, timeout=1.0, max_wait=20.0):
     f = lambda v: "na" if v is None else f"{v:.0f}"  # noqa: E731
     print(f"RESULT kind=failover label={sys_} run={run} killed={ld} killed_pid={vpid} target={target['name']} "
           f"new_leader={new_leader or 'na'} failover_ms={f(fo_ms)} leader_seen_ms={f(seen * 1000 if seen is not None else None)} "
-          f"gap_ms={f(gap_ms)} prekill_ok={len(pre_ok)} prekill_rps={len(pre_ok) / 1.5:.0f} "
-          f"post_err={sum(errs.values())} term_before={term0} term_after={term1} acked_checked={len(acked)} "
+          f"first_ok_writers_ms={f((first_ok_writer - t_kill) * 1000 if first_ok_writer else None)} "
+          f"first_ok_probe_ms={f((first_ok_probe - t_kill) * 1000 if first_ok_probe else None)} "
+          f"prekill_ok={len(pre_ok)} prekill_rps={len(pre_ok) / 1.5:.0f} "
+          f"post_err={sum(errs.values())} inflight_err={inflight_err} term_before={term0} term_after={term1} acked_checked={len(acked)} "
           f"acked_lost={lost} restarted_pid={newpid} recovered_s={recovered_s} "
-          f"writers={writers} req_timeout_s={timeout}", flush=True)
+          f"writers={writers} probe_every_ms={probe_every * 1000:.0f} req_timeout_s={timeout}", flush=True)
     for k, n in sorted(errs.items(), key=lambda x: -x[1])[:6]:
         print(f"INFO kind=failover_err label={sys_} run={run} count={n} err={json.dumps(k)}", flush=True)
 
@@ -392,10 +458,20 @@ def main():
     elif cmd == "raft":
         ld = leader("lotse")
         if not ld:
-            print("0 0 0 0")
+            print("0 0 0 0 0 0")
             return
         t, r = term("lotse", ld)
-        print(r["log_commits"], r["log_entries_persisted"], r["log_commit_micros"], t)
+        batches = cmds = 0
+        try:  # the leader's write batcher: commands per Raft entry
+            st, body = request(member("lotse", ld)["url"], "GET", "/v1/agent/metrics", timeout=2)
+            for c in json.loads(body).get("Counters", []):
+                if c.get("Name") == "lotse.raft.batches":
+                    batches = int(c.get("Count", 0))
+                elif c.get("Name") == "lotse.raft.batched_commands":
+                    cmds = int(c.get("Count", 0))
+        except Exception:  # noqa: BLE001 - optional
+            pass
+        print(r["log_commits"], r["log_entries_persisted"], r["log_commit_micros"], t, batches, cmds)
     elif cmd == "rss":
         ld = leader(args[0])
         for m in CFG[args[0]]:

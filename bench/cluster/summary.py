@@ -43,16 +43,17 @@ def main():
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     puts = sorted({(int(r["conns"]), r["run"]) for r in kv if r.get("op") == "put"})
     for c, run in puts:
-        lo, et = idx.get(("lotse", "put", "-", str(c), run)), idx.get(("etcd", "put", "-", str(c), run))
-        if not lo or not et:
-            continue
-        ratio = num(lo, "rps") / max(num(et, "rps"), 1e-9)
-        p99r = num(lo, "p99_ms") / max(num(et, "p99_ms"), 1e-9)
-        derived.append(f"DERIVED cmp=put conns={c} run={run} lotse_rps={lo['rps']} etcd_rps={et['rps']} rps_ratio={ratio:.2f} "
-                       f"lotse_p50_ms={lo['p50_ms']} etcd_p50_ms={et['p50_ms']} lotse_p99_ms={lo['p99_ms']} etcd_p99_ms={et['p99_ms']} "
-                       f"p99_ratio={p99r:.2f} lotse_err={lo['err']} etcd_err={et['err']} lotse_codes={lo.get('codes')} etcd_codes={et.get('codes')}")
-        md.append(f"| {c} | {run} | {float(lo['rps']):,.0f} | {float(et['rps']):,.0f} | **{ratio:.2f}** | {lo['p50_ms']} / {lo['p99_ms']} | "
-                  f"{et['p50_ms']} / {et['p99_ms']} | {p99r:.2f} | {lo['err']} | {et['err']} | {lo.get('srv_cpu_cores', 'na')} | {et.get('srv_cpu_cores', 'na')} |")
+        for where in ("", "@leader"):
+            lo, et = idx.get(("lotse" + where, "put", "-", str(c), run)), idx.get(("etcd" + where, "put", "-", str(c), run))
+            if not lo or not et:
+                continue
+            ratio = num(lo, "rps") / max(num(et, "rps"), 1e-9)
+            p99r = num(lo, "p99_ms") / max(num(et, "p99_ms"), 1e-9)
+            derived.append(f"DERIVED cmp=put{where.replace('@', '_to_')} conns={c} run={run} lotse_rps={lo['rps']} etcd_rps={et['rps']} rps_ratio={ratio:.2f} "
+                           f"lotse_p50_ms={lo['p50_ms']} etcd_p50_ms={et['p50_ms']} lotse_p99_ms={lo['p99_ms']} etcd_p99_ms={et['p99_ms']} "
+                           f"p99_ratio={p99r:.2f} lotse_err={lo['err']} etcd_err={et['err']} lotse_codes={lo.get('codes')} etcd_codes={et.get('codes')}")
+            md.append(f"| {c}{' (to the leader)' if where else ''} | {run} | {float(lo['rps']):,.0f} | {float(et['rps']):,.0f} | **{ratio:.2f}** | {lo['p50_ms']} / {lo['p99_ms']} | "
+                      f"{et['p50_ms']} / {et['p99_ms']} | {p99r:.2f} | {lo['err']} | {et['err']} | {lo.get('srv_cpu_cores', 'na')} | {et.get('srv_cpu_cores', 'na')} |")
 
     # reads
     md += ["", "### Reads at the get concurrency (prefilled key space)", "",
@@ -90,11 +91,12 @@ def main():
     fo = [r for r in rows if r.get("kind") == "failover"]
     if fo:
         md += ["", "### Failover (kill -9 of the leader → first successful write sent after the kill)", "",
-               "| system | run | killed | writes to | new leader | **failover ms** | target saw new leader ms | gap between acks ms | errors after kill | acked writes lost | back to healthy s |",
+               "| system | run | killed | writes to | new leader | **failover ms** | target saw new leader ms | first ok: writers / prober ms | failed writes (in flight at kill) | acked writes lost | back to healthy s |",
                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in fo:
             md.append(f"| {r['label']} | {r['run']} | {r['killed']} | {r['target']} | {r['new_leader']} | **{r['failover_ms']}** | {r['leader_seen_ms']} | "
-                      f"{r['gap_ms']} | {r['post_err']} | {r['acked_lost']} / {r['acked_checked']} | {r['recovered_s']} |")
+                      f"{r.get('first_ok_writers_ms', 'na')} / {r.get('first_ok_probe_ms', 'na')} | {r['post_err']} ({r.get('inflight_err', '?')}) | "
+                      f"{r['acked_lost']} / {r['acked_checked']} | {r['recovered_s']} |")
         for sys_ in ("lotse", "etcd"):
             v = [float(r["failover_ms"]) for r in fo if r["label"] == sys_ and r["failover_ms"] != "na"]
             n_fail = sum(1 for r in fo if r["label"] == sys_ and r["failover_ms"] == "na")

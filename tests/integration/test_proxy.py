@@ -6,9 +6,12 @@ upstreams (Consul's `Connect.SidecarService.Proxy.Upstreams` with `Config`), sta
 `lotse connect proxy -sidecar-for <client>` and drives traffic through 127.0.0.1:<local_bind_port>.
 State is read from the proxy's admin endpoint (`/upstreams`, `/stats/prometheus`).
 """
+import base64
 import concurrent.futures
+import hashlib
 import http.client
 import json
+import os
 import socket
 import time
 from collections import Counter
@@ -120,6 +123,30 @@ def test_failing_instance_is_ejected_then_readmitted(world):
     seen = Counter(get(port).json()["instance"] for _ in range(30))
     assert seen[bad.id] >= 5, seen  # readmitted: back in the rotation
     assert {e["id"]: e["state"] for e in proxy.upstream(svc)["endpoints"]}[bad.id] == "healthy"
+
+
+def test_success_rate_ejects_the_instance_that_stands_out(world):
+    svc = uniq("rate")
+    insts = world.instances(svc, 4)
+    bad = insts[3]
+    cfg = {"protocol": "http", "passive_health_check": {
+        "max_failures": 0, "max_ejection_percent": 50, "interval": "1s",
+        "success_rate": {"minimum_hosts": 4, "request_volume": 5, "stdev_factor": 1.0}}}
+    proxy, [port] = world.sidecar([(svc, cfg)])
+    proxy.wait_endpoints(svc, 4)
+    get(port)  # opens the first interval
+    time.sleep(1.1)
+    get(port)  # closes it (nothing to judge yet) and opens the one measured below
+    bad.mode("fail")
+    codes = Counter(get(port).status_code for _ in range(24))
+    assert codes[500] == 6, codes  # round robin, and consecutive failures eject nobody
+    time.sleep(1.1)
+    get(port)  # closes the interval: the test runs
+    state = {e["id"]: e["state"] for e in proxy.upstream(svc)["endpoints"]}
+    assert state == {i.id: ("ejected" if i is bad else "healthy") for i in insts}, state
+    assert proxy.metric("lotse_proxy_ejections_total", upstream=svc) == 1
+    assert all(get(port).status_code == 200 for _ in range(12))
+    assert '"reason":"success_rate"' in proxy.output().replace(" ", "")
 
 
 def test_retry_on_configured_status_hides_one_bad_instance(world):
@@ -262,6 +289,106 @@ def test_config_error_names_the_field(world):
     proxy, _ = world.sidecar([(svc, {"limits": {"max_connections": "lots"}})], wait=False)
     assert proxy.proc.wait(timeout=15) == 1
     assert "Proxy.Upstreams[0].Config.limits.max_connections" in proxy.output()
+
+
+# ------------------------------------------------------------------------------ streaming, upgrades
+
+def test_large_upload_streams_to_the_instance(world):
+    """A body over max_request_body_bytes is streamed (not refused with 413, not buffered)."""
+    svc = uniq("upload")
+    world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, {"protocol": "http", "max_request_body_bytes": 65536})])
+    proxy.wait_endpoints(svc, 1)
+    big = bytes(range(256)) * (5 * 4096)  # 5 MiB, declared with Content-Length
+    r = requests.post(f"http://127.0.0.1:{port}/up", data=big, timeout=30)
+    assert r.status_code == 200, r.text[:200]
+    assert r.json()["body_len"] == len(big)
+    assert r.json()["body_sha256"] == hashlib.sha256(big).hexdigest()
+
+    def chunks():  # no Content-Length: the proxy finds out while reading
+        for _ in range(32):
+            yield b"y" * 32768
+    r = requests.post(f"http://127.0.0.1:{port}/up", data=chunks(), timeout=30)
+    assert r.status_code == 200 and r.json()["body_len"] == 32 * 32768
+    # Small bodies are still buffered (and retried) as before.
+    assert requests.post(f"http://127.0.0.1:{port}/up", data=b"hi", timeout=10).json()["body"] == "hi"
+
+
+def test_response_streams_and_a_stalled_stream_is_cut(world):
+    svc = uniq("stream")
+    world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, {"protocol": "http", "stream_idle_timeout_ms": 1000})])
+    proxy.wait_endpoints(svc, 1)
+    # Chunks 400 ms apart: the first is read long before the last is written.
+    start = time.monotonic()
+    r = requests.get(f"http://127.0.0.1:{port}/stream?chunks=3&gap_ms=400", stream=True, timeout=10)
+    lines = r.iter_lines()
+    assert next(lines) == b"chunk-0"
+    first = time.monotonic() - start
+    assert [next(lines), next(lines)] == [b"chunk-1", b"chunk-2"]
+    total = time.monotonic() - start
+    assert first < 0.4 and total >= 0.8, (first, total)
+    # Chunks 4 s apart: cut after 1 s of silence.
+    start = time.monotonic()
+    r = requests.get(f"http://127.0.0.1:{port}/stream?chunks=2&gap_ms=4000", stream=True, timeout=10)
+    lines = r.iter_lines()
+    assert next(lines) == b"chunk-0"
+    with pytest.raises(requests.exceptions.RequestException):
+        list(lines)
+    took = time.monotonic() - start
+    assert 0.9 <= took < 3.5, took
+    assert proxy.metric("lotse_proxy_timeouts_total", upstream=svc) == 1
+    assert get(port, "/after").status_code == 200
+
+
+def _ws_handshake(port, path="/ws", host="svc"):
+    key = base64.b64encode(os.urandom(16)).decode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        assert chunk, head
+        head += chunk
+    expected = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    return s, head.decode().lower(), expected.lower()
+
+
+def _echo(s, payload):
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def test_websocket_upgrade_through_the_sidecar(world):
+    svc = uniq("ws")
+    insts = world.instances(svc, 1)
+    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy.wait_endpoints(svc, 1)
+    s, head, accept = _ws_handshake(port)
+    with s:
+        assert head.startswith("http/1.1 101"), head
+        assert "upgrade: websocket" in head and f"sec-websocket-accept: {accept}" in head, head
+        assert f"x-instance: {insts[0].id}".lower() in head
+        # A masked WebSocket text frame ("hello") and a larger binary payload, echoed byte for byte.
+        frame = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(b ^ [1, 2, 3, 4][i % 4] for i, b in enumerate(b"hello"))
+        assert _echo(s, frame) == frame
+        blob = os.urandom(200_000)
+        assert _echo(s, blob) == blob
+        # Open, it is a request in flight on its endpoint.
+        assert proxy.upstream(svc)["requests_in_flight"] == 1
+    deadline = time.monotonic() + 5
+    while proxy.upstream(svc)["requests_in_flight"] != 0:
+        assert time.monotonic() < deadline, proxy.upstream(svc)
+        time.sleep(0.05)
+    assert get(port, "/plain").status_code == 200
 
 
 # ------------------------------------------------------------------------------ L4, ad hoc

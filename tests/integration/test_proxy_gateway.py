@@ -3,6 +3,8 @@ host and path prefix, per-route rate limits, request validation, API keys kept i
 JWTs (HS256, RS256) and response caching. Helpers and the `world` fixture: proxy_harness.py.
 """
 import json
+import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -112,6 +114,8 @@ def test_gateway_validates_requests_and_checks_api_keys_from_kv(world, agent, tm
     r = get(port, "/private/x")
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     assert get(port, "/private/x", headers={"X-API-Key": "nope"}).status_code == 401
+    for near in ("alice-ke", "alice-keyx", "ALICE-KEY"):  # keys compare whole, exactly
+        assert get(port, "/private/x", headers={"X-API-Key": near}).status_code == 401, near
     assert get(port, "/private/x", headers={"Authorization": "Bearer alice-key"}).status_code == 200
     assert gw.metric("lotse_proxy_unauthorized_total", upstream="private") >= 2
     assert agent.delete(f"/v1/kv/{prefix}/alice").status_code == 200
@@ -201,3 +205,87 @@ def test_gateway_caches_shareable_gets(world, tmp_path):
     plain = [get(port, "/plain").json()["n"] for _ in range(2)]
     assert plain[1] > plain[0]
     assert gw.metric("lotse_proxy_cache_hits_total", upstream="cached") == 1
+
+
+def _gateway_hcl(port, routes):
+    body = "\n".join(f"""
+  route {{
+    name        = "{name}"
+    path_prefix = "{prefix}"
+    service     = "{service}"
+  }}""" for name, prefix, service in routes)
+    return f"""
+listener {{
+  bind = "127.0.0.1:{port}"
+{body}
+}}
+"""
+
+
+def test_gateway_reloads_its_config_on_sighup(world, tmp_path):
+    a, b = uniq("ra"), uniq("rb")
+    ia = world.instances(a, 1)[0]
+    ib = world.instances(b, 1)[0]
+    port = free_port()
+    config = tmp_path / "gateway.hcl"
+    config.write_text(_gateway_hcl(port, [("site", "/", a)]))
+    gw = world.proxy(["-config", str(config)], command=("gateway",))
+    gw.wait_endpoints("site", 1)
+    assert gw.upstreams()["config_version"] == 1
+    # A keep-alive connection opened before the reload is served after it.
+    session = requests.Session()
+    assert session.get(f"http://127.0.0.1:{port}/b/x", timeout=10).json()["instance"] == ia.id
+
+    config.write_text(_gateway_hcl(port, [("bee", "/b/", b), ("site", "/", a)]))
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while gw.upstreams()["config_version"] != 2:
+        assert time.monotonic() < deadline, gw.output()
+        time.sleep(0.05)
+    gw.wait_endpoints("bee", 1)
+    assert session.get(f"http://127.0.0.1:{port}/b/x", timeout=10).json()["instance"] == ib.id
+    assert session.get(f"http://127.0.0.1:{port}/other", timeout=10).json()["instance"] == ia.id
+    assert "configuration reloaded" in gw.output()
+
+    # A broken file: logged with the field, the running configuration stays.
+    config.write_text(_gateway_hcl(port, [("bee", "/b/", "")]))
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload failed" not in gw.output():
+        assert time.monotonic() < deadline, gw.output()
+        time.sleep(0.05)
+    assert "listener[0].route[0].service: required" in gw.output()
+    assert gw.proc.poll() is None
+    assert gw.upstreams()["config_version"] == 2
+    assert get(port, "/b/y").json()["instance"] == ib.id
+
+
+def test_gateway_passes_websocket_upgrades(world, tmp_path):
+    svc = uniq("gws")
+    inst = world.instances(svc, 1)[0]
+    port = free_port()
+    config = tmp_path / "gateway.hcl"
+    config.write_text(_gateway_hcl(port, [("live", "/live/", svc)]))
+    gw = world.proxy(["-config", str(config)], command=("gateway",))
+    gw.wait_endpoints("live", 1)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with s:
+        s.sendall(b"GET /live/ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            assert chunk, head
+            head += chunk
+        text = head.decode().lower()
+        # RFC 6455's example key and accept value.
+        assert text.startswith("http/1.1 101") and "s3pplmbitxaq9kygzzhzrbk+xoo=" in text, text
+        assert f"x-instance: {inst.id}".lower() in text
+        s.sendall(b"ping-pong")
+        got = b""
+        while len(got) < 9:
+            chunk = s.recv(100)
+            assert chunk
+            got += chunk
+        assert got == b"ping-pong"

@@ -229,7 +229,9 @@ async fn run_alias(agent: Weak<Agent>, def: CheckDefinition, registration: u64) 
             }
             Err(e) => {
                 // Only a remote catalog fails here. Consul's rule: critical from the second
-                // failure in a row, and a backoff before asking again from scratch.
+                // failure in a row, retries at once up to three failures, then backs off.
+                // Unlike Consul, the next read starts from index 0, so a recovered upstream
+                // corrects the failure status at once instead of after a blocked minute.
                 failures = failures.saturating_add(1);
                 index = 0;
                 tracing::warn!(check = %def.id, error = %e, "alias check cannot read its target");
@@ -244,11 +246,16 @@ async fn run_alias(agent: Weak<Agent>, def: CheckDefinition, registration: u64) 
     }
 }
 
-/// How long an alias check waits after `failures` failed reads in a row: 1 s doubling up to
-/// `ALIAS_RECHECK`.
+/// How long an alias check waits after `failures` failed reads in a row (Consul's
+/// `checkAliasBackoffMin`, `checkAliasBackoffMaxWait`): nothing up to 3, then 1 s doubling
+/// up to `ALIAS_RECHECK`.
 fn alias_backoff(failures: u32) -> Duration {
+    const BACKOFF_AFTER: u32 = 3;
+    if failures <= BACKOFF_AFTER {
+        return Duration::ZERO;
+    }
     Duration::from_secs(1)
-        .saturating_mul(1 << failures.min(6))
+        .saturating_mul(1 << (failures - BACKOFF_AFTER).min(6))
         .min(ALIAS_RECHECK)
 }
 

@@ -21,6 +21,11 @@
 //!     base_ejection_time   = "30s"     # × times ejected, capped by max_ejection_time (300s)
 //!     max_ejection_percent = 10
 //!     interval             = "10s"     # good behaviour for this long forgives one ejection
+//!     success_rate {                   # optional (off unless given): every interval, eject
+//!       minimum_hosts  = 5             # endpoints whose success rate is below
+//!       request_volume = 100           #   mean - stdev_factor × stdev over the endpoints
+//!       stdev_factor   = 1.9           #   with request_volume requests, if minimum_hosts have
+//!     }
 //!   }
 //!   load_balancer {
 //!     policy        = "least_request"  # round_robin (default) | least_request | ring_hash | maglev
@@ -126,6 +131,29 @@ pub struct OutlierConfig {
     /// An ejection multiplier is forgiven one step per `interval` of good behaviour.
     pub interval: Duration,
     pub max_ejection_time: Duration,
+    /// Success-rate ejection (Envoy's), evaluated every `interval`; `None`: off.
+    pub success_rate: Option<SuccessRateConfig>,
+}
+
+/// Envoy's success-rate outlier detection, with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuccessRateConfig {
+    /// Fewer endpoints with enough requests in an interval: no evaluation.
+    pub minimum_hosts: u32,
+    /// Requests an endpoint needs in the interval to be judged.
+    pub request_volume: u32,
+    /// Ejected below `mean - stdev_factor × stdev` (Envoy: 1900 thousandths).
+    pub stdev_factor: f64,
+}
+
+impl Default for SuccessRateConfig {
+    fn default() -> Self {
+        SuccessRateConfig {
+            minimum_hosts: 5,
+            request_volume: 100,
+            stdev_factor: 1.9,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +221,7 @@ impl Default for UpstreamConfig {
                 max_ejection_percent: 10,
                 interval: Duration::from_secs(10),
                 max_ejection_time: Duration::from_secs(300),
+                success_rate: None,
             },
             policy: Policy::RoundRobin,
             hash_policies: Vec::new(),
@@ -282,6 +311,17 @@ impl UpstreamConfig {
             }
             if let Some(d) = p.duration("max_ejection_time")? {
                 o.max_ejection_time = d;
+            }
+            if let Some(sr) = p.object("success_rate")? {
+                let mut c = SuccessRateConfig::default();
+                set_u32(&sr, "minimum_hosts", &mut c.minimum_hosts)?;
+                set_u32(&sr, "request_volume", &mut c.request_volume)?;
+                if let Some(f) = sr.f64("stdev_factor")? {
+                    c.stdev_factor = f;
+                }
+                c.minimum_hosts = c.minimum_hosts.max(1);
+                c.request_volume = c.request_volume.max(1);
+                o.success_rate = Some(c);
             }
         }
         if let Some(lb) = top.object("load_balancer")? {
@@ -601,6 +641,24 @@ mod tests {
         let v = json!({"stream_idle_timeout_ms": 0});
         let (c, _) = UpstreamConfig::from_json(&v, "config").expect("valid");
         assert_eq!(c.stream_idle_timeout, None);
+    }
+
+    #[test]
+    fn success_rate_is_off_unless_its_block_is_given() {
+        let (c, _) = UpstreamConfig::from_json(&Value::Null, "config").expect("null ok");
+        assert_eq!(c.outlier.success_rate, None);
+        let v = json!({"passive_health_check": {"success_rate": {"request_volume": 10}}});
+        let (c, _) = UpstreamConfig::from_json(&v, "config").expect("valid");
+        let sr = c.outlier.success_rate.expect("on");
+        assert_eq!((sr.minimum_hosts, sr.request_volume), (5, 10));
+        assert_eq!(sr.stdev_factor, 1.9);
+        let v = json!({"passive_health_check": {"success_rate": {"stdev_factor": "lots"}}});
+        let err = UpstreamConfig::from_json(&v, "config").expect_err("bad");
+        assert!(
+            err.to_string()
+                .contains("config.passive_health_check.success_rate.stdev_factor"),
+            "{err}"
+        );
     }
 
     #[test]

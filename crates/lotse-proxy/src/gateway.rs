@@ -9,6 +9,9 @@
 //! kept in the KV store ([`apikeys`]) and/or JWTs ([`jwt`], HS256 and RS256); [`cache`] keeps
 //! shareable `GET` answers in memory.
 //!
+//! A reload ([`crate::Proxy::reconfigure_gateways`]) swaps a listener's stack in place
+//! ([`running`]), keeping the routes that did not change.
+//!
 //! ```text
 //!   listener → Validate → Router ─┬─ route A: Auth → Cache → Shed → RateLimit → Forward → upstream A
 //!                                 └─ route B: Auth → Cache → Shed → RateLimit → Forward → upstream B
@@ -27,6 +30,7 @@ pub mod apikeys;
 pub mod auth;
 pub mod cache;
 pub mod jwt;
+pub mod running;
 pub mod validate;
 
 use crate::l7::layers::BoxFuture;
@@ -36,7 +40,7 @@ use crate::upstream::Upstream;
 use crate::UpstreamSpec;
 
 /// One route: which requests, and the upstream that serves them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
     /// Lowercase host to match (`api.example.com`, `*.example.com`); `None`: any host.
     pub host: Option<String>,
@@ -51,7 +55,7 @@ pub struct RouteSpec {
     pub upstream: UpstreamSpec,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewaySpec {
     pub name: String,
     pub bind: SocketAddr,

@@ -3,6 +3,8 @@
 //! admin endpoint. [`Proxy::reconfigure`] applies a new set of upstream listeners (a changed
 //! sidecar registration): unchanged upstreams keep running untouched, changed or removed ones
 //! stop accepting (their open connections finish on their own tasks), new ones start.
+//! [`Proxy::reconfigure_gateways`] does the same for gateway listeners (a reloaded
+//! `lotse gateway -config` file), swapping a kept listener's routes in place.
 //! [`Proxy::shutdown`] stops every accept loop and discovery task.
 
 use std::net::SocketAddr;
@@ -21,11 +23,10 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::UpstreamConfig;
 use crate::connector::{Connector, HyperConnector, TcpConnector};
 use crate::endpoint::{Endpoint, EndpointSet};
-use crate::gateway::validate::ValidateLayer;
-use crate::gateway::{apikeys, auth, cache, GatewaySpec, Router};
+use crate::gateway::running::RunningGateway;
+use crate::gateway::GatewaySpec;
 use crate::upstream::Upstream;
 use crate::{discovery, l4, l7, ProxyError};
-use tower_layer::Layer;
 
 pub use crate::discovery::AgentAddr;
 
@@ -64,8 +65,7 @@ pub struct Proxy {
     /// The admin endpoint's address, once bound.
     pub admin_addr: Option<SocketAddr>,
     running: Vec<Running>,
-    /// Gateway routes' upstreams (fixed for the proxy's life).
-    routes: Vec<Arc<Upstream>>,
+    gateways: Vec<RunningGateway>,
     admin: Arc<AdminState>,
     env: Env,
     shutdown: watch::Sender<bool>,
@@ -112,21 +112,7 @@ impl Proxy {
         clock: SharedClock,
         connector: Arc<dyn Connector>,
     ) -> Result<Proxy, ProxyError> {
-        let needs_agent = spec
-            .upstreams
-            .iter()
-            .chain(
-                spec.gateways
-                    .iter()
-                    .flat_map(|g| g.routes.iter().map(|r| &r.upstream)),
-            )
-            .any(|u| matches!(u.source, Source::Service(_)));
-        if needs_agent && spec.agent.is_none() {
-            return Err(ProxyError::config(
-                "agent",
-                "discovery needs an agent address",
-            ));
-        }
+        check_agent(&spec.upstreams, &spec.gateways, spec.agent.is_some())?;
         let mut listeners = Vec::new();
         for u in &spec.upstreams {
             listeners.push(bind(u.bind, &format!("upstream {}", u.name)).await?);
@@ -150,57 +136,12 @@ impl Proxy {
             running.push(env.run(u, listener));
         }
         let mut tasks = Vec::new();
-        let mut routes = Vec::new();
-        for (g, listener) in spec.gateways.into_iter().zip(gateway_listeners) {
-            let bound = listener.local_addr().unwrap_or(g.bind);
-            let mut stacks = Vec::new();
-            for mut r in g.routes {
-                // Gateway routes are HTTP; `protocol` may still choose HTTP/2 to the upstream.
-                if !r.upstream.config.protocol.is_l7() {
-                    r.upstream.config.protocol = crate::Protocol::Http;
-                }
-                let up = env.upstream(r.upstream.clone(), bound, &shutdown_rx, &mut tasks);
-                let keys = match (&r.api_keys_prefix, &env.agent) {
-                    (Some(prefix), Some(agent)) => {
-                        let (tx, rx) = watch::channel(Arc::default());
-                        tasks.push(tokio::spawn(apikeys::follow(
-                            agent.clone(),
-                            prefix.clone(),
-                            tx,
-                            shutdown_rx.clone(),
-                        )));
-                        Some(rx)
-                    }
-                    // Keys required but no agent to read them from: nothing is let through.
-                    (Some(_), None) => Some(watch::channel(Arc::default()).1),
-                    (None, _) => None,
-                };
-                let cached = cache::Cache {
-                    inner: l7::stack(&up, env.client(&up)),
-                    store: r.cache.map(|c| Arc::new(Mutex::new(cache::Store::new(c)))),
-                    clock: env.clock.clone(),
-                    upstream: up.clone(),
-                };
-                let stack = auth::Auth {
-                    inner: cached,
-                    keys,
-                    jwt: r.jwt.clone().map(Arc::new),
-                    upstream: up.clone(),
-                };
-                routes.push(up.clone());
-                stacks.push((r, up, stack));
-            }
-            let router =
-                ValidateLayer::new(g.validation.clone()).layer(Router::new(&g.name, stacks));
-            tracing::info!(gateway = %g.name, listener = %bound, "gateway listening");
-            tasks.push(tokio::spawn(l7::serve_stack(
-                listener,
-                router,
-                None,
-                g.name.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
+        let gateways = spec
+            .gateways
+            .into_iter()
+            .zip(gateway_listeners)
+            .map(|(g, listener)| RunningGateway::start(&env, g, listener))
+            .collect();
         let admin = Arc::new(AdminState {
             proxy_id: spec.proxy_id.clone(),
             config_version: spec.config_version.into(),
@@ -218,7 +159,7 @@ impl Proxy {
         let proxy = Proxy {
             admin_addr,
             running,
-            routes,
+            gateways,
             admin,
             env,
             shutdown,
@@ -233,7 +174,11 @@ impl Proxy {
         self.running
             .iter()
             .map(|r| r.up.clone())
-            .chain(self.routes.iter().cloned())
+            .chain(
+                self.gateways
+                    .iter()
+                    .flat_map(|g| g.routes.iter().map(|r| r.up.clone())),
+            )
             .collect()
     }
 
@@ -285,11 +230,79 @@ impl Proxy {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Applies a new set of gateway listeners as configuration `version` (a reloaded file).
+    /// A listener whose address is in both keeps accepting: its routes are swapped in place,
+    /// unchanged routes keeping their state. Listeners no longer named stop; new ones start.
+    /// A config that needs an agent the proxy has not got is refused whole (nothing changes);
+    /// a listener that cannot bind is reported after the others have been applied.
+    pub async fn reconfigure_gateways(
+        &mut self,
+        gateways: Vec<GatewaySpec>,
+        version: u64,
+    ) -> Result<(), ProxyError> {
+        check_agent(&[], &gateways, self.env.agent.is_some())?;
+        let mut old: Vec<Option<RunningGateway>> = std::mem::take(&mut self.gateways)
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Listeners no longer named stop first, so a new one may take an address over.
+        for slot in old.iter_mut() {
+            let gone = slot
+                .as_ref()
+                .is_some_and(|o| !gateways.iter().any(|g| g.bind == o.configured));
+            if gone {
+                if let Some(g) = slot.take() {
+                    g.stop().await;
+                }
+            }
+        }
+        let mut first_error = None;
+        for g in gateways {
+            let same = old
+                .iter()
+                .position(|o| o.as_ref().is_some_and(|o| o.configured == g.bind));
+            if let Some(mut running) = same.and_then(|i| old[i].take()) {
+                running.update(&self.env, g).await;
+                self.gateways.push(running);
+                continue;
+            }
+            match bind(g.bind, &format!("gateway {}", g.name)).await {
+                Ok(listener) => self
+                    .gateways
+                    .push(RunningGateway::start(&self.env, g, listener)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway listener not started");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Two listeners of the new config on one address: the second found nothing to keep.
+        for g in old.into_iter().flatten() {
+            g.stop().await;
+        }
+        self.admin.config_version.store(version, Ordering::Relaxed);
+        self.publish();
+        tracing::info!(
+            version,
+            gateways = self.gateways.len(),
+            "gateway configuration applied"
+        );
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The configuration version the admin endpoint shows.
+    pub fn config_version(&self) -> u64 {
+        self.admin.config_version.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting and following the agent; open connections finish on their own tasks.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for r in self.running {
             r.stop().await;
+        }
+        for g in self.gateways {
+            g.stop().await;
         }
         for t in self.tasks {
             let _ = t.await;
@@ -297,11 +310,34 @@ impl Proxy {
     }
 }
 
+/// Refuses upstreams that discover through an agent when there is none.
+fn check_agent(
+    upstreams: &[UpstreamSpec],
+    gateways: &[GatewaySpec],
+    have_agent: bool,
+) -> Result<(), ProxyError> {
+    let needs_agent = upstreams
+        .iter()
+        .chain(
+            gateways
+                .iter()
+                .flat_map(|g| g.routes.iter().map(|r| &r.upstream)),
+        )
+        .any(|u| matches!(u.source, Source::Service(_)));
+    if needs_agent && !have_agent {
+        return Err(ProxyError::config(
+            "agent",
+            "discovery needs an agent address",
+        ));
+    }
+    Ok(())
+}
+
 /// What building upstreams needs.
-struct Env {
-    clock: SharedClock,
+pub(crate) struct Env {
+    pub clock: SharedClock,
     connector: Arc<dyn Connector>,
-    agent: Option<AgentAddr>,
+    pub agent: Option<AgentAddr>,
 }
 
 impl Env {
@@ -335,7 +371,7 @@ impl Env {
     }
 
     /// An upstream with its endpoint source running (discovery task, or a fixed set).
-    fn upstream(
+    pub(crate) fn upstream(
         &self,
         u: UpstreamSpec,
         bound: SocketAddr,
@@ -393,7 +429,7 @@ impl Env {
     }
 
     /// The pooled HTTP client of an L7 upstream (HTTP/2 only for `http2`/`grpc`).
-    fn client(&self, up: &Arc<Upstream>) -> l7::HttpClient {
+    pub(crate) fn client(&self, up: &Arc<Upstream>) -> l7::HttpClient {
         let mut b = Client::builder(TokioExecutor::new());
         b.pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64);

@@ -199,7 +199,11 @@ impl Upstream {
         let live: Vec<SocketAddr> = set.endpoints.iter().map(|e| e.addr).collect();
         if let Some(for_) = st.detector.report(addr, outcome, now, &live) {
             self.metrics.ejections.fetch_add(1, Relaxed);
-            tracing::warn!(upstream = %self.name, endpoint = %addr, ejected_for_ms = for_.as_millis() as u64, "endpoint ejected");
+            tracing::warn!(upstream = %self.name, endpoint = %addr, ejected_for_ms = for_.as_millis() as u64, reason = "consecutive_failures", "endpoint ejected");
+        }
+        for (ejected, for_) in st.detector.evaluate(now, &live) {
+            self.metrics.ejections.fetch_add(1, Relaxed);
+            tracing::warn!(upstream = %self.name, endpoint = %ejected, ejected_for_ms = for_.as_millis() as u64, reason = "success_rate", "endpoint ejected");
         }
     }
 

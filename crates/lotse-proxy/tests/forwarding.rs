@@ -254,3 +254,53 @@ async fn reconfigure_keeps_unchanged_upstreams_and_swaps_the_rest() {
     assert!(tokio::net::TcpStream::connect(new_bind).await.is_err());
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn success_rate_ejection_removes_the_endpoint_that_stands_out() {
+    // Consecutive-failure ejection off (max_failures 0): only the success-rate test can eject.
+    let bad = failing().await;
+    let eps = vec![
+        upstream("a").await,
+        upstream("b").await,
+        upstream("c").await,
+        bad,
+    ];
+    let cfg = json!({"protocol": "http", "passive_health_check": {
+        "max_failures": 0, "max_ejection_percent": 50, "interval": "1s",
+        "success_rate": {"minimum_hosts": 4, "request_volume": 5, "stdev_factor": 1.0}}});
+    let (proxy, addr) = start(cfg, eps).await;
+    let mut failures = 0;
+    for _ in 0..40 {
+        failures += usize::from(get(addr, None).await.0 == 500);
+    }
+    assert_eq!(
+        failures, 10,
+        "round robin: one in four answers 500 before the test runs"
+    );
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    // The next outcome closes the interval and runs the test.
+    get(addr, None).await;
+    let up = &proxy.upstreams()[0];
+    let status = up.status();
+    let state = |a: SocketAddr| {
+        status
+            .endpoints
+            .iter()
+            .find(|e| e.address == a)
+            .expect("ep")
+            .state
+    };
+    assert_eq!(state(bad), "ejected");
+    assert_eq!(
+        status
+            .endpoints
+            .iter()
+            .filter(|e| e.state == "ejected")
+            .count(),
+        1
+    );
+    for _ in 0..12 {
+        assert_eq!(get(addr, None).await.0, 200);
+    }
+    proxy.shutdown().await;
+}

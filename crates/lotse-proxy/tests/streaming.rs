@@ -268,3 +268,46 @@ async fn response_bodies_stream_and_a_stalled_one_is_cut() {
     assert_eq!(proxy.upstreams()[0].metrics.timeouts.load(Relaxed), 1);
     proxy.shutdown().await;
 }
+
+/// Sends `n` chunks of `size` bytes, `gap` apart, without a Content-Length.
+async fn post_slowly(addr: SocketAddr, n: usize, size: usize, gap: Duration) -> u16 {
+    let client: Client<HttpConnector, ChannelBody> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        for _ in 0..n {
+            if tx.send(Bytes::from(vec![b'z'; size])).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(gap).await;
+        }
+    });
+    let req = Request::post(format!("http://{addr}/len"))
+        .body(ChannelBody(rx))
+        .expect("req");
+    client
+        .request(req)
+        .await
+        .expect("response")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_request_timeout_starts_once_a_streamed_body_is_sent() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let a = upstream(hits).await;
+    let cfg = small_buffer(json!({"request_timeout_ms": 500}));
+    let (proxy, addr) = start(cfg, vec![a]).await;
+    // Five 2 KiB chunks 250 ms apart: over a second of upload, streamed (over 1 KiB).
+    assert_eq!(
+        post_slowly(addr, 5, 2048, Duration::from_millis(250)).await,
+        200
+    );
+    // The same pace with 100-byte chunks is buffered: the timeout counts the upload.
+    assert_eq!(
+        post_slowly(addr, 5, 100, Duration::from_millis(250)).await,
+        504
+    );
+    proxy.shutdown().await;
+}

@@ -488,7 +488,7 @@ impl Server {
     /// Registers this agent's own node with its `serfHealth` check, if it is not registered
     /// with the same address already. (The agent's anti-entropy keeps it so afterwards; this
     /// covers a server before its agent is up.)
-    pub(crate) async fn ensure_self_registered(&self) -> Result<(), ServerError> {
+    pub async fn ensure_self_registered(&self) -> Result<(), ServerError> {
         let c = &self.config;
         let registered = self.peek(|s| {
             let same_node = s.node(&c.node_name).is_some_and(|n| {

@@ -219,6 +219,13 @@ async fn run(
     })
     .await
     .map_err(|e| format!("cannot start the server: {e}"))?;
+    // A server that bootstraps alone leads within milliseconds: register this node (with its
+    // serfHealth, which sessions need) before serving, so that the first request finds it.
+    if bootstrap && server.wait_leader(Duration::from_secs(10)).await {
+        if let Err(e) = server.ensure_self_registered().await {
+            tracing::warn!(error = %e, "cannot register this node yet");
+        }
+    }
     let gossip = cluster::start_gossip(lotse_gossip::GossipConfig {
         node_name: cfg.node_name.clone(),
         bind: SocketAddr::new(cfg.bind_addr, serf_port),

@@ -6,7 +6,9 @@
 //!   against expiry, the reaper against a re-registration, dropping the agent).
 //! * `config`: configuration reloads, all or nothing.
 //! * `persist`: what survives a restart.
+//! * `alias`: alias checks following the catalog through the server's `Upstream`.
 
+mod alias;
 mod config;
 mod persist;
 mod races;

@@ -87,3 +87,9 @@ fn a_node_level_alias_check_does_not_alias_itself() {
     // Watching another node, a check of the same ID there is not itself.
     assert_eq!(alias_status(&[&own, &web], "web", true, None).0, Critical);
 }
+
+#[test]
+fn an_alias_check_backs_off_as_consul_does() {
+    let waits: Vec<u64> = (1..=10).map(|n| alias_backoff(n).as_secs()).collect();
+    assert_eq!(waits, vec![0, 0, 0, 2, 4, 8, 16, 32, 60, 60]);
+}

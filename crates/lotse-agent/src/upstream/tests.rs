@@ -2,6 +2,7 @@
 //! and no Raft. Proves the seam: anti-entropy writes only through `Upstream::write`, repairs
 //! the drift `Upstream::node_view` shows, and alias checks follow `Upstream::watch_health`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ struct FakeCatalog {
     store: Mutex<Store>,
     index: tokio::sync::watch::Sender<u64>,
     writes: Mutex<Vec<Command>>,
+    /// Health reads fail (a server out of reach).
+    unreachable: AtomicBool,
 }
 
 impl FakeCatalog {
@@ -38,6 +41,7 @@ impl FakeCatalog {
             store: Mutex::new(Store::new()),
             index: tokio::sync::watch::channel(0).0,
             writes: Mutex::new(Vec::new()),
+            unreachable: AtomicBool::new(false),
         })
     }
 
@@ -104,6 +108,9 @@ impl Upstream for FakeCatalog {
         last_index: u64,
         wait: Duration,
     ) -> Result<(u64, AliasStatus), ServerError> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(ServerError::NoLeader);
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut moved = self.index.subscribe();
         loop {
@@ -148,14 +155,20 @@ fn services_written(writes: &[Command]) -> (Vec<String>, Vec<String>) {
     (registered, removed)
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
+/// Polls `done` for up to `within` (of tokio's clock: virtual in paused tests).
+async fn until_within(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
         if done() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+async fn until(what: &str, done: impl FnMut() -> bool) {
+    until_within(Duration::from_secs(5), what, done).await
 }
 
 #[tokio::test]
@@ -208,9 +221,7 @@ async fn anti_entropy_writes_through_the_upstream_and_repairs_drift() {
     assert_eq!(catalog.writes().len(), before, "a sync in sync wrote");
 }
 
-#[tokio::test]
-async fn an_alias_check_follows_its_target_through_the_upstream() {
-    let catalog = FakeCatalog::new("c1");
+fn register_db(status: CheckStatus) -> Command {
     let other = Node {
         name: "other".into(),
         address: "10.0.0.3".into(),
@@ -221,16 +232,17 @@ async fn an_alias_check_follows_its_target_through_the_upstream() {
         name: "db".into(),
         ..Default::default()
     };
-    let db_check = |status| HealthCheck {
+    let db_check = HealthCheck {
         status,
         service_id: "db".into(),
         ..HealthCheck::new("other", "db-up", "db up")
     };
-    catalog.apply(&register(
-        &other,
-        Some(db),
-        vec![db_check(CheckStatus::Passing)],
-    ));
+    register(&other, Some(db), vec![db_check])
+}
+
+/// An agent on `catalog` with an alias check of `db` on node `other`, passing.
+async fn alias_of_db(catalog: &Arc<FakeCatalog>) -> Arc<Agent> {
+    catalog.apply(&register_db(CheckStatus::Passing));
     let agent = Agent::start(catalog.clone(), AgentOptions::default()).expect("agent starts");
     let alias =
         decode::check(&json!({"Name": "db-alias", "AliasNode": "other", "AliasService": "db"}))
@@ -239,26 +251,56 @@ async fn an_alias_check_follows_its_target_through_the_upstream() {
         .register_check(alias, Source::Remote)
         .await
         .expect("registered");
-    let status = || {
-        agent
-            .checks()
-            .into_iter()
-            .find(|c| c.check_id == "db-alias")
-            .map(|c| c.status)
-    };
     // A new check starts critical; its first read makes it passing.
     until("the alias to pass", || {
-        status() == Some(CheckStatus::Passing)
+        alias_health(&agent).0 == CheckStatus::Passing
     })
     .await;
-    catalog.apply(&register(
-        &other,
-        None,
-        vec![db_check(CheckStatus::Critical)],
-    ));
+    agent
+}
+
+fn alias_health(agent: &Agent) -> (CheckStatus, String) {
+    let c = agent
+        .checks()
+        .into_iter()
+        .find(|c| c.check_id == "db-alias")
+        .expect("the alias check");
+    (c.status, c.output)
+}
+
+#[tokio::test]
+async fn an_alias_check_follows_its_target_through_the_upstream() {
+    let catalog = FakeCatalog::new("c1");
+    let agent = alias_of_db(&catalog).await;
+    catalog.apply(&register_db(CheckStatus::Critical));
     // Well within ALIAS_RECHECK: the blocking read answered because the target moved.
     until("the alias to follow its target to critical", || {
-        status() == Some(CheckStatus::Critical)
+        alias_health(&agent).0 == CheckStatus::Critical
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alias_check_turns_critical_while_its_upstream_fails_and_recovers_after() {
+    let catalog = FakeCatalog::new("c1");
+    let agent = alias_of_db(&catalog).await;
+    catalog.unreachable.store(true, Ordering::SeqCst);
+    // The parked read answers within ALIAS_RECHECK (a minute); the next ones fail.
+    until_within(
+        Duration::from_secs(70),
+        "the alias to report the failure",
+        || {
+            alias_health(&agent)
+                .1
+                .starts_with("Failure checking aliased node or service")
+        },
+    )
+    .await;
+    assert_eq!(alias_health(&agent).0, CheckStatus::Critical);
+    catalog.unreachable.store(false, Ordering::SeqCst);
+    // After the backoff the read starts over (index 0) and answers at once.
+    until("the alias to recover", || {
+        alias_health(&agent).0 == CheckStatus::Passing
     })
     .await;
 }

@@ -3,8 +3,14 @@
 //! last segment of its path. A blocking query on the prefix (`?recurse&index=N`) keeps the set
 //! current; a key deleted from the KV stops working within one query round trip.
 //!
-//! [`super::auth`] checks requests against the set. If the agent cannot be reached, the last
-//! known keys stay in force.
+//! [`super::auth`] checks requests against the set ([`Keys::lookup`]). If the agent cannot be
+//! reached, the last known keys stay in force.
+//!
+//! The set holds no key itself: each is stored as its HMAC-SHA256 tag under a random key made
+//! when the set is built, and a presented key is looked up by its tag. A plain map of strings
+//! compares the presented key with a stored one byte by byte, so its timing tells how long a
+//! guessed prefix is right; here what the lookup compares are tags the client cannot compute,
+//! and the HMAC itself runs in time independent of the key's content.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +27,64 @@ use tokio::sync::watch;
 
 use crate::discovery::AgentAddr;
 
-/// key → name.
-pub type KeySet = Arc<HashMap<String, String>>;
+/// The keys in force, shared with the routes that check them.
+pub type KeySet = Arc<Keys>;
+
+/// API keys by HMAC tag; see the module doc for why.
+pub struct Keys {
+    mac: ring::hmac::Key,
+    by_tag: HashMap<[u8; 32], String>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::new(HashMap::new())
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: never the tags, nor anything derived from a key.
+        f.debug_struct("Keys")
+            .field("len", &self.by_tag.len())
+            .finish()
+    }
+}
+
+impl Keys {
+    /// Builds the set from key → name.
+    pub fn new(keys: HashMap<String, String>) -> Keys {
+        let secret: [u8; 32] = rand::random();
+        let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+        let by_tag = keys
+            .into_iter()
+            .map(|(key, name)| (tag(&mac, &key), name))
+            .collect();
+        Keys { mac, by_tag }
+    }
+
+    /// The name of the key presented, if it is one of the set.
+    pub fn lookup(&self, presented: &str) -> Option<&str> {
+        self.by_tag
+            .get(&tag(&self.mac, presented))
+            .map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_tag.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_tag.is_empty()
+    }
+}
+
+fn tag(mac: &ring::hmac::Key, key: &str) -> [u8; 32] {
+    let t = ring::hmac::sign(mac, key.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&t.as_ref()[..32]);
+    out
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -91,7 +153,7 @@ pub async fn follow(
                     Ok(keys) => {
                         if new_index != index || index == 0 {
                             tracing::info!(prefix = %prefix, keys = keys.len(), "api keys updated");
-                            tx.send_replace(Arc::new(keys));
+                            tx.send_replace(Arc::new(Keys::new(keys)));
                         }
                         index = if new_index < index { 0 } else { new_index };
                         if new_index == 0 {
@@ -168,5 +230,21 @@ mod tests {
         assert_eq!(keys.get("s3cret").map(String::as_str), Some("alice"));
         assert_eq!(keys.get("other").map(String::as_str), Some("bob"));
         assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn lookups_find_exact_keys_only() {
+        let keys = Keys::new(HashMap::from([
+            ("s3cret".to_string(), "alice".to_string()),
+            ("other".to_string(), "bob".to_string()),
+        ]));
+        assert_eq!(keys.lookup("s3cret"), Some("alice"));
+        assert_eq!(keys.lookup("other"), Some("bob"));
+        for wrong in ["s3cre", "s3cret ", "S3CRET", "", "s3cretx"] {
+            assert_eq!(keys.lookup(wrong), None, "{wrong:?}");
+        }
+        assert!(Keys::default().is_empty());
+        // The debug output names no key.
+        assert!(!format!("{keys:?}").contains("s3cret"));
     }
 }

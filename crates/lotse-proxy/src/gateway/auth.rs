@@ -67,7 +67,11 @@ impl<S> Auth<S> {
             }
         }
         match &self.keys {
-            Some(keys) => keys.borrow().get(token).cloned().ok_or("unknown key"),
+            Some(keys) => keys
+                .borrow()
+                .lookup(token)
+                .map(str::to_string)
+                .ok_or("unknown key"),
             None => Err("unknown key"),
         }
     }

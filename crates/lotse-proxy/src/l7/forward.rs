@@ -7,7 +7,8 @@
 //!    per-try timeout, a status in `retry_on_status_codes`, or (for idempotent methods only) a
 //!    connection reset before any response retries if the retry budget allows and the body
 //!    can still be sent. Every attempt's outcome feeds outlier detection.
-//!    `request_timeout_ms` bounds the whole, up to the response's headers.
+//!    `request_timeout_ms` bounds the whole, up to the response's headers (for a streamed
+//!    body: from the moment it was sent whole).
 //! 4. The response streams back, cut if it stalls for `stream_idle_timeout_ms`
 //!    ([`super::idle`]); the endpoint's in-flight count and the breaker's permit are held by
 //!    its body. A `101` to an upgrade request hands both connections to
@@ -104,22 +105,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok());
     let trace = TraceContext::continue_or_start(incoming_trace, &mut rand::thread_rng());
 
-    let done = match tokio::time::timeout(
-        up.cfg.request_timeout,
-        attempts(&up, &client, req, peer, &trace),
-    )
-    .await
-    {
-        Ok(done) => done,
-        Err(_) => {
-            up.metrics.timeouts.fetch_add(1, Relaxed);
-            Done {
-                resp: local(StatusCode::GATEWAY_TIMEOUT, "request-timeout"),
-                endpoint: None,
-                attempts: 0,
-            }
-        }
-    };
+    let done = attempts(&up, &client, req, peer, &trace).await;
     let status = done.resp.status().as_u16();
     let elapsed = start.elapsed();
     up.metrics.response(status);
@@ -156,6 +142,12 @@ async fn attempts(
         endpoint: None,
         attempts: 0,
     };
+    let timeout = up.cfg.request_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let timed_out = || {
+        up.metrics.timeouts.fetch_add(1, Relaxed);
+        local_done(local(StatusCode::GATEWAY_TIMEOUT, "request-timeout"))
+    };
     let Some(permit) = up.concurrency.try_enter() else {
         up.metrics.overflow.fetch_add(1, Relaxed);
         return local_done(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
@@ -175,9 +167,11 @@ async fn attempts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let (parts, body) = req.into_parts();
-    let upload = match Upload::read(body, up.cfg.max_request_body_bytes, length).await {
-        Ok(u) => u,
-        Err(e) => {
+    let read = Upload::read(body, up.cfg.max_request_body_bytes, length);
+    let upload = match tokio::time::timeout_at(deadline, read).await {
+        Err(_) => return timed_out(),
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
             tracing::debug!(upstream = %up.name, error = %e, "request body not read");
             return local_done(local(StatusCode::BAD_REQUEST, "bad-request-body"));
         }
@@ -192,147 +186,170 @@ async fn attempts(
     let max_attempts = 1 + retries.num_retries;
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let last = attempt >= max_attempts;
-        let Some(ep) = up.pick(hash, &tried) else {
-            return local_done(local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no-healthy-upstream",
-            ));
-        };
-        tried.push(ep.addr);
-        let body = upload.body(up.cfg.stream_idle_timeout);
-        let Some(upstream_req) = build(
-            &parts,
-            body,
-            ep.addr,
-            peer,
-            trace,
-            h2,
-            protocol_upgrade.clone(),
-        ) else {
-            return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
-        };
-        let in_flight = up.begin(ep.addr);
-        let sent = client.request(upstream_req);
-        let result = match retries.per_try_timeout {
-            Some(t) => match tokio::time::timeout(t, sent).await {
-                Ok(r) => r.map_err(Some),
-                Err(_) => Err(None),
-            },
-            None => sent.await.map_err(Some),
-        };
-        let fail = |resp| Done {
-            resp,
-            endpoint: Some(ep.addr),
-            attempts: attempt,
-        };
-        match result {
-            Ok(mut resp) => {
-                let status = resp.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::Failure
-                } else {
-                    Outcome::Success
-                };
-                up.report(ep.addr, outcome);
-                if !last
-                    && retries.retry_on_status_codes.contains(&status.as_u16())
-                    && upload.can_resend()
-                    && up.try_retry()
-                {
-                    continue;
-                }
-                if status == StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(downstream) = downstream_upgrade.take() {
-                        let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                        let (mut head, _) = resp.into_parts();
-                        let protocol = head
-                            .headers
-                            .get(http::header::UPGRADE)
-                            .cloned()
-                            .or_else(|| protocol_upgrade.clone());
-                        strip_hop_by_hop(&mut head.headers);
-                        if let Some(p) = protocol {
-                            upgrade::restore(&mut head.headers, p);
+    let tries = async {
+        loop {
+            attempt += 1;
+            let last = attempt >= max_attempts;
+            let Some(ep) = up.pick(hash, &tried) else {
+                return local_done(local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no-healthy-upstream",
+                ));
+            };
+            tried.push(ep.addr);
+            let body = upload.body(up.cfg.stream_idle_timeout);
+            let Some(upstream_req) = build(
+                &parts,
+                body,
+                ep.addr,
+                peer,
+                trace,
+                h2,
+                protocol_upgrade.clone(),
+            ) else {
+                return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
+            };
+            let in_flight = up.begin(ep.addr);
+            let sent = client.request(upstream_req);
+            let result = match retries.per_try_timeout {
+                Some(t) => match tokio::time::timeout(t, sent).await {
+                    Ok(r) => r.map_err(Some),
+                    Err(_) => Err(None),
+                },
+                None => sent.await.map_err(Some),
+            };
+            let fail = |resp| Done {
+                resp,
+                endpoint: Some(ep.addr),
+                attempts: attempt,
+            };
+            match result {
+                Ok(mut resp) => {
+                    let status = resp.status();
+                    let outcome = if status.is_server_error() {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    up.report(ep.addr, outcome);
+                    if !last
+                        && retries.retry_on_status_codes.contains(&status.as_u16())
+                        && upload.can_resend()
+                        && up.try_retry()
+                    {
+                        continue;
+                    }
+                    if status == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(downstream) = downstream_upgrade.take() {
+                            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                            let (mut head, _) = resp.into_parts();
+                            let protocol = head
+                                .headers
+                                .get(http::header::UPGRADE)
+                                .cloned()
+                                .or_else(|| protocol_upgrade.clone());
+                            strip_hop_by_hop(&mut head.headers);
+                            if let Some(p) = protocol {
+                                upgrade::restore(&mut head.headers, p);
+                            }
+                            tokio::spawn(upgrade::splice(
+                                downstream,
+                                upstream_upgrade,
+                                up.clone(),
+                                (in_flight, permit),
+                            ));
+                            let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+                            return Done {
+                                resp: Response::from_parts(head, body),
+                                endpoint: Some(ep.addr),
+                                attempts: attempt,
+                            };
                         }
-                        tokio::spawn(upgrade::splice(
-                            downstream,
-                            upstream_upgrade,
-                            up.clone(),
-                            (in_flight, permit),
+                    }
+                    let (mut head, body) = resp.into_parts();
+                    strip_hop_by_hop(&mut head.headers);
+                    let body = IdleTimeout::new(
+                        body,
+                        up.cfg.stream_idle_timeout,
+                        Some(up.clone()),
+                        "response",
+                    )
+                    .boxed_unsync();
+                    return Done {
+                        resp: guard(Response::from_parts(head, body), (in_flight, permit)),
+                        endpoint: Some(ep.addr),
+                        attempts: attempt,
+                    };
+                }
+                // The per-try timeout fired.
+                Err(None) => {
+                    up.metrics.timeouts.fetch_add(1, Relaxed);
+                    up.report(ep.addr, Outcome::Failure);
+                    if !last && upload.can_resend() && up.try_retry() {
+                        continue;
+                    }
+                    return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
+                }
+                Err(Some(e)) => match ConnectError::find(&e) {
+                    Some(ConnectError::Overflow) => {
+                        up.metrics.overflow.fetch_add(1, Relaxed);
+                        return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
+                    }
+                    found if found.is_some() || e.is_connect() => {
+                        up.metrics.connect_failures.fetch_add(1, Relaxed);
+                        up.report(ep.addr, Outcome::Failure);
+                        tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
+                        if !last
+                            && retries.retry_on_connect_failure
+                            && upload.can_resend()
+                            && up.try_retry()
+                        {
+                            continue;
+                        }
+                        return fail(local(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "upstream-connect-error",
                         ));
-                        let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
-                        return Done {
-                            resp: Response::from_parts(head, body),
-                            endpoint: Some(ep.addr),
-                            attempts: attempt,
-                        };
                     }
-                }
-                let (mut head, body) = resp.into_parts();
-                strip_hop_by_hop(&mut head.headers);
-                let body = IdleTimeout::new(
-                    body,
-                    up.cfg.stream_idle_timeout,
-                    Some(up.clone()),
-                    "response",
-                )
-                .boxed_unsync();
-                return Done {
-                    resp: guard(Response::from_parts(head, body), (in_flight, permit)),
-                    endpoint: Some(ep.addr),
-                    attempts: attempt,
-                };
+                    _ => {
+                        // Reset or closed before a response (often a pooled connection whose
+                        // endpoint just died). The request may have been processed, so only
+                        // idempotent methods are sent again (Envoy's `reset` retry condition).
+                        up.report(ep.addr, Outcome::Failure);
+                        tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
+                        if !last
+                            && parts.method.is_idempotent()
+                            && upload.can_resend()
+                            && up.try_retry()
+                        {
+                            continue;
+                        }
+                        return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
+                    }
+                },
             }
-            // The per-try timeout fired.
-            Err(None) => {
-                up.metrics.timeouts.fetch_add(1, Relaxed);
-                up.report(ep.addr, Outcome::Failure);
-                if !last && upload.can_resend() && up.try_retry() {
-                    continue;
-                }
-                return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
-            }
-            Err(Some(e)) => match ConnectError::find(&e) {
-                Some(ConnectError::Overflow) => {
-                    up.metrics.overflow.fetch_add(1, Relaxed);
-                    return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
-                }
-                found if found.is_some() || e.is_connect() => {
-                    up.metrics.connect_failures.fetch_add(1, Relaxed);
-                    up.report(ep.addr, Outcome::Failure);
-                    tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
-                    if !last
-                        && retries.retry_on_connect_failure
-                        && upload.can_resend()
-                        && up.try_retry()
-                    {
-                        continue;
-                    }
-                    return fail(local(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "upstream-connect-error",
-                    ));
-                }
-                _ => {
-                    // Reset or closed before a response (often a pooled connection whose
-                    // endpoint just died). The request may have been processed, so only
-                    // idempotent methods are sent again (Envoy's `reset` retry condition).
-                    up.report(ep.addr, Outcome::Failure);
-                    tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
-                    if !last
-                        && parts.method.is_idempotent()
-                        && upload.can_resend()
-                        && up.try_retry()
-                    {
-                        continue;
-                    }
-                    return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
-                }
-            },
         }
+    };
+    tokio::select! {
+        done = tries => done,
+        _ = overall(&upload, deadline, timeout) => timed_out(),
+    }
+}
+
+/// When `request_timeout_ms` runs out: `timeout` after the start for a buffered body (the
+/// body's arrival included); for a streamed one, `timeout` after it was sent whole (Envoy
+/// starts its route timeout at the end of the request too: an upload takes what it takes,
+/// bounded only by `stream_idle_timeout_ms`).
+async fn overall(
+    upload: &Upload<Incoming>,
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
+) {
+    if upload.is_streamed() {
+        upload.sent().await;
+        tokio::time::sleep(timeout).await;
+    } else {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 

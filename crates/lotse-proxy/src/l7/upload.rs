@@ -13,17 +13,29 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use super::body::BoxError;
+use super::idle::IdleTimeout;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
-
-use super::body::BoxError;
-use super::idle::IdleTimeout;
+use tokio::sync::watch;
 
 /// What is left of a streamed body: the frames read while deciding, then the rest.
 pub struct Pending<B> {
     prefix: VecDeque<Bytes>,
     rest: B,
+    /// Turns true once the body has been read to its end (dropped: the attempt gave up).
+    done: watch::Sender<bool>,
+}
+
+impl<B: Body> Pending<B> {
+    fn check_end(&self) -> bool {
+        let end = self.prefix.is_empty() && self.rest.is_end_stream();
+        if end {
+            self.done.send_replace(true);
+        }
+        end
+    }
 }
 
 type Slot<B> = Arc<Mutex<Option<Pending<B>>>>;
@@ -34,6 +46,7 @@ pub enum Upload<B> {
         slot: Slot<B>,
         /// The client's `Content-Length`, if it sent one.
         length: Option<u64>,
+        done: watch::Receiver<bool>,
     },
 }
 
@@ -53,9 +66,13 @@ where
         if body.is_end_stream() {
             return Ok(Upload::Buffered(Bytes::new()));
         }
-        let streamed = |prefix, rest| Upload::Streamed {
-            slot: Arc::new(Mutex::new(Some(Pending { prefix, rest }))),
-            length,
+        let streamed = |prefix, rest| {
+            let (done, done_rx) = watch::channel(false);
+            Upload::Streamed {
+                slot: Arc::new(Mutex::new(Some(Pending { prefix, rest, done }))),
+                length,
+                done: done_rx,
+            }
         };
         if length.is_some_and(|n| n > limit as u64) {
             return Ok(streamed(VecDeque::new(), body));
@@ -98,6 +115,15 @@ where
         }
     }
 
+    /// Resolves once the body has been sent whole (at once for a buffered one), or the
+    /// attempt that took it has gone.
+    pub async fn sent(&self) {
+        if let Upload::Streamed { done, .. } = self {
+            let mut done = done.clone();
+            let _ = done.wait_for(|d| *d).await;
+        }
+    }
+
     pub fn is_streamed(&self) -> bool {
         matches!(self, Upload::Streamed { .. })
     }
@@ -106,7 +132,7 @@ where
     pub fn body(&self, idle: Option<std::time::Duration>) -> ReqBody<B> {
         match self {
             Upload::Buffered(b) => ReqBody::Full(Full::new(b.clone())),
-            Upload::Streamed { slot, length } => ReqBody::Stream(IdleTimeout::new(
+            Upload::Streamed { slot, length, .. } => ReqBody::Stream(IdleTimeout::new(
                 Streamed {
                     slot: slot.clone(),
                     taken: None,
@@ -158,15 +184,18 @@ where
         if let Some(chunk) = p.prefix.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
-        Pin::new(&mut p.rest)
-            .poll_frame(cx)
-            .map(|f| f.map(|r| r.map_err(Into::into)))
+        let polled = Pin::new(&mut p.rest).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            p.done.send_replace(true);
+        } else {
+            // hyper may stop polling once `is_end_stream` says so; note the end either way.
+            p.check_end();
+        }
+        polled.map(|f| f.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.taken
-            .as_ref()
-            .is_some_and(|p| p.prefix.is_empty() && p.rest.is_end_stream())
+        self.taken.as_ref().is_some_and(|p| p.check_end())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -276,6 +305,9 @@ mod tests {
         let body = up.body(None).collect().await.expect("body").to_bytes();
         assert_eq!(&body[..], b"abcdefghij");
         assert!(!up.can_resend());
+        tokio::time::timeout(std::time::Duration::from_secs(5), up.sent())
+            .await
+            .expect("sent whole");
         let err = up.body(None).collect().await.expect_err("gone");
         assert!(err.is::<AlreadySent>(), "{err}");
     }

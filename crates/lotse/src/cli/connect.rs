@@ -5,7 +5,7 @@
 mod proxy;
 mod sidecar;
 
-pub use proxy::{help_proxy, init_logging, run_proxy, serve};
+pub use proxy::{help_proxy, init_logging, run_proxy, serve, Reload};
 
 pub const SYNOPSIS: &str = "Interact with Lotse Connect";
 pub const PROXY_SYNOPSIS: &str = "Runs the built-in Connect proxy (sidecar)";

@@ -41,6 +41,11 @@
 //!
 //! The same in JSON: `{"listener": [{"bind": ..., "route": [{...}]}]}`. Errors name the field
 //! (`listener[0].route[1].service: required`).
+//!
+//! SIGHUP re-reads the file: listeners still named keep accepting with their new routes
+//! (unchanged routes keep their state), others close or open, and the admin endpoint's
+//! `config_version` goes up by one. A file that does not read or check is logged (naming the
+//! field) and the running configuration stays.
 
 use std::net::SocketAddr;
 
@@ -53,7 +58,7 @@ use lotse_proxy::{
 };
 use serde_json::Value;
 
-use super::connect::{init_logging, serve};
+use super::connect::{init_logging, serve, Reload};
 use super::flags::{self, HttpFlags};
 
 pub const SYNOPSIS: &str = "Runs the built-in edge gateway";
@@ -85,7 +90,10 @@ pub fn help() -> String {
   path prefix to the healthy instances of services, with the proxy's load
   balancing, retries, circuit breaking, rate limits and load shedding.
 
-      $ lotse gateway -config gateway.hcl",
+      $ lotse gateway -config gateway.hcl
+
+  Send SIGHUP to re-read the file; a broken file is logged and the running
+  configuration kept.",
     )
 }
 
@@ -106,36 +114,47 @@ pub fn run(args: &[String]) -> i32 {
         Err(code) => return code,
     };
     init_logging(&a.log_level);
-    let text = match std::fs::read_to_string(&a.config) {
-        Ok(t) => t,
-        Err(e) => return flags::fail(&format!("Error reading {}", a.config), e),
-    };
-    let value: Value = if a.config.ends_with(".json") {
-        match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => return flags::fail(&format!("Error parsing {}", a.config), e),
-        }
-    } else {
-        match hcl::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => return flags::fail(&format!("Error parsing {}", a.config), e),
-        }
-    };
     let agent = AgentAddr {
         base: client.config.base.clone(),
         token: client.config.token.clone(),
     };
-    let mut spec = match spec_from(&value, agent) {
-        Ok(s) => s,
-        Err(e) => return flags::fail(&format!("Error in {}", a.config), e),
-    };
-    if !a.admin_bind.is_empty() {
-        match a.admin_bind.parse() {
-            Ok(addr) => spec.admin_bind = Some(addr),
+    let admin_override = if a.admin_bind.is_empty() {
+        None
+    } else {
+        match a.admin_bind.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
             Err(_) => return flags::fail("Invalid -admin-bind", &a.admin_bind),
         }
+    };
+    let spec = match load(&a.config, &agent, admin_override) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let path = a.config.clone();
+    let reload: Reload = Box::new(move || load(&path, &agent, admin_override));
+    serve(spec, None, Some(reload))
+}
+
+/// Reads and checks the configuration file (at start, and again on every SIGHUP).
+fn load(
+    path: &str,
+    agent: &AgentAddr,
+    admin_override: Option<SocketAddr>,
+) -> Result<ProxySpec, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("Error reading {path}: {e}"))?;
+    let value: Value = if path.ends_with(".json") {
+        serde_json::from_str(&text).map_err(|e| format!("Error parsing {path}: {e}"))?
+    } else {
+        hcl::from_str(&text).map_err(|e| format!("Error parsing {path}: {e}"))?
+    };
+    let mut spec = spec_from(&value, agent.clone()).map_err(|e| format!("Error in {path}: {e}"))?;
+    if admin_override.is_some() {
+        spec.admin_bind = admin_override;
     }
-    serve(spec, None)
+    Ok(spec)
 }
 
 /// A value that may be one object or a list of them (HCL blocks, JSON lists).

@@ -93,12 +93,17 @@ pub fn run_proxy(args: &[String]) -> i32 {
         }
     };
     let sidecar = !a.sidecar_for.is_empty() || !a.proxy_id.is_empty();
-    serve(spec, if sidecar { Some(client) } else { None })
+    serve(spec, if sidecar { Some(client) } else { None }, None)
 }
 
+/// Re-reads a configuration (the gateway's file) on SIGHUP; an error names the field.
+pub type Reload = Box<dyn Fn() -> Result<ProxySpec, String> + Send>;
+
 /// Runs `spec` on a small runtime until SIGINT/SIGTERM. With `check_client`, the proxy's own
-/// health check is registered on its service (sidecar mode) and removed on the way out.
-pub fn serve(spec: ProxySpec, check_client: Option<Client>) -> i32 {
+/// health check is registered on its service (sidecar mode) and removed on the way out. With
+/// `reload`, SIGHUP applies a re-read configuration's gateways (a broken one is logged and the
+/// running configuration kept).
+pub fn serve(spec: ProxySpec, check_client: Option<Client>, reload: Option<Reload>) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lotse-proxy")
@@ -109,6 +114,7 @@ pub fn serve(spec: ProxySpec, check_client: Option<Client>) -> i32 {
         Err(e) => return flags::fail("Error starting the runtime", e),
     };
     let proxy_id = spec.proxy_id.clone();
+    let admin_bind = spec.admin_bind;
     rt.block_on(async move {
         let mut proxy = match Proxy::start(spec).await {
             Ok(p) => p,
@@ -128,7 +134,8 @@ pub fn serve(spec: ProxySpec, check_client: Option<Client>) -> i32 {
         }
         let signal = wait_for_signal();
         tokio::pin!(signal);
-        let mut version = 1;
+        let mut hangups = hangups(reload.is_some());
+        let mut version = proxy.config_version();
         loop {
             tokio::select! {
                 _ = &mut signal => break,
@@ -136,6 +143,22 @@ pub fn serve(spec: ProxySpec, check_client: Option<Client>) -> i32 {
                     version += 1;
                     if let Err(e) = proxy.reconfigure(upstreams, version).await {
                         tracing::warn!(error = %e, "configuration partly applied");
+                    }
+                }
+                Some(()) = hangups.recv() => {
+                    let Some(reload) = &reload else { continue };
+                    match reload() {
+                        Ok(new) => {
+                            if new.admin_bind != admin_bind {
+                                tracing::warn!("admin_bind changes apply at the next start");
+                            }
+                            version += 1;
+                            match proxy.reconfigure_gateways(new.gateways, version).await {
+                                Ok(()) => tracing::info!(version, "configuration reloaded"),
+                                Err(e) => tracing::warn!(version, error = %e, "configuration reloaded in part"),
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
                     }
                 }
             }
@@ -284,6 +307,29 @@ pub fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .with_current_span(false)
         .try_init();
+}
+
+/// SIGHUPs as a stream (only when `wanted`: otherwise SIGHUP keeps its default action).
+fn hangups(wanted: bool) -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if wanted {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // Several SIGHUPs while one reload runs make one more reload.
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP; reload needs a restart"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (wanted, tx);
+    rx
 }
 
 async fn wait_for_signal() {
