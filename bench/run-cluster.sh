@@ -164,7 +164,9 @@ one() {
   local sys=$1 op=$2 mode=$3 c=$4 r=$5 where=${6:-all} api urls pids line before= after= i0 i1 label=$1
   if [[ $sys == lotse ]]; then api=consul urls=$LOTSE_URLS pids=$(lotse_pids)
   else api=etcd urls=$ETCD_URLS pids=$(etcd_pids); fi
-  if [[ $where == leader ]]; then urls=${urls##*,}; label=$sys@leader; fi   # URL lists end with the leader
+  if [[ $where == leader ]]; then   # the leader now (ctl's URL lists end with the leader)
+    urls=$($CTL "$TMP" urls "$sys"); urls=${urls##*,}; label=$sys@leader
+  fi
   i0=$($CTL "$TMP" info "$sys" 2>/dev/null || echo "leader=? term=?")
   [[ $sys == lotse && $op == put ]] && before=$($CTL "$TMP" raft 2>/dev/null || echo "0 0 0 0 0 0")
   local modeargs=(); [[ $mode != - ]] && modeargs=(--mode "$mode")

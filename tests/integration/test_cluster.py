@@ -364,3 +364,16 @@ def test_a_failed_member_is_reaped_after_reconnect_timeout():
         wait_for("deregistered", lambda: lead.get(f"/v1/catalog/node/{name}").json() is None)
     finally:
         c.cleanup()
+
+
+def test_user_events_reach_every_server_once(three):
+    c = three
+    r = c.nodes[0].put("/v1/event/fire/deploy", data=b"v2")
+    assert r.status_code == 200, r.text
+    event_id = r.json()["ID"]
+    for a in c.nodes:
+        def listed():
+            evs = a.get("/v1/event/list?name=deploy").json()
+            return [e for e in evs if e["ID"] == event_id]
+        got = wait_for("the event on every server", listed)
+        assert len(got) == 1 and got[0]["LTime"] >= 1

@@ -308,6 +308,14 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .map_err(|e| format!("cannot listen for HTTP on {http_addr}: {e}"))?;
+    // User events arriving through the pool, filtered for this agent, for `/v1/event/list`.
+    let events = Arc::new(lotse_api::event::EventLog::default());
+    lotse_api::event::start_receiver(
+        events.clone(),
+        gossip.clone(),
+        local.clone(),
+        cfg.node_name.clone(),
+    );
     // `PUT /v1/agent/leave`: leave gracefully, then stop.
     let (leave_tx, mut leave_rx) = tokio::sync::mpsc::channel::<()>(1);
     let state = Arc::new(ApiState {
@@ -344,7 +352,7 @@ async fn run(
         leave: Some(Arc::new(move || {
             let _ = leave_tx.try_send(());
         })),
-        events: Default::default(),
+        events: events.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
