@@ -376,4 +376,4 @@ def test_user_events_reach_every_server_once(three):
             evs = a.get("/v1/event/list?name=deploy").json()
             return [e for e in evs if e["ID"] == event_id]
         got = wait_for("the event on every server", listed)
-        assert len(got) == 1 and got[0]["LTime"] >= 1
+        assert len(got) == 1 and isinstance(got[0]["LTime"], int)
