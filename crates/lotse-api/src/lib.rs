@@ -22,6 +22,10 @@
 //!   reload, token), over `lotse_agent::Agent`; [`monitor`]: `/v1/agent/monitor`'s log stream.
 //! * [`filter`]: Consul's `?filter=` expression language (go-bexpr), parsed and checked
 //!   against each endpoint's output shape, evaluated over the Consul-shaped JSON.
+//! * The cluster's endpoints: [`cluster`] (join, leave, force-leave, keyring), [`operator`]
+//!   (`/v1/operator/raft/*`, `/v1/operator/autopilot/*`), [`event`] (user events),
+//!   [`snapshot`] (save and restore); [`forwarded`] answers HTTP requests handed over by other
+//!   servers and hands leader-only requests to the leader.
 #![forbid(unsafe_code)]
 
 pub mod agent;
