@@ -13,6 +13,7 @@ mod flags;
 mod gateway;
 mod http;
 mod info;
+mod keygen;
 mod join;
 mod keyring;
 mod kv;
@@ -97,6 +98,12 @@ fn entries() -> Vec<Entry> {
             synopsis: gateway::SYNOPSIS,
             run: Some(gateway::run),
             help: gateway::help,
+        },
+        Entry {
+            name: "keygen",
+            synopsis: keygen::SYNOPSIS,
+            run: Some(keygen::run),
+            help: keygen::help,
         },
         Entry {
             name: "info",
@@ -408,7 +415,7 @@ fn run(args: &[String]) -> i32 {
 
 /// The command list, like mitchellh/cli's basic help function; `prefix` selects nested ones.
 fn usage(entries: &[Entry], prefix: &str) -> String {
-    let names: Vec<&Entry> = entries
+    let mut names: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
             if prefix.is_empty() {
@@ -421,6 +428,8 @@ fn usage(entries: &[Entry], prefix: &str) -> String {
             }
         })
         .collect();
+    // Sorted by name, as mitchellh/cli prints them.
+    names.sort_by_key(|e| e.name);
     let width = names.iter().map(|e| e.name.len()).max().unwrap_or(0);
     let mut out = String::from(
         "Usage: lotse [--version] [--help] <command> [<args>]\n\nAvailable commands are:\n",
