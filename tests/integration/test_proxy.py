@@ -341,6 +341,24 @@ def test_response_streams_and_a_stalled_stream_is_cut(world):
     assert get(port, "/after").status_code == 200
 
 
+def test_stalled_request_body_gets_408_and_is_not_held_against_the_instance(world):
+    svc = uniq("stall")
+    world.instances(svc, 1)
+    cfg = {"protocol": "http", "stream_idle_timeout_ms": 500,
+           "passive_health_check": {"max_failures": 1}}
+    proxy, [port] = world.sidecar([(svc, cfg)])
+    proxy.wait_endpoints(svc, 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 100\r\n\r\n0123456789")
+        start = time.monotonic()
+        head = s.recv(200)
+        took = time.monotonic() - start
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert 0.4 <= took < 3, took
+    assert proxy.upstream(svc)["endpoints"][0]["state"] == "healthy"
+    assert get(port, "/after").status_code == 200
+
+
 def _ws_handshake(port, path="/ws", host="svc"):
     key = base64.b64encode(os.urandom(16)).decode()
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -384,6 +402,7 @@ def test_websocket_upgrade_through_the_sidecar(world):
         assert _echo(s, blob) == blob
         # Open, it is a request in flight on its endpoint.
         assert proxy.upstream(svc)["requests_in_flight"] == 1
+        assert proxy.metric("lotse_proxy_upgrades_total", upstream=svc) == 1
     deadline = time.monotonic() + 5
     while proxy.upstream(svc)["requests_in_flight"] != 0:
         assert time.monotonic() < deadline, proxy.upstream(svc)

@@ -10,7 +10,7 @@
 //! config {
 //!   protocol           = "http"        # tcp (default) | http | http2 | grpc
 //!   connect_timeout_ms = 5000
-//!   request_timeout_ms = 15000         # overall, across retries (504 when exceeded)
+//!   request_timeout_ms = 15000         # end of request → response headers, across retries (504)
 //!   limits {
 //!     max_connections         = 1024
 //!     max_pending_requests    = 1024   # waiting for a connection slot
@@ -48,8 +48,8 @@
 //!   load_shed {
 //!     max_in_flight = 10000
 //!   }
-//!   max_request_body_bytes = 4194304   # bodies up to this are buffered for retries; larger
-//!                                      # ones stream to one endpoint, never retried
+//!   max_request_body_bytes = 4194304   # bodies stream; a copy of up to this is kept for
+//!                                      # retries (larger bodies go to one endpoint)
 //!   stream_idle_timeout_ms = 300000    # a body (either way) or upgraded stream idle this long
 //!                                      # is cut; 0: never (Envoy's default is 5 min too)
 //! }
@@ -196,8 +196,8 @@ pub struct UpstreamConfig {
     /// Requests (L7) or connections (L4) in flight on the listener beyond which new ones are
     /// answered 503 at once.
     pub max_in_flight: u32,
-    /// Request bodies up to this size are buffered (a retry sends them again); larger ones
-    /// stream to one endpoint and are not retried.
+    /// Request bodies stream to the endpoint; a copy of up to this many bytes is kept so a
+    /// retry can send them again. Larger bodies go to one endpoint.
     pub max_request_body_bytes: usize,
     /// A body (request or response) or an upgraded connection that moves no bytes for this
     /// long is cut. `None`: never.

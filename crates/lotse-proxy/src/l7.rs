@@ -9,6 +9,10 @@
 //! access log). Each layer that admits a request keeps its permit inside the response body
 //! ([`body::Guarded`]), so "in flight" lasts until the body has been sent, not only until the
 //! headers. Malformed requests are answered 400 by hyper's parser and logged here.
+//!
+//! Bodies stream both ways: [`upload`] sends the client's body as it comes while keeping a
+//! copy for retries, [`idle`] cuts a body that stalls, and [`upgrade`] splices the two
+//! connections after a `101 Switching Protocols` (WebSocket).
 
 pub mod body;
 pub mod forward;

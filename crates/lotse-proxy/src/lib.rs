@@ -20,8 +20,8 @@
 //! [`budget`], [`outlier`], [`ratelimit`], [`breaker`]. The I/O sits at the edge: [`connector`]
 //! (outbound connections), [`l7`] and [`l4`] (listeners), [`discovery`] (the agent),
 //! [`admin`] (metrics and state). [`upstream`] ties one upstream's state together;
-//! [`gateway`] routes one edge listener to many upstreams by host and path; [`proxy`] starts
-//! everything from a [`ProxySpec`].
+//! [`gateway`] routes one edge listener to many upstreams by host and path (and is reloaded in
+//! place); [`proxy`] starts everything from a [`ProxySpec`] and applies new ones.
 #![forbid(unsafe_code)]
 
 pub mod admin;

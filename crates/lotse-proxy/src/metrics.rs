@@ -47,7 +47,10 @@ pub struct UpstreamMetrics {
     /// Refused by a circuit breaker (max connections/pending/concurrent requests).
     pub overflow: AtomicU64,
     pub connect_failures: AtomicU64,
+    /// Request timeouts, per-try timeouts and idle streams (either way, upgrades included).
     pub timeouts: AtomicU64,
+    /// Connections switched to another protocol (`101`, e.g. WebSocket).
+    pub upgrades: AtomicU64,
     /// Downstream connections open now (clients of the listener).
     pub active_connections: AtomicU64,
     /// Upstream connections open now.
@@ -197,9 +200,16 @@ pub fn render(samples: &[Sample<'_>]) -> String {
     counter(
         &mut out,
         "lotse_proxy_timeouts_total",
-        "Attempts or requests that timed out.",
+        "Attempts, requests or streams (idle bodies, upgraded connections) that timed out.",
         samples,
         |m| m.timeouts.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "lotse_proxy_upgrades_total",
+        "Connections upgraded (101 Switching Protocols, e.g. WebSocket).",
+        samples,
+        |m| m.upgrades.load(Relaxed),
     );
     counter(
         &mut out,

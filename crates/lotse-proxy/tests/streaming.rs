@@ -1,6 +1,7 @@
-//! Bodies that do not fit in memory, and bodies that take their time: a request body over
-//! `max_request_body_bytes` streams to the endpoint (and is not retried once sent), response
-//! bodies stream back as they come, and `stream_idle_timeout_ms` cuts a stalled one.
+//! Bodies that do not fit in memory, and bodies that take their time: request bodies stream to
+//! the endpoint as they come (one over `max_request_body_bytes` is not retried once sent),
+//! response bodies stream back as they come, `stream_idle_timeout_ms` cuts a stalled one either
+//! way, and `request_timeout_ms` counts from the end of the request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -42,7 +43,9 @@ impl Body for ChannelBody {
 /// An upstream with a few paths:
 /// * `/len`: reads the whole body, answers its length;
 /// * `/unavailable`: reads the whole body, answers 503;
-/// * `/drip?gap_ms=N`: three chunks `a`, `b`, `c`, N ms apart.
+/// * `/drip?gap_ms=N`: three chunks `a`, `b`, `c`, N ms apart;
+/// * `/first`: answers the body's first frame, without waiting for the rest;
+/// * `/sleep`: reads the whole body, answers after a second.
 ///
 /// `hits` counts requests.
 async fn upstream(hits: Arc<AtomicU64>) -> SocketAddr {
@@ -87,6 +90,21 @@ async fn answer(req: Request<Incoming>) -> Response<Out> {
                 *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             }
             r
+        }
+        "/first" => {
+            let mut body = req.into_body();
+            let first = match body.frame().await {
+                Some(Ok(f)) => f.into_data().unwrap_or_default(),
+                _ => Bytes::new(),
+            };
+            // Keep reading in the background so the connection stays sound.
+            tokio::spawn(async move { while body.frame().await.is_some() {} });
+            Response::new(Full::new(first).map_err(|n| match n {}).boxed_unsync())
+        }
+        "/sleep" => {
+            let _ = req.into_body().collect().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Response::new(full("slept".into()))
         }
         "/drip" => {
             let gap: u64 = query
@@ -269,8 +287,16 @@ async fn response_bodies_stream_and_a_stalled_one_is_cut() {
     proxy.shutdown().await;
 }
 
-/// Sends `n` chunks of `size` bytes, `gap` apart, without a Content-Length.
-async fn post_slowly(addr: SocketAddr, n: usize, size: usize, gap: Duration) -> u16 {
+/// Sends `n` chunks of `size` bytes, `gap` apart, without a Content-Length, to `path`; with
+/// `hold`, the body then stays open (the sender is kept) for that long.
+async fn post_slowly(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    size: usize,
+    gap: Duration,
+    hold: Option<Duration>,
+) -> (u16, Bytes) {
     let client: Client<HttpConnector, ChannelBody> =
         Client::builder(TokioExecutor::new()).build_http();
     let (tx, rx) = mpsc::channel(1);
@@ -281,33 +307,59 @@ async fn post_slowly(addr: SocketAddr, n: usize, size: usize, gap: Duration) -> 
             }
             tokio::time::sleep(gap).await;
         }
+        if let Some(h) = hold {
+            tokio::time::sleep(h).await;
+        }
     });
-    let req = Request::post(format!("http://{addr}/len"))
+    let req = Request::post(format!("http://{addr}{path}"))
         .body(ChannelBody(rx))
         .expect("req");
-    client
-        .request(req)
+    let resp = client.request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
         .await
-        .expect("response")
-        .status()
-        .as_u16()
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, body)
 }
 
 #[tokio::test]
-async fn the_request_timeout_starts_once_a_streamed_body_is_sent() {
+async fn small_request_bodies_stream_too() {
+    // The client sends one frame and keeps its body open (a gRPC client stream does): the
+    // endpoint gets the frame and answers before the body ends.
     let hits = Arc::new(AtomicU64::new(0));
     let a = upstream(hits).await;
-    let cfg = small_buffer(json!({"request_timeout_ms": 500}));
+    let (proxy, addr) = start(json!({"protocol": "http"}), vec![a]).await;
+    let hold = Some(Duration::from_secs(30));
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        post_slowly(addr, "/first", 1, 5, Duration::ZERO, hold),
+    )
+    .await
+    .expect("answered before the body ended");
+    assert_eq!(answer, (200, Bytes::from_static(b"zzzzz")));
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_request_timeout_counts_from_the_end_of_the_request() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let a = upstream(hits).await;
+    let cfg = small_buffer(json!({"request_timeout_ms": 500, "stream_idle_timeout_ms": 400}));
     let (proxy, addr) = start(cfg, vec![a]).await;
-    // Five 2 KiB chunks 250 ms apart: over a second of upload, streamed (over 1 KiB).
-    assert_eq!(
-        post_slowly(addr, 5, 2048, Duration::from_millis(250)).await,
-        200
-    );
-    // The same pace with 100-byte chunks is buffered: the timeout counts the upload.
-    assert_eq!(
-        post_slowly(addr, 5, 100, Duration::from_millis(250)).await,
-        504
-    );
+    let gap = Duration::from_millis(250);
+    // Over a second of upload, kept for retries (100-byte chunks) or not (2 KiB chunks).
+    assert_eq!(post_slowly(addr, "/len", 5, 100, gap, None).await.0, 200);
+    assert_eq!(post_slowly(addr, "/len", 5, 2048, gap, None).await.0, 200);
+    // The endpoint takes a second after the body: 504.
+    assert_eq!(post_slowly(addr, "/sleep", 1, 10, gap, None).await.0, 504);
+    // The client stops sending mid-body: 408 once it has been idle for 400 ms.
+    let stalled = post_slowly(addr, "/len", 1, 10, gap, Some(Duration::from_secs(5))).await;
+    assert_eq!(stalled.0, 408);
+    let up = &proxy.upstreams()[0];
+    // Neither the stall nor the timeout is held against the endpoint.
+    assert_eq!(up.status().endpoints[0].consecutive_failures, 0);
     proxy.shutdown().await;
 }

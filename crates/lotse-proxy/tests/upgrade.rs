@@ -121,6 +121,7 @@ async fn an_upgraded_connection_is_spliced_both_ways() {
     }
     // While open it counts as a request in flight (the breaker's view).
     assert_eq!(proxy.upstreams()[0].status().requests_in_flight, 1);
+    assert_eq!(proxy.upstreams()[0].metrics.upgrades.load(Relaxed), 1);
     drop(s);
     // Plain requests on the same listener still work.
     let mut plain = TcpStream::connect(addr).await.expect("connect");

@@ -1,14 +1,15 @@
 //! The innermost L7 service: from an admitted request to an upstream's response.
 //!
 //! 1. Circuit breaker on concurrent requests (overflow → 503 at once).
-//! 2. The request body is buffered (up to `max_request_body_bytes`) so it can be sent again on
-//!    a retry; a larger one streams to one endpoint ([`super::upload`]).
+//! 2. The request body streams to the endpoint at once; a copy of up to
+//!    `max_request_body_bytes` is kept so a retry can send it again; a larger body goes to one
+//!    endpoint ([`super::upload`]).
 //! 3. Up to `1 + num_retries` attempts, each on an endpoint not yet tried: a connect failure, a
 //!    per-try timeout, a status in `retry_on_status_codes`, or (for idempotent methods only) a
 //!    connection reset before any response retries if the retry budget allows and the body
 //!    can still be sent. Every attempt's outcome feeds outlier detection.
-//!    `request_timeout_ms` bounds the whole, up to the response's headers (for a streamed
-//!    body: from the moment it was sent whole).
+//!    `request_timeout_ms` bounds the wait for the response's headers once the request's body
+//!    is in (as Envoy's route timeout); a body that stalls is cut by the idle timeout (408).
 //! 4. The response streams back, cut if it stalls for `stream_idle_timeout_ms`
 //!    ([`super::idle`]); the endpoint's in-flight count and the breaker's permit are held by
 //!    its body. A `101` to an upgrade request hands both connections to
@@ -32,7 +33,7 @@ use tower_service::Service;
 use super::body::{guard, local, ProxyBody};
 use super::idle::IdleTimeout;
 use super::layers::BoxFuture;
-use super::upload::{ReqBody, Upload};
+use super::upload::{AttemptBody, ClientFailure, Upload};
 use super::{upgrade, ClientAddr};
 use crate::balance::ring::request_hash;
 use crate::connector::{ConnectError, HyperConnector};
@@ -40,7 +41,7 @@ use crate::outlier::Outcome;
 use crate::trace::TraceContext;
 use crate::upstream::Upstream;
 
-pub type HttpClient = Client<HyperConnector, ReqBody<Incoming>>;
+pub type HttpClient = Client<HyperConnector, AttemptBody<Incoming>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -143,7 +144,6 @@ async fn attempts(
         attempts: 0,
     };
     let timeout = up.cfg.request_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = || {
         up.metrics.timeouts.fetch_add(1, Relaxed);
         local_done(local(StatusCode::GATEWAY_TIMEOUT, "request-timeout"))
@@ -167,18 +167,12 @@ async fn attempts(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let (parts, body) = req.into_parts();
-    let read = Upload::read(body, up.cfg.max_request_body_bytes, length);
-    let upload = match tokio::time::timeout_at(deadline, read).await {
-        Err(_) => return timed_out(),
-        Ok(Ok(u)) => u,
-        Ok(Err(e)) => {
-            tracing::debug!(upstream = %up.name, error = %e, "request body not read");
-            return local_done(local(StatusCode::BAD_REQUEST, "bad-request-body"));
-        }
-    };
-    if upload.is_streamed() {
-        tracing::debug!(upstream = %up.name, "request body streamed (over max_request_body_bytes): no retries");
-    }
+    let upload = Upload::new(
+        body,
+        up.cfg.max_request_body_bytes,
+        length,
+        up.cfg.stream_idle_timeout,
+    );
     let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
     up.record_request();
 
@@ -197,7 +191,7 @@ async fn attempts(
                 ));
             };
             tried.push(ep.addr);
-            let body = upload.body(up.cfg.stream_idle_timeout);
+            let body = upload.body();
             let Some(upstream_req) = build(
                 &parts,
                 body,
@@ -290,6 +284,16 @@ async fn attempts(
                     }
                     return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
                 }
+                // The client's body failed, not the endpoint: no report, no retry.
+                Err(Some(e)) if upload.client_failure().is_some() => {
+                    tracing::debug!(upstream = %up.name, error = %e, "client request body failed");
+                    return fail(match upload.client_failure() {
+                        Some(ClientFailure::Idle) => {
+                            local(StatusCode::REQUEST_TIMEOUT, "request-body-timeout")
+                        }
+                        _ => local(StatusCode::BAD_REQUEST, "bad-request-body"),
+                    });
+                }
                 Err(Some(e)) => match ConnectError::find(&e) {
                     Some(ConnectError::Overflow) => {
                         up.metrics.overflow.fetch_add(1, Relaxed);
@@ -332,24 +336,12 @@ async fn attempts(
     };
     tokio::select! {
         done = tries => done,
-        _ = overall(&upload, deadline, timeout) => timed_out(),
-    }
-}
-
-/// When `request_timeout_ms` runs out: `timeout` after the start for a buffered body (the
-/// body's arrival included); for a streamed one, `timeout` after it was sent whole (Envoy
-/// starts its route timeout at the end of the request too: an upload takes what it takes,
-/// bounded only by `stream_idle_timeout_ms`).
-async fn overall(
-    upload: &Upload<Incoming>,
-    deadline: tokio::time::Instant,
-    timeout: std::time::Duration,
-) {
-    if upload.is_streamed() {
-        upload.sent().await;
-        tokio::time::sleep(timeout).await;
-    } else {
-        tokio::time::sleep_until(deadline).await;
+        _ = async {
+            // As Envoy's route timeout: from the end of the request. An upload takes what it
+            // takes, bounded by `stream_idle_timeout_ms` between its frames.
+            upload.sent().await;
+            tokio::time::sleep(timeout).await;
+        } => timed_out(),
     }
 }
 
@@ -357,13 +349,13 @@ async fn overall(
 /// upgrade ones for an upgrade) and body, plus `x-forwarded-for` and the proxy's `traceparent`.
 fn build(
     parts: &http::request::Parts,
-    body: ReqBody<Incoming>,
+    body: AttemptBody<Incoming>,
     addr: SocketAddr,
     peer: Option<SocketAddr>,
     trace: &TraceContext,
     h2: bool,
     protocol_upgrade: Option<HeaderValue>,
-) -> Option<Request<ReqBody<Incoming>>> {
+) -> Option<Request<AttemptBody<Incoming>>> {
     let pq = parts
         .uri
         .path_and_query()

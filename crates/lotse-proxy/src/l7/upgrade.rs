@@ -68,6 +68,9 @@ pub async fn splice(
             return;
         }
     };
+    up.metrics
+        .upgrades
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let activity = Activity::new();
     let mut down = Touching {
         io: TokioIo::new(down),

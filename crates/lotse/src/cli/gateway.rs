@@ -412,6 +412,38 @@ mod tests {
     }
 
     #[test]
+    fn load_reads_the_file_and_names_it_and_the_field_in_errors() {
+        let dir = std::env::temp_dir().join(format!("lotse-gw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("gw.json");
+        let p = path.to_str().expect("utf-8").to_string();
+        std::fs::write(
+            &path,
+            r#"{"listener": {"bind": "127.0.0.1:8080", "route": {"service": "a"}}}"#,
+        )
+        .expect("write");
+        let admin: SocketAddr = "127.0.0.1:29999".parse().expect("addr");
+        let spec = load(&p, &agent(), Some(admin)).expect("valid");
+        assert_eq!(spec.admin_bind, Some(admin));
+        assert_eq!(spec.gateways[0].routes[0].path_prefix, "/");
+        std::fs::write(
+            &path,
+            r#"{"listener": {"bind": "127.0.0.1:8080", "route": {}}}"#,
+        )
+        .expect("write");
+        let err = load(&p, &agent(), None).expect_err("no service");
+        assert_eq!(
+            err,
+            format!("Error in {p}: listener[0].route[0].service: required")
+        );
+        std::fs::write(&path, "{not json").expect("write");
+        assert!(load(&p, &agent(), None)
+            .expect_err("bad json")
+            .starts_with(&format!("Error parsing {p}")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let v = serde_json::json!({"listener": [{"bind": "127.0.0.1:1", "route": [{"service": "a"}, {"path_prefix": "/x"}]}]});
         let err = spec_from(&v, agent()).expect_err("missing service");
