@@ -18,6 +18,7 @@
 #
 # Env: KVLOAD (default /tmp/kvload-target/release/kvload; built there if missing),
 #      SHARED_BENCH (default /work/shared/bench), LOTSE_BIN (default <repo>/target/release/lotse),
+#      LOTSE_COMMIT (recorded instead of the repo's HEAD, for a LOTSE_BIN built elsewhere),
 #      LOTSE_PORTS ("HTTP DNS SERVER SERF_LAN SERF_WAN", default "28500 28600 28300 28301 28302";
 #      "8500 8600 8300 8301 8302" gives Consul's defaults; every server has its own address).
 #
@@ -152,9 +153,11 @@ for n in 1 2 3; do echo "${ep[n-1]}" >"$TMP/etcd-m$n.pid"; done
 etcd_pids() { cat "$TMP"/etcd-m{1,2,3}.pid | tr '\n' ' ' | sed 's/ $//'; }
 etcd_leader=$($CTL "$TMP" wait etcd 30)
 
+if [[ -n ${LOTSE_COMMIT:-} ]]; then dirty=na
+else dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true); fi
 LOTSE_URLS=$($CTL "$TMP" urls lotse)
 ETCD_URLS=$($CTL "$TMP" urls etcd)
-echo "INFO kind=setup lotse_pids=$(lotse_pids | tr ' ' ,) lotse_urls=$LOTSE_URLS lotse_leader=$lotse_leader lotse_ready_s=$lotse_ready_s raft_multiplier=1 etcd_pids=$(etcd_pids | tr ' ' ,) etcd_urls=$ETCD_URLS etcd_leader=$etcd_leader etcd=$(etcd --version | sed -n 's/etcd Version: //p') lotse_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo na) lotse_bin_mtime=$(date -u -r "$LOTSE_BIN" +%Y-%m-%dT%H:%M:%SZ) lotse_tree_dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -c . || true) dur_s=$dur warmup_s=$warmup keys=$keys vsize=$vsize gen=kvload" | tee -a "$out"
+echo "INFO kind=setup lotse_pids=$(lotse_pids | tr ' ' ,) lotse_urls=$LOTSE_URLS lotse_leader=$lotse_leader lotse_ready_s=$lotse_ready_s raft_multiplier=1 etcd_pids=$(etcd_pids | tr ' ' ,) etcd_urls=$ETCD_URLS etcd_leader=$etcd_leader etcd=$(etcd --version | sed -n 's/etcd Version: //p') lotse_commit=${LOTSE_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo na)} lotse_bin=$LOTSE_BIN lotse_bin_mtime=$(date -u -r "$LOTSE_BIN" +%Y-%m-%dT%H:%M:%SZ) lotse_tree_dirty=$dirty dur_s=$dur warmup_s=$warmup keys=$keys vsize=$vsize gen=kvload" | tee -a "$out"
 $CTL "$TMP" rss lotse | sed 's/kind=rss/kind=rss_idle/' | tee -a "$out"
 $CTL "$TMP" rss etcd | sed 's/kind=rss/kind=rss_idle/' | tee -a "$out"
 

@@ -377,3 +377,30 @@ def test_user_events_reach_every_server_once(three):
             return [e for e in evs if e["ID"] == event_id]
         got = wait_for("the event on every server", listed)
         assert len(got) == 1 and isinstance(got[0]["LTime"], int)
+
+
+def test_renewing_a_session_through_a_follower_keeps_it_alive():
+    c = Cluster(3, config={"session_ttl_min": "1s"})
+    try:
+        c.wait_leader()
+        follower = c.followers()[0]
+        r = follower.put("/v1/session/create", json={"TTL": "2s", "Name": "via-follower"})
+        assert r.status_code == 200, r.text
+        sid = r.json()["ID"]
+        # Renewed through the follower for three times the TTL (twice as long as the leader
+        # would wait before expiring it), the session stays.
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            r = follower.put(f"/v1/session/renew/{sid}")
+            assert r.status_code == 200, r.text
+            assert r.json()[0]["ID"] == sid
+            time.sleep(0.7)
+        assert follower.get(f"/v1/session/info/{sid}?consistent").json()[0]["ID"] == sid
+        # Left alone, it expires (after 2 x TTL).
+        wait_for("the session expired",
+                 lambda: not follower.get(f"/v1/session/info/{sid}?consistent").json(),
+                 timeout=15)
+        r = follower.put(f"/v1/session/renew/{sid}")
+        assert r.status_code == 404
+    finally:
+        c.cleanup()

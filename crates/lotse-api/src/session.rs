@@ -206,12 +206,19 @@ pub async fn destroy(
     Ok(json(&true, params.pretty()))
 }
 
+/// Renewals are the leader's: only its TTL timers expire sessions, so a follower hands the
+/// request to the leader (as Consul forwards `Session.Renew`).
 pub async fn renew(
     AxState(state): AxState<State>,
     Path(id): Path<String>,
     params: Params,
+    req: axum::extract::Request,
 ) -> ApiResult {
     check_session_write(&state, &params, &id)?;
+    if !state.server.is_leader() {
+        let (parts, _body) = req.into_parts();
+        return crate::forwarded::to_leader(&state, &parts, Vec::new()).await;
+    }
     match state.server.session_renew(&id).await? {
         Some((_, s)) => Ok(json(&[session_json(&s)], params.pretty())),
         None => Err(ApiError::new(

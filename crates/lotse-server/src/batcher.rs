@@ -68,6 +68,13 @@ async fn run(
         if batch.len() > 1 && bytes > MAX_BATCH_BYTES {
             pending = batch.pop();
         }
+        // A caller that stopped waiting (its hold timeout passed while an earlier batch could
+        // not commit) was told the write failed and may have retried elsewhere: proposing its
+        // command now would apply it behind its back.
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let started = std::time::Instant::now();
         telemetry.record_batch(batch.len());
         if batch.len() == 1 {

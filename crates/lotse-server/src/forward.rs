@@ -88,6 +88,21 @@ impl Server {
         }
     }
 
+    /// A write of the leader's own housekeeping (session expiry, members into the catalog,
+    /// tombstone reaping): made only while this server leads, with a fresh lease, in the term
+    /// its duties loop took office in, and never forwarded. A deposed leader's decisions
+    /// (sessions it saw expire while cut off, members it saw fail) must not reach the next
+    /// leader once the partition heals.
+    pub(crate) async fn leader_write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
+        let term = self
+            .duty_term
+            .load(std::sync::atomic::Ordering::Acquire);
+        if term == 0 || self.confirmed_term() != term || !self.lease_fresh() {
+            return Err(ServerError::NotLeader);
+        }
+        self.write_local(cmd).await
+    }
+
     /// Proposes `cmd` through this node's batcher (the caller knows it leads).
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
         let (reply, answer) = tokio::sync::oneshot::channel();

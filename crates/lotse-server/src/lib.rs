@@ -17,6 +17,7 @@ pub mod authorizer;
 pub mod autopilot;
 mod batcher;
 mod forward;
+mod lease;
 mod link;
 pub mod members;
 pub mod operator;
@@ -141,6 +142,11 @@ pub struct Server {
     autopilot: std::sync::Mutex<autopilot::AutopilotConfig>,
     /// How many times the whole state was replaced (see `HubObserver`).
     resets: Arc<std::sync::atomic::AtomicU64>,
+    /// The term the leader's duties loop took office in (0: not leading); see
+    /// [`Server::leader_write`].
+    duty_term: std::sync::atomic::AtomicU64,
+    /// The age of the last quorum acknowledgement, measured at reading time.
+    lease_clock: Arc<lease::LeaseClock>,
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -203,6 +209,8 @@ impl Server {
         // The election timeout's lower bound: no other server can have been elected before
         // this leader's followers stop hearing from it for that long.
         let lease = Duration::from_millis(200 * u64::from(config.raft_multiplier.max(1)));
+        let lease_clock = Arc::new(lease::LeaseClock::default());
+        lease_clock.spawn_watch(&consensus.raft);
         let telemetry = Arc::new(Telemetry::default());
         let proposals = batcher::spawn(consensus.raft.clone(), telemetry.clone());
         let server = Arc::new(Server {
@@ -221,6 +229,8 @@ impl Server {
             hold_timeout: config_hold,
             lease,
             resets,
+            duty_term: std::sync::atomic::AtomicU64::new(0),
+            lease_clock: lease_clock.clone(),
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -388,14 +398,17 @@ impl Server {
         if m.membership_config.membership().voter_ids().count() <= 1 {
             return true;
         }
-        m.millis_since_quorum_ack
+        drop(m);
+        self.lease_clock
+            .quorum_ack_age_ms()
             .is_some_and(|ms| ms <= self.lease.as_millis() as u64)
     }
 
-    /// The newest log index this replica applied.
+    /// The newest log index this replica applied, from the state machine itself: openraft
+    /// answers a client write before it publishes the metric, so the metric may lag a write a
+    /// client was already told about (a read index must cover it).
     pub fn applied_index(&self) -> u64 {
-        let m = self.consensus.raft.metrics();
-        let applied = m.borrow().last_applied.map_or(0, |l| l.index);
+        let applied = self.consensus.state.read().last_applied.map_or(0, |l| l.index);
         applied
     }
 

@@ -95,10 +95,16 @@ impl Server {
             Ok(mut m) => (m.0.clone(), std::mem::take(&mut m.1)),
             Err(_) => return Ok(()),
         };
-        for name in reaped {
-            let live = members.iter().any(|m| m.name == name);
-            if !live && name != self.config.node_name {
-                self.deregister_member(&name).await?;
+        for (i, name) in reaped.iter().enumerate() {
+            let live = members.iter().any(|m| &m.name == name);
+            if !live && *name != self.config.node_name {
+                if let Err(e) = self.deregister_member(name).await {
+                    // Not lost: the names not yet handled are looked at again next tick.
+                    for rest in &reaped[i..] {
+                        self.member_reaped(rest.clone());
+                    }
+                    return Err(e);
+                }
             }
         }
         for m in members.iter() {
@@ -164,7 +170,7 @@ impl Server {
                 ..HealthCheck::new(&m.name, SERF_HEALTH, "Serf Health Status")
             }],
         };
-        self.write(Command::CatalogRegister {
+        self.leader_write(Command::CatalogRegister {
             req: Box::new(req),
             now_ms: now_ms(),
         })
@@ -177,7 +183,7 @@ impl Server {
             return Ok(());
         }
         tracing::info!(member = %name, "deregistering a member that left");
-        self.write(Command::CatalogDeregister {
+        self.leader_write(Command::CatalogDeregister {
             req: DeregisterRequest {
                 node: name.to_string(),
                 service_id: None,

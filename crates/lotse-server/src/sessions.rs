@@ -182,7 +182,16 @@ impl Server {
                 if !server.sessions.still_expired(&id) {
                     return;
                 }
-                match server.session_destroy(&id).await {
+                let destroyed = server
+                    .leader_write(Command::SessionDestroy {
+                        id: id.clone(),
+                        now_ms: now_ms(),
+                    })
+                    .await;
+                if destroyed.is_ok() {
+                    server.sessions.disarm(&id);
+                }
+                match destroyed {
                     Ok(_) => {
                         server
                             .telemetry
@@ -269,6 +278,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
         let Some(s) = server.upgrade() else { return };
         if !s.is_leader() {
             led_term = 0;
+            s.duty_term.store(0, std::sync::atomic::Ordering::Release);
             continue;
         }
         // A new term (even one won right after losing office between two ticks) starts over.
@@ -289,6 +299,7 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
             reaper.reset();
             sessions_seen = 0;
             led_term = term;
+            s.duty_term.store(term, std::sync::atomic::Ordering::Release);
         }
         // Every tick, as Consul's leader reconciles members: if someone deregistered this
         // node or overwrote its serfHealth through the catalog API, it comes back. (A cheap

@@ -69,7 +69,7 @@ impl Server {
             return;
         }
         if let Err(e) = self
-            .write(Command::TombstoneReap { up_to_index: up_to })
+            .leader_write(Command::TombstoneReap { up_to_index: up_to })
             .await
         {
             tracing::warn!(error = %e, "cannot reap tombstones");

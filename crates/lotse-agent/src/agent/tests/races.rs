@@ -145,7 +145,6 @@ async fn the_reaper_spares_a_service_registered_again_since_it_looked() {
     sleep(Duration::from_secs(61)).await;
     a.reap().await;
     assert!(a.service("db").is_none());
-    eprintln!("DIAG has_leader={} deleted={:?} result={:?}", s.has_leader(), a.state().deleted_services, a.sync_changes().await);
     assert!(catalog_service(&s, "db").is_none());
     assert!(a.service("web").is_some());
 }
