@@ -386,9 +386,15 @@ impl Agent {
     /// (no leader, say) is not the caller's: the entry stays out of sync and anti-entropy
     /// retries it (each failed write was logged).
     async fn sync_soon(&self) {
-        // Without a leader the write would only wait out the hold timeout: leave it to the
-        // anti-entropy loop, which syncs once one is elected.
-        if !self.upstream.has_leader() {
+        // Without a leader the write would only wait out the hold timeout: a moment's wait
+        // covers an election in progress; beyond that the anti-entropy loop syncs once one
+        // is elected (an agent starting before its cluster formed does not hang).
+        if !self.upstream.has_leader()
+            && !self
+                .upstream
+                .wait_leader_known(std::time::Duration::from_secs(1))
+                .await
+        {
             self.changed.notify_one();
             return;
         }

@@ -32,6 +32,7 @@ use crate::rpc::forward::with_deadline;
 use crate::rpc::pb::raft_client::RaftClient;
 use crate::rpc::pb::Payload;
 use crate::rpc::{Peers, RpcError, MAX_MESSAGE_BYTES};
+use crate::rpc::raft_service::TARGET_HEADER;
 use crate::{NodeId, TypeConfig};
 
 /// Room left in a message for protobuf framing around the payload.
@@ -97,7 +98,11 @@ impl GrpcConnection {
         T: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
-        let ttl = option.hard_ttl();
+        // openraft gives every AppendEntries the heartbeat interval (50 ms x multiplier) as
+        // its deadline; a large message (a batch of big commands, a restore's whole image)
+        // cannot cross and be made durable that fast, and would be resent forever. The
+        // deadline grows with the payload: about 1 ms per 32 KiB on top.
+        let ttl = option.hard_ttl() + Duration::from_millis((data.len() / (32 << 10)) as u64);
         let addr = self.node.addr.clone();
         let mut client = match &self.client {
             Ok(client) => client.clone(),
@@ -109,7 +114,12 @@ impl GrpcConnection {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        let req = with_deadline(Payload { data }, ttl);
+        let mut req = with_deadline(Payload { data }, ttl);
+        // The receiver checks that it is the server meant: a server rebuilt at the same
+        // address under a new ID must not vote or take entries as the old one.
+        if let Ok(v) = self.target.to_string().parse() {
+            req.metadata_mut().insert(TARGET_HEADER, v);
+        }
         let call = async {
             match action {
                 RPCTypes::AppendEntries => client.append_entries(req).await,

@@ -42,6 +42,16 @@ async fn raft_rpcs_map_answers_and_failures_for_openraft() {
         "the sender learns the higher vote"
     );
 
+    // The same address asked as another node (a server rebuilt there under a new ID): it
+    // refuses instead of voting as the node the sender meant.
+    let mut impostor = network.new_client(7, &BasicNode::new(&node.addr)).await;
+    match impostor.vote(stale.clone(), opt()).await {
+        Err(RPCError::Network(e)) => {
+            assert!(e.to_string().contains("not 7"), "{e}");
+        }
+        other => panic!("expected a refusal for the wrong target, got {other:?}"),
+    }
+
     // A server that accepts connections but never answers (hung): the call's deadline ends it.
     let hung = listener().await;
     let hung_addr = hung.local_addr().expect("addr").to_string();

@@ -82,8 +82,8 @@ impl Server {
             return Ok(false);
         }
         if others_have_peers.await {
-            tracing::info!(
-                "a server found already has Raft peers: joining instead of bootstrapping"
+            tracing::debug!(
+                "not bootstrapping: a server found has Raft peers, or could not be asked"
             );
             return Ok(false);
         }
@@ -110,11 +110,15 @@ impl Server {
     ) -> Result<(), ServerError> {
         let members = self.members();
         let cfg = self.autopilot_config();
-        let (voters, learners, replication, last_index) = {
+        let (voters, voter_addrs, learners, replication, last_index) = {
             let m = self.consensus.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
             let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let voter_addrs: BTreeMap<NodeId, String> = voters
+                .iter()
+                .filter_map(|id| membership.get_node(id).map(|n| (*id, n.addr.clone())))
+                .collect();
             let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
             let replication: BTreeMap<NodeId, u64> = m
                 .replication
@@ -125,7 +129,13 @@ impl Server {
                         .collect()
                 })
                 .unwrap_or_default();
-            (voters, learners, replication, m.last_log_index.unwrap_or(0))
+            (
+                voters,
+                voter_addrs,
+                learners,
+                replication,
+                m.last_log_index.unwrap_or(0),
+            )
         };
         // Joining: alive servers the configuration does not have yet start as learners.
         for m in members
@@ -182,7 +192,7 @@ impl Server {
             .filter(|id| voters.contains(id) && *id != self.consensus.node_id)
             .collect();
         state.failed_since.retain(|id, _| failed_now.contains(id));
-        let failed: BTreeSet<NodeId> = failed_now
+        let mut failed: BTreeSet<NodeId> = failed_now
             .iter()
             .filter(|id| {
                 let since = *state.failed_since.entry(**id).or_insert_with(Instant::now);
@@ -190,6 +200,18 @@ impl Server {
             })
             .copied()
             .collect();
+        // A voter whose address now belongs to another alive server (rebuilt there under a
+        // new ID) is gone for good: it goes at once, as Consul's leader removes it.
+        for (id, addr) in &voter_addrs {
+            let replaced = members.iter().any(|m| {
+                m.state == MemberState::Alive
+                    && m.rpc_addr().as_deref() == Some(addr.as_str())
+                    && server_of(m).is_some_and(|(other, _)| other != *id)
+            });
+            if replaced && *id != self.consensus.node_id {
+                failed.insert(*id);
+            }
+        }
         let mut remove: BTreeSet<NodeId> = left.intersection(&voters).copied().collect();
         if cfg.cleanup_dead_servers && !failed.is_empty() {
             let max_removals = voters.len().saturating_sub(1) / 2;

@@ -25,6 +25,9 @@ use crate::{Consistency, Server, ServerError};
 
 /// How often a request waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(25);
+/// The least time one forwarded attempt gets (a last attempt must not be doomed by a
+/// near-zero deadline).
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
 
 /// Where a request goes right now.
 enum Route {
@@ -60,7 +63,13 @@ impl Server {
         let mut encoded: Option<Vec<u8>> = None;
         loop {
             match self.route() {
-                Route::Local => return self.write_local(cmd).await,
+                Route::Local => match self.write_local(cmd.clone()).await {
+                    // openraft refuses with "forward to leader" only before the entry is
+                    // appended (or once it was truncated): it certainly did not apply, so it
+                    // is tried again on whoever leads now.
+                    Err(ServerError::NotLeader | ServerError::NoLeader) => {}
+                    other => return other,
+                },
                 Route::Leader(addr) => {
                     let payload = match &encoded {
                         Some(p) => p.clone(),
@@ -71,7 +80,11 @@ impl Server {
                         }
                     };
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match link::apply(&self.consensus.peers, &addr, payload, left).await {
+                    if left.is_zero() {
+                        return Err(ServerError::NoLeader);
+                    }
+                    let attempt = left.max(MIN_ATTEMPT);
+                    match link::apply(&self.consensus.peers, &addr, payload, attempt).await {
                         Ok(answer) => return answer,
                         Err(LinkError::NotSent(why)) => {
                             tracing::debug!(leader = %addr, %why, "write not forwarded; retrying");
@@ -117,24 +130,27 @@ impl Server {
     }
 
     /// A follower's `default`/`consistent` read: the leader names an index that covers every
-    /// acknowledged write, and this replica waits until it has applied it.
+    /// acknowledged write, and this replica waits until it has applied it. Reads are
+    /// idempotent, so any failure short of a refusal is tried again (on whoever leads then)
+    /// until the hold timeout, each attempt bounded by about an election timeout.
     pub(crate) async fn follower_read_index(&self, mode: Consistency) -> Result<(), ServerError> {
         let deadline = Instant::now() + self.hold_timeout;
+        let per_attempt = self.lease * 5;
         loop {
             if self.is_leader() {
                 return self.check_consistency_as_leader(mode).await;
             }
             if let Some(addr) = self.leader_addr() {
                 let left = deadline.saturating_duration_since(Instant::now());
+                let attempt = left.min(per_attempt).max(MIN_ATTEMPT);
                 let consistent = mode == Consistency::Consistent;
-                match link::read_index(&self.consensus.peers, &addr, consistent, left).await {
+                match link::read_index(&self.consensus.peers, &addr, consistent, attempt).await {
                     Ok(Ok(index)) => return self.wait_applied(index, deadline).await,
-                    Ok(Err(ServerError::NotLeader)) | Ok(Err(ServerError::NoLeader)) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(LinkError::NotSent(why)) => {
-                        tracing::debug!(leader = %addr, %why, "read index not asked; retrying");
+                    Ok(Err(e @ ServerError::PermissionDenied)) => return Err(e),
+                    Ok(Err(e)) => tracing::debug!(leader = %addr, error = %e, "read index refused; retrying"),
+                    Err(LinkError::NotSent(why) | LinkError::Failed(why)) => {
+                        tracing::debug!(leader = %addr, %why, "read index not answered; retrying");
                     }
-                    Err(LinkError::Failed(why)) => return Err(ServerError::Raft(why)),
                 }
             }
             if Instant::now() >= deadline {

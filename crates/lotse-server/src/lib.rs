@@ -241,14 +241,13 @@ impl Server {
         self.consensus.wait_leader(timeout).await
     }
 
-    /// Whether some server (this one or another) is known to lead.
+    /// Whether some server is known to lead, or this server is the only voter (it elects
+    /// itself at once, even when it just lost office to a clock jump or a restart).
     pub fn has_leader(&self) -> bool {
-        self.consensus
-            .raft
-            .metrics()
-            .borrow()
-            .current_leader
-            .is_some()
+        let m = self.consensus.raft.metrics();
+        let m = m.borrow();
+        let me = self.consensus.node_id;
+        m.current_leader.is_some() || m.membership_config.membership().voter_ids().eq([me])
     }
 
     /// Waits until a leader is known (anywhere), up to `timeout`.
@@ -382,11 +381,26 @@ impl Server {
     /// A read index confirmed with a quorum; a leader cut off from its quorum gives up after
     /// the hold timeout with "No cluster leader".
     async fn confirm_leadership(&self) -> Result<(), ServerError> {
-        match tokio::time::timeout(self.hold_timeout, self.consensus.raft.ensure_linearizable())
-            .await
-        {
-            Ok(r) => r.map(|_| ()).map_err(|e| classify(&e)),
-            Err(_) => Err(ServerError::NoLeader),
+        // openraft gives up on a round that misses its quorum within one heartbeat
+        // (`QuorumNotEnough`): a slow follower fsync must not fail the read, so rounds are
+        // repeated until the hold timeout. "Not the leader" ends it at once.
+        let deadline = tokio::time::Instant::now() + self.hold_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.consensus.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => match classify(&e) {
+                    e @ (ServerError::NotLeader | ServerError::NoLeader | ServerError::ShuttingDown) => {
+                        return Err(e)
+                    }
+                    other => tracing::debug!(error = %other, "leadership not confirmed yet; retrying"),
+                },
+                Err(_) => return Err(ServerError::NoLeader),
+            }
+            if tokio::time::Instant::now() + std::time::Duration::from_millis(25) >= deadline {
+                return Err(ServerError::NoLeader);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
     }
 
@@ -449,6 +463,11 @@ impl Server {
         } else {
             0
         }
+    }
+
+    /// This server no longer starts elections (it is about to stop).
+    pub fn stop_campaigning(&self) {
+        self.consensus.raft.runtime_config().elect(false);
     }
 
     /// Starts shutting down: parked blocking queries answer now instead of being cut off.

@@ -97,7 +97,10 @@ pub(crate) async fn read_index(
 
 fn to_status(e: &ServerError) -> Status {
     match e {
-        ServerError::NotLeader => Status::failed_precondition(e.to_string()),
+        // Refused before doing anything: the caller may try elsewhere.
+        ServerError::NotLeader | ServerError::ShuttingDown => {
+            Status::failed_precondition(e.to_string())
+        }
         ServerError::NoLeader => Status::aborted(e.to_string()),
         ServerError::PermissionDenied => Status::permission_denied(e.to_string()),
         _ => Status::internal(e.to_string()),

@@ -429,6 +429,9 @@ async fn run(
     if leave {
         graceful_leave(&server, &gossip).await;
     }
+    // This server stops campaigning before it stops answering Raft: a node on its way out
+    // must not win an election (with no one left to serve it).
+    server.stop_campaigning();
     gossip.shutdown().await;
     let _ = stop_tx.send(true);
     // Parked blocking queries answer now, with what they have, instead of being cut off.

@@ -38,9 +38,32 @@ impl LeaderContact {
     }
 }
 
+/// gRPC metadata naming the Raft node a request is meant for.
+pub(crate) const TARGET_HEADER: &str = "x-lotse-raft-target";
+
 pub(crate) struct RaftService {
     pub(crate) raft: LotseRaft,
     pub(crate) contact: Arc<LeaderContact>,
+    /// This server's Raft ID: requests meant for another are refused.
+    pub(crate) node_id: NodeId,
+}
+
+impl RaftService {
+    /// Refuses a request addressed to another node: a server rebuilt at a failed server's
+    /// address (new data dir, new ID) must not answer as the old voter with an empty log.
+    fn check_target<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(v) = req.metadata().get(TARGET_HEADER) else {
+            return Ok(());
+        };
+        match v.to_str().ok().and_then(|t| t.parse::<NodeId>().ok()) {
+            Some(t) if t == self.node_id => Ok(()),
+            Some(t) => Err(Status::failed_precondition(format!(
+                "this server is raft node {}, not {t}",
+                self.node_id
+            ))),
+            None => Err(Status::invalid_argument("malformed raft target")),
+        }
+    }
 }
 
 /// A request that does not decode was not produced by a compatible server; it is refused
@@ -65,6 +88,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
+        self.check_target(&req)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode_request(req)?;
         let leader = rpc.vote.leader_id().voted_for();
         let committed = rpc.vote.is_committed();
@@ -79,6 +103,7 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        self.check_target(&req)?;
         let rpc: VoteRequest<NodeId> = decode_request(req)?;
         Ok(reply(&self.raft.vote(rpc).await))
     }
@@ -87,6 +112,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
+        self.check_target(&req)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_request(req)?;
         let leader = rpc.vote.leader_id().voted_for();
         let result = self.raft.install_snapshot(rpc).await;

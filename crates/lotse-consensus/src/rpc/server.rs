@@ -21,6 +21,7 @@ pub fn rpc_router(consensus: &Consensus, forward: Arc<dyn ForwardHandler>) -> Ro
     let raft = RaftServer::new(RaftService {
         raft: consensus.raft.clone(),
         contact: consensus.leader_contact.clone(),
+        node_id: consensus.node_id,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -165,11 +165,13 @@ pub fn bootstrap_when_ready(server: Arc<Server>, expect: u32, peers: Peers) {
     });
 }
 
-/// Whether any of these servers already has Raft peers (a cluster to join, not to make).
+/// Whether any of these servers already has Raft peers (a cluster to join, not to make). A
+/// server that cannot be asked counts as having some, as in Consul: bootstrapping without
+/// knowing could make a second cluster, while waiting only costs another round.
 async fn any_has_peers(peers: &Peers, servers: Vec<String>) -> bool {
     for addr in servers {
         let Ok(client) = peers.forward_client(&addr) else {
-            continue;
+            return true;
         };
         let req = HttpRequest {
             method: "GET".into(),
@@ -177,9 +179,23 @@ async fn any_has_peers(peers: &Peers, servers: Vec<String>) -> bool {
             headers: vec![],
             body: vec![],
         };
-        if let Ok(reply) = client.http(req, Duration::from_secs(2)).await {
-            let listed: Vec<String> = serde_json::from_slice(&reply.body).unwrap_or_default();
-            if reply.status == 200 && !listed.is_empty() {
+        match client.http(req, Duration::from_secs(2)).await {
+            Ok(reply) if reply.status == 200 => {
+                match serde_json::from_slice::<Vec<String>>(&reply.body) {
+                    Ok(listed) if listed.is_empty() => {}
+                    Ok(_) => return true,
+                    Err(e) => {
+                        tracing::debug!(server = %addr, error = %e, "bootstrap: unreadable peer list");
+                        return true;
+                    }
+                }
+            }
+            Ok(reply) => {
+                tracing::debug!(server = %addr, status = reply.status, "bootstrap: peers not answered");
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(server = %addr, error = %e, "bootstrap: cannot ask for peers");
                 return true;
             }
         }
