@@ -31,8 +31,8 @@ use crate::codec::{decode, encode};
 use crate::rpc::forward::with_deadline;
 use crate::rpc::pb::raft_client::RaftClient;
 use crate::rpc::pb::Payload;
-use crate::rpc::{Peers, RpcError, MAX_MESSAGE_BYTES};
 use crate::rpc::raft_service::TARGET_HEADER;
+use crate::rpc::{Peers, RpcError, MAX_MESSAGE_BYTES};
 use crate::{NodeId, TypeConfig};
 
 /// Room left in a message for protobuf framing around the payload.

@@ -107,9 +107,7 @@ impl Server {
     /// (sessions it saw expire while cut off, members it saw fail) must not reach the next
     /// leader once the partition heals.
     pub(crate) async fn leader_write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
-        let term = self
-            .duty_term
-            .load(std::sync::atomic::Ordering::Acquire);
+        let term = self.duty_term.load(std::sync::atomic::Ordering::Acquire);
         if term == 0 || self.confirmed_term() != term || !self.lease_fresh() {
             return Err(ServerError::NotLeader);
         }
@@ -147,7 +145,9 @@ impl Server {
                 match link::read_index(&self.consensus.peers, &addr, consistent, attempt).await {
                     Ok(Ok(index)) => return self.wait_applied(index, deadline).await,
                     Ok(Err(e @ ServerError::PermissionDenied)) => return Err(e),
-                    Ok(Err(e)) => tracing::debug!(leader = %addr, error = %e, "read index refused; retrying"),
+                    Ok(Err(e)) => {
+                        tracing::debug!(leader = %addr, error = %e, "read index refused; retrying")
+                    }
                     Err(LinkError::NotSent(why) | LinkError::Failed(why)) => {
                         tracing::debug!(leader = %addr, %why, "read index not answered; retrying");
                     }

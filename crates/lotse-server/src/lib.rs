@@ -390,10 +390,12 @@ impl Server {
             match tokio::time::timeout(left, self.consensus.raft.ensure_linearizable()).await {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(e)) => match classify(&e) {
-                    e @ (ServerError::NotLeader | ServerError::NoLeader | ServerError::ShuttingDown) => {
-                        return Err(e)
+                    e @ (ServerError::NotLeader
+                    | ServerError::NoLeader
+                    | ServerError::ShuttingDown) => return Err(e),
+                    other => {
+                        tracing::debug!(error = %other, "leadership not confirmed yet; retrying")
                     }
-                    other => tracing::debug!(error = %other, "leadership not confirmed yet; retrying"),
                 },
                 Err(_) => return Err(ServerError::NoLeader),
             }
@@ -422,7 +424,12 @@ impl Server {
     /// answers a client write before it publishes the metric, so the metric may lag a write a
     /// client was already told about (a read index must cover it).
     pub fn applied_index(&self) -> u64 {
-        let applied = self.consensus.state.read().last_applied.map_or(0, |l| l.index);
+        let applied = self
+            .consensus
+            .state
+            .read()
+            .last_applied
+            .map_or(0, |l| l.index);
         applied
     }
 

@@ -299,7 +299,8 @@ pub(crate) async fn run_leader_duties(server: Weak<Server>) {
             reaper.reset();
             sessions_seen = 0;
             led_term = term;
-            s.duty_term.store(term, std::sync::atomic::Ordering::Release);
+            s.duty_term
+                .store(term, std::sync::atomic::Ordering::Release);
         }
         // Every tick, as Consul's leader reconciles members: if someone deregistered this
         // node or overwrote its serfHealth through the catalog API, it comes back. (A cheap
