@@ -36,9 +36,9 @@ pub fn routes() -> Router<State> {
             "/v1/operator/keyring",
             a(
                 get(keyring_list)
-                    .post(keyring_install)
-                    .put(keyring_use)
-                    .delete(keyring_remove),
+                    .post(|AxState(s), p, r| keyring_change(s, p, r, KeyOp::Install))
+                    .put(|AxState(s), p, r| keyring_change(s, p, r, KeyOp::Use))
+                    .delete(|AxState(s), p, r| keyring_change(s, p, r, KeyOp::Remove)),
                 "OPTIONS,GET,POST,PUT,DELETE",
             ),
         )
@@ -143,34 +143,16 @@ async fn keyring_list(AxState(state): AxState<State>, params: Params) -> ApiResu
     keyring(state, params, KeyOp::List, Vec::new()).await
 }
 
-async fn keyring_install(
-    AxState(state): AxState<State>,
+/// Install (POST), use (PUT) and remove (DELETE): a body `{"Key": ...}`, then [`keyring`].
+async fn keyring_change(
+    state: State,
     params: Params,
     req: axum::extract::Request,
+    op: KeyOp,
 ) -> ApiResult {
     let (parts, b) = req.into_parts();
     let raw = body::read_body(&parts.headers, b, KEY_BODY_LIMIT, "the keyring API").await?;
-    keyring(state, params, KeyOp::Install, raw).await
-}
-
-async fn keyring_use(
-    AxState(state): AxState<State>,
-    params: Params,
-    req: axum::extract::Request,
-) -> ApiResult {
-    let (parts, b) = req.into_parts();
-    let raw = body::read_body(&parts.headers, b, KEY_BODY_LIMIT, "the keyring API").await?;
-    keyring(state, params, KeyOp::Use, raw).await
-}
-
-async fn keyring_remove(
-    AxState(state): AxState<State>,
-    params: Params,
-    req: axum::extract::Request,
-) -> ApiResult {
-    let (parts, b) = req.into_parts();
-    let raw = body::read_body(&parts.headers, b, KEY_BODY_LIMIT, "the keyring API").await?;
-    keyring(state, params, KeyOp::Remove, raw).await
+    keyring(state, params, op, raw).await
 }
 
 /// This agent's answer to one operation: its keys and primary key (for counting), or why it

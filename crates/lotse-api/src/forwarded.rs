@@ -58,13 +58,17 @@ async fn answer(mut app: Router, req: HttpRequest) -> HttpReply {
     };
     HttpReply {
         status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect(),
+        headers: header_pairs(&parts.headers),
         body,
     }
+}
+
+/// Headers as the RPC carries them: (name, raw value) pairs.
+fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect()
 }
 
 /// Sends a request this server cannot answer itself (a leader-only operation on a follower)
@@ -89,11 +93,7 @@ pub async fn to_leader(
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect(),
+        headers: header_pairs(&parts.headers),
         body,
     };
     let reply = state

@@ -19,12 +19,21 @@ use crate::members::{MemberInfo, MemberState};
 use crate::{raft_id, Server, ServerError};
 
 /// Consul's autopilot settings (`autopilot { ... }` and `/v1/operator/autopilot/configuration`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutopilotConfig {
+    /// Remove dead servers from the Raft configuration (see the module docs); default true.
     pub cleanup_dead_servers: bool,
+    /// A server whose last contact with the leader is older than this is unhealthy;
+    /// default 200ms.
     pub last_contact_threshold: Duration,
+    /// A server this many log entries behind the leader is unhealthy (and not promoted);
+    /// default 250.
     pub max_trailing_logs: u64,
+    /// Dead servers are not removed when fewer than this many voters would remain; default 0
+    /// (no floor).
     pub min_quorum: u32,
+    /// How long a new server must be healthy before it is promoted to voter, and a failed
+    /// one failed before it is removed; default 10s.
     pub server_stabilization_time: Duration,
 }
 

@@ -209,13 +209,7 @@ async fn run(
         session_ttl_min: cfg.session_ttl_min,
         raft_multiplier: cfg.raft_multiplier,
         rpc_hold_timeout: cfg.rpc_hold_timeout,
-        autopilot: lotse_server::autopilot::AutopilotConfig {
-            cleanup_dead_servers: cfg.autopilot.cleanup_dead_servers,
-            last_contact_threshold: cfg.autopilot.last_contact_threshold,
-            max_trailing_logs: cfg.autopilot.max_trailing_logs,
-            min_quorum: cfg.autopilot.min_quorum,
-            server_stabilization_time: cfg.autopilot.server_stabilization_time,
-        },
+        autopilot: cfg.autopilot,
     })
     .await
     .map_err(|e| format!("cannot start the server: {e}"))?;

@@ -21,34 +21,9 @@ use super::{invalid, ConfigError};
 pub const DEFAULT_RAFT_MULTIPLIER: u32 = 5;
 pub const MAX_RAFT_MULTIPLIER: u32 = 10;
 
-/// `autopilot { ... }` (Consul OSS keys; the Enterprise ones warn as unimplemented).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AutopilotConfig {
-    /// Remove dead servers from the Raft configuration when a replacement joins; default true.
-    pub cleanup_dead_servers: bool,
-    /// A server whose last contact with the leader is older than this is unhealthy;
-    /// default 200ms.
-    pub last_contact_threshold: Duration,
-    /// A server this many log entries behind the leader is unhealthy; default 250.
-    pub max_trailing_logs: u64,
-    /// Dead servers are not removed when fewer than this many would remain; default 0
-    /// (no floor).
-    pub min_quorum: u32,
-    /// How long a new server must be healthy before it is promoted to voter; default 10s.
-    pub server_stabilization_time: Duration,
-}
-
-impl Default for AutopilotConfig {
-    fn default() -> Self {
-        AutopilotConfig {
-            cleanup_dead_servers: true,
-            last_contact_threshold: Duration::from_millis(200),
-            max_trailing_logs: 250,
-            min_quorum: 0,
-            server_stabilization_time: Duration::from_secs(10),
-        }
-    }
-}
+/// `autopilot { ... }` (Consul OSS keys; the Enterprise ones warn as unimplemented): the
+/// server's own settings type, with Consul's defaults.
+pub use lotse_server::autopilot::AutopilotConfig;
 
 /// `gossip_lan { ... }`: the LAN failure detector's timings (memberlist's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
