@@ -85,6 +85,9 @@ impl Server {
                     }
                     let attempt = left.max(MIN_ATTEMPT);
                     match link::apply(&self.consensus.peers, &addr, payload, attempt).await {
+                        // The leader's openraft refused before appending (it lost office
+                        // meanwhile): as above, certainly not applied.
+                        Ok(Err(ServerError::NotLeader | ServerError::NoLeader)) => {}
                         Ok(answer) => return answer,
                         Err(LinkError::NotSent(why)) => {
                             tracing::debug!(leader = %addr, %why, "write not forwarded; retrying");
