@@ -18,6 +18,7 @@ pub mod autopilot;
 mod batcher;
 mod forward;
 mod lease;
+mod read_barrier;
 mod link;
 pub mod members;
 pub mod operator;
@@ -147,6 +148,33 @@ pub struct Server {
     duty_term: std::sync::atomic::AtomicU64,
     /// The age of the last quorum acknowledgement, measured at reading time.
     lease_clock: Arc<lease::LeaseClock>,
+    /// Shares leadership confirmations among concurrent `consistent` reads.
+    read_barrier: Arc<read_barrier::ReadBarrier>,
+}
+
+/// One leadership confirmation: a quorum round, then the wait until this leader applied
+/// everything committed before it. openraft gives up on a round that misses its quorum within
+/// one heartbeat (`QuorumNotEnough`): a slow follower fsync must not fail the read, so rounds
+/// are repeated until `hold`. "Not the leader" ends it at once.
+async fn confirm_round(raft: lotse_consensus::LotseRaft, hold: Duration) -> Result<(), ServerError> {
+    let deadline = tokio::time::Instant::now() + hold;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => match classify(&e) {
+                e @ (ServerError::NotLeader | ServerError::NoLeader | ServerError::ShuttingDown) => {
+                    return Err(e)
+                }
+                other => tracing::debug!(error = %other, "leadership not confirmed yet; retrying"),
+            },
+            Err(_) => return Err(ServerError::NoLeader),
+        }
+        if tokio::time::Instant::now() + Duration::from_millis(25) >= deadline {
+            return Err(ServerError::NoLeader);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock: only the leader reads it, to
@@ -209,6 +237,12 @@ impl Server {
         // The election timeout's lower bound: no other server can have been elected before
         // this leader's followers stop hearing from it for that long.
         let lease = Duration::from_millis(200 * u64::from(config.raft_multiplier.max(1)));
+        let read_barrier = {
+            let (raft, hold) = (consensus.raft.clone(), config.rpc_hold_timeout);
+            read_barrier::ReadBarrier::new(Box::new(move || {
+                Box::pin(confirm_round(raft.clone(), hold))
+            }))
+        };
         let lease_clock = Arc::new(lease::LeaseClock::default());
         lease_clock.spawn_watch(&consensus.raft);
         let telemetry = Arc::new(Telemetry::default());
@@ -231,6 +265,7 @@ impl Server {
             resets,
             duty_term: std::sync::atomic::AtomicU64::new(0),
             lease_clock: lease_clock.clone(),
+            read_barrier,
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -379,31 +414,10 @@ impl Server {
     }
 
     /// A read index confirmed with a quorum; a leader cut off from its quorum gives up after
-    /// the hold timeout with "No cluster leader".
+    /// the hold timeout with "No cluster leader". Concurrent reads share rounds
+    /// ([`read_barrier`]).
     async fn confirm_leadership(&self) -> Result<(), ServerError> {
-        // openraft gives up on a round that misses its quorum within one heartbeat
-        // (`QuorumNotEnough`): a slow follower fsync must not fail the read, so rounds are
-        // repeated until the hold timeout. "Not the leader" ends it at once.
-        let deadline = tokio::time::Instant::now() + self.hold_timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.consensus.raft.ensure_linearizable()).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => match classify(&e) {
-                    e @ (ServerError::NotLeader
-                    | ServerError::NoLeader
-                    | ServerError::ShuttingDown) => return Err(e),
-                    other => {
-                        tracing::debug!(error = %other, "leadership not confirmed yet; retrying")
-                    }
-                },
-                Err(_) => return Err(ServerError::NoLeader),
-            }
-            if tokio::time::Instant::now() + std::time::Duration::from_millis(25) >= deadline {
-                return Err(ServerError::NoLeader);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        self.read_barrier.confirm().await
     }
 
     /// Whether this leader heard from a quorum recently enough to serve `default` reads and
