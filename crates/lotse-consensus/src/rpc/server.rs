@@ -15,6 +15,9 @@ use super::raft_service::RaftService;
 use super::{RpcError, MAX_MESSAGE_BYTES};
 use crate::Consensus;
 
+/// Streams a peer may reset before they were accepted (see `serve`).
+const MAX_PENDING_RESETS: usize = 4096;
+
 /// The `Raft` and `Forward` services of this server, ready to be served (or extended with
 /// more services via `Routes::add_service`).
 pub fn rpc_router(consensus: &Consensus, forward: Arc<dyn ForwardHandler>) -> Routes {
@@ -43,6 +46,11 @@ pub async fn serve(
     }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        // Callers give up on calls (read-index and forwarding deadlines), which resets their
+        // streams; h2's default tolerates only 20 such pending resets before it drops the
+        // whole connection (a rapid-reset guard meant for the open internet), taking every
+        // other call between the two servers with it.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
