@@ -260,7 +260,7 @@ impl Server {
 
     /// The autopilot settings in force.
     pub fn autopilot_config(&self) -> AutopilotConfig {
-        self.autopilot.lock().map(|c| c.clone()).unwrap_or_default()
+        self.autopilot.lock().map(|c| *c).unwrap_or_default()
     }
 
     /// Replaces the autopilot settings (this server only; see the design notes).

@@ -18,11 +18,11 @@ pub mod autopilot;
 mod batcher;
 mod forward;
 mod lease;
-mod read_barrier;
 mod link;
 pub mod members;
 pub mod operator;
 pub mod query;
+mod read_barrier;
 pub mod sessions;
 pub mod snapshot;
 pub mod telemetry;
@@ -156,14 +156,18 @@ pub struct Server {
 /// everything committed before it. openraft gives up on a round that misses its quorum within
 /// one heartbeat (`QuorumNotEnough`): a slow follower fsync must not fail the read, so rounds
 /// are repeated until `hold`. "Not the leader" ends it at once.
-async fn confirm_round(raft: lotse_consensus::LotseRaft, hold: Duration) -> Result<(), ServerError> {
+async fn confirm_round(
+    raft: lotse_consensus::LotseRaft,
+    hold: Duration,
+) -> Result<(), ServerError> {
     let deadline = tokio::time::Instant::now() + hold;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, raft.ensure_linearizable()).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => match classify(&e) {
-                e @ (ServerError::NotLeader | ServerError::NoLeader | ServerError::ShuttingDown) => {
+                e
+                @ (ServerError::NotLeader | ServerError::NoLeader | ServerError::ShuttingDown) => {
                     return Err(e)
                 }
                 other => tracing::debug!(error = %other, "leadership not confirmed yet; retrying"),
@@ -248,7 +252,7 @@ impl Server {
         let telemetry = Arc::new(Telemetry::default());
         let proposals = batcher::spawn(consensus.raft.clone(), telemetry.clone());
         let server = Arc::new(Server {
-            autopilot: std::sync::Mutex::new(config.autopilot.clone()),
+            autopilot: std::sync::Mutex::new(config.autopilot),
             config,
             consensus,
             hub,

@@ -167,7 +167,10 @@ mod tests {
         release_tx.send_replace(1);
         first.await.expect("joined").expect("round 1");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!second.is_finished(), "answered by a round that began before it");
+        assert!(
+            !second.is_finished(),
+            "answered by a round that began before it"
+        );
         assert_eq!(started.load(Ordering::SeqCst), 2);
         release_tx.send_replace(2);
         second.await.expect("joined").expect("round 2");
