@@ -55,6 +55,8 @@ pub(crate) struct AutopilotState {
     stable_since: HashMap<NodeId, Instant>,
     /// When each failed voter was first seen failed.
     failed_since: HashMap<NodeId, Instant>,
+    /// The failed voters last held back for the quorum's sake (warned about once).
+    held_back: BTreeSet<NodeId>,
 }
 
 /// The Raft ID and address of a server member.
@@ -184,7 +186,7 @@ impl Server {
                 promote.insert(*id);
             }
         }
-        // Leaving: servers that left (or that the pool no longer knows as servers) go.
+        // Leaving: servers that left the pool go.
         let left: BTreeSet<NodeId> = members
             .iter()
             .filter(|m| m.state == MemberState::Left)
@@ -224,18 +226,23 @@ impl Server {
         let mut remove: BTreeSet<NodeId> = left.intersection(&voters).copied().collect();
         if cfg.cleanup_dead_servers && !failed.is_empty() {
             let max_removals = voters.len().saturating_sub(1) / 2;
-            let remaining = voters.len() - remove.len() - failed.len();
+            let remaining = voters
+                .len()
+                .saturating_sub(remove.len())
+                .saturating_sub(failed.len());
             if failed.len() + remove.len() <= max_removals
                 && remaining >= cfg.min_quorum as usize
                 && self.lease_fresh()
             {
                 remove.extend(failed.iter().copied());
-            } else {
+            } else if state.held_back != failed {
+                // Said once per set of failed servers, not every tick.
                 tracing::warn!(
                     failed = failed.len(),
                     voters = voters.len(),
                     "autopilot: not removing failed servers (it would risk the quorum)"
                 );
+                state.held_back = failed.clone();
             }
         }
         let stale_learners: Vec<NodeId> = learners.intersection(&left).copied().collect();
