@@ -71,14 +71,10 @@ impl Server {
                     other => return other,
                 },
                 Route::Leader(addr) => {
-                    let payload = match &encoded {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = link::encode_command(&cmd)?;
-                            encoded = Some(p.clone());
-                            p
-                        }
-                    };
+                    // Encoded once, re-sent as is on a retry.
+                    let payload = encoded
+                        .get_or_insert_with(|| link::encode_command(&cmd))
+                        .clone();
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(ServerError::NoLeader);

@@ -32,8 +32,8 @@ pub(crate) enum LinkError {
 /// The answer a forwarded write gets.
 type WriteAnswer = Result<(u64, Outcome), ServerError>;
 
-pub(crate) fn encode_command(cmd: &Command) -> Result<Vec<u8>, ServerError> {
-    Ok(codec::encode(cmd))
+pub(crate) fn encode_command(cmd: &Command) -> Vec<u8> {
+    codec::encode(cmd)
 }
 
 pub(crate) fn decode_command(bytes: &[u8]) -> Result<Command, ServerError> {
