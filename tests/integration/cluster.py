@@ -1,4 +1,5 @@
-"""Clusters of real `lotse` server processes on loopback, and faults to inject into them.
+"""Clusters of real `lotse` server processes (and client agents) on loopback, and faults to
+inject into them.
 
 Each server gets its own loopback address (127.0.<net>.<i>), so that a network partition is a
 set of iptables rules between two addresses: servers connect to each other from their own
@@ -62,6 +63,7 @@ class Cluster:
         self.hosts = [f"127.0.{self.net}.{i + 1}" for i in range(n)]
         self.serf_ports = [free_port() for _ in range(n)]
         self.nodes = []
+        self.clients = []
         self.expect = expect or n
         for i in range(n):
             self.nodes.append(self._start(i, extra))
@@ -84,6 +86,21 @@ class Cluster:
         data = self.dir / f"data{i + 1}"
         data.mkdir(exist_ok=True)
         return Agent(self._args(i, extra), data_dir=data, wait=False, host=self.hosts[i])
+
+    def add_client(self, name, extra=(), wait=True):
+        """A client agent (no `-server`) on its own address (127.0.<net>.<100+k>), joined
+        through every server; it is ready once it serves a leader through a server."""
+        host = f"127.0.{self.net}.{101 + len(self.clients)}"
+        data = self.dir / f"client-{name}"
+        data.mkdir(exist_ok=True)
+        joins = []
+        for j, h in enumerate(self.hosts):
+            joins += ["-retry-join", f"{h}:{self.serf_ports[j]}"]
+        args = ["-node", name, "-bind", host, "-client", host, "-retry-interval", "300ms",
+                "-config-file", str(self.config_file), *joins, *extra]
+        a = Agent(args, data_dir=data, wait=wait, host=host)
+        self.clients.append(a)
+        return a
 
     # --- observation ----------------------------------------------------------------------
 
@@ -138,7 +155,7 @@ class Cluster:
         a.start(wait=False)
 
     def stop_all(self):
-        for a in self.nodes:
+        for a in self.clients + self.nodes:
             a.stop()
 
     def cleanup(self):

@@ -124,6 +124,12 @@ class Agent:
     def delete(self, path, **kw):
         return requests.delete(self.url + path, timeout=kw.pop("timeout", 10), **kw)
 
+    def request(self, method, path, **kw):
+        return requests.request(method, self.url + path, timeout=kw.pop("timeout", 10), **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
     def cli(self, *args, input=None, env=None, timeout=30):
         """Runs `lotse <args>` against this agent; returns the CompletedProcess."""
         e = dict(os.environ, LOTSE_HTTP_ADDR=self.addr, **(env or {}))

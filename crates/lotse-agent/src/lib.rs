@@ -10,6 +10,9 @@
 //! * [`upstream`]: [`Upstream`], everything the agent asks of the catalog (writes, its node's
 //!   rows, alias targets' health), implemented here for the local `Server`; a client agent
 //!   implements it over server RPC.
+//! * [`remote`]: client agents: [`remote::RemoteUpstream`] (the agent's [`Upstream`] over
+//!   server RPC, with failover across the servers gossip reports) and the servers' side of
+//!   those calls ([`remote::answer_clients`]).
 //! * [`probe`]: one health probe of each kind (HTTP, TCP, UDP, script, gRPC, H2PING), each a
 //!   plain async function from a check definition to a status and its output.
 #![forbid(unsafe_code)]
@@ -20,6 +23,7 @@ pub mod definition;
 pub mod local;
 mod persist;
 pub mod probe;
+pub mod remote;
 mod runner;
 pub mod upstream;
 

@@ -71,7 +71,7 @@ pub trait Upstream: Send + Sync {
 }
 
 /// The catalog's rows for one node.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeView {
     /// The node record, if registered.
     pub node: Option<Node>,
@@ -82,7 +82,7 @@ pub struct NodeView {
 }
 
 /// What an alias check mirrors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AliasTarget {
     /// The node whose health counts (never empty: the agent fills in its own name).
     pub node: String,
@@ -94,7 +94,7 @@ pub struct AliasTarget {
 }
 
 /// The status an alias check takes, with its output.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AliasStatus {
     pub status: CheckStatus,
     pub output: String,

@@ -49,9 +49,7 @@ pub fn self_member(state: &State) -> Value {
 }
 
 pub async fn members(AxState(state): AxState<State>, params: Params) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
     let Some(gossip) = &state.gossip else {
         return Ok(json(&[self_member(&state)], params.pretty()));
     };
@@ -99,14 +97,9 @@ pub fn rss_bytes() -> u64 {
 }
 
 pub async fn self_(AxState(state): AxState<State>, params: Params) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
     let a = &state.agent;
-    let server = &state.server;
-    let raft: BTreeMap<&str, String> = server.raft_stats().into_iter().collect();
-    let (kv_keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
-    let stats = j!({
+    let mut stats = j!({
         "agent": {
             "check_monitors": "0",
             "check_ttls": "0",
@@ -121,25 +114,39 @@ pub async fn self_(AxState(state): AxState<State>, params: Params) -> ApiResult 
         },
         "consul": {
             "server": a.server.to_string(),
-            "leader": server.is_leader().to_string(),
-            "leader_addr": server.leader_addr().unwrap_or_default(),
-            "bootstrap": (a.bootstrap_expect == 1).to_string(),
-            "known_datacenters": "1",
         },
-        "raft": raft,
         "runtime": {
             "arch": std::env::consts::ARCH,
             "os": std::env::consts::OS,
             "version": "rust",
             "rss_bytes": rss_bytes().to_string(),
-            "uptime_seconds": server.uptime().as_secs().to_string(),
-        },
-        "kv": {
-            "keys": kv_keys.to_string(),
-            "sessions": sessions.to_string(),
-            "blocking_queries": server.hub().parked().to_string(),
         },
     });
+    match state.server.as_ref() {
+        Some(server) => {
+            let raft: BTreeMap<&str, String> = server.raft_stats().into_iter().collect();
+            let (kv_keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
+            stats["consul"] = j!({
+                "server": "true",
+                "leader": server.is_leader().to_string(),
+                "leader_addr": server.leader_addr().unwrap_or_default(),
+                "bootstrap": (a.bootstrap_expect == 1).to_string(),
+                "known_datacenters": "1",
+            });
+            stats["raft"] = j!(raft);
+            stats["runtime"]["uptime_seconds"] = j!(server.uptime().as_secs().to_string());
+            stats["kv"] = j!({
+                "keys": kv_keys.to_string(),
+                "sessions": sessions.to_string(),
+                "blocking_queries": server.hub().parked().to_string(),
+            });
+        }
+        // A client agent reports the servers it knows, as Consul's does.
+        None => {
+            let known = state.servers.as_ref().map_or(0, |s| s.addrs().len());
+            stats["consul"]["known_servers"] = j!(known.to_string());
+        }
+    }
     let body = j!({
         "Config": {
             "Datacenter": a.datacenter,

@@ -90,9 +90,7 @@ fn enable_param(params: &Params) -> Result<bool, ApiError> {
 /// Agent endpoints go through the ACL seam with the agent's node as the resource.
 pub(crate) fn authorize(state: &State, params: &Params, access: Access) -> Result<(), ApiError> {
     let node = state.local.node_name();
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Node(node), access)?;
+    state.authorize(params.token.as_deref(), Resource::Node(node), access)?;
     Ok(())
 }
 
@@ -254,9 +252,7 @@ pub async fn node_maintenance(AxState(state): AxState<State>, params: Params) ->
 
 /// `PUT /v1/agent/reload`: re-reads the configuration through the binary's hook.
 pub async fn reload(AxState(state): AxState<State>, params: Params) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
     let Some(hook) = state.reload.clone() else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -165,7 +165,7 @@ async fn read_node(
     let (q, name) = Query::named(state, params, &shape, path, "Missing node name")?;
     let name = name.as_str();
     let (by_name, began) = state
-        .server
+        .server()?
         .peek(|s| (s.node(name).is_some(), nodes_by_id_prefix(s, name)));
     let mut watch = vec![WatchKey::Node(name.to_string())];
     if !by_name {

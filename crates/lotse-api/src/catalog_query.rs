@@ -120,7 +120,7 @@ impl Query {
         f: impl Fn(&Store) -> (u64, T),
     ) -> Result<(QueryMeta, T), Response> {
         state
-            .server
+            .server()?
             .blocking_read(&self.opts, watch, f)
             .await
             .map_err(|e| after_meta(e.into()))

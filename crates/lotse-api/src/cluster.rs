@@ -62,9 +62,7 @@ async fn join(
     Path(address): Path<String>,
     params: Params,
 ) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
     if params.has("wan") {
         return Err(internal(
             "joining the WAN pool is not supported (one datacenter)",
@@ -81,9 +79,7 @@ async fn join(
 }
 
 async fn leave(AxState(state): AxState<State>, params: Params) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Write)?;
     match &state.leave {
         Some(hook) => {
             hook();
@@ -98,9 +94,7 @@ async fn force_leave(
     Path(node): Path<String>,
     params: Params,
 ) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Operator, Access::Write)?;
+    state.authorize(params.token.as_deref(), Resource::Operator, Access::Write)?;
     let gossip = pool(&state)?;
     let prune = params.has("prune");
     let known = gossip.force_leave(&node, prune).await.map_err(internal)?;
@@ -191,9 +185,7 @@ async fn keyring(state: State, params: Params, op: KeyOp, raw: Vec<u8>) -> ApiRe
     } else {
         Access::Write
     };
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Keyring, access)?;
+    state.authorize(params.token.as_deref(), Resource::Keyring, access)?;
     let key = if op == KeyOp::List {
         String::new()
     } else {
@@ -252,7 +244,11 @@ async fn keyring(state: State, params: Params, op: KeyOp, raw: Vec<u8>) -> ApiRe
 
 /// Hands the operation to every other alive server of this pool, marked `local-only`.
 async fn ask_other_servers(state: &State, op: KeyOp, raw: &[u8]) -> Vec<(String, NodeAnswer)> {
-    let members = state.server.members();
+    // Only a server answers this (a client agent forwards the keyring endpoint).
+    let Some(server) = state.server.clone() else {
+        return Vec::new();
+    };
+    let members = server.members();
     let me = &state.agent.node_name;
     let mut calls = tokio::task::JoinSet::new();
     for m in members.iter() {
@@ -260,7 +256,7 @@ async fn ask_other_servers(state: &State, op: KeyOp, raw: &[u8]) -> Vec<(String,
             continue;
         }
         let Some(addr) = m.rpc_addr() else { continue };
-        let server = state.server.clone();
+        let server = server.clone();
         let name = m.name.clone();
         let request = HttpRequest {
             method: op.method().into(),

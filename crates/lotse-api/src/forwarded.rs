@@ -15,6 +15,10 @@ use crate::State;
 /// Marks a request that was forwarded once already.
 pub const FORWARDED_HEADER: &str = "x-lotse-forwarded";
 
+/// Names the client agent that forwarded a request, for the defaults Consul takes from the
+/// agent that received it (a session's node).
+pub const AGENT_NODE_HEADER: &str = "x-lotse-agent-node";
+
 /// The most a forwarded answer may carry (a large catalog listing still fits).
 const MAX_REPLY_BYTES: usize = 64 << 20;
 
@@ -64,7 +68,7 @@ async fn answer(mut app: Router, req: HttpRequest) -> HttpReply {
 }
 
 /// Headers as the RPC carries them: (name, raw value) pairs.
-fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
@@ -84,7 +88,7 @@ pub async fn to_leader(
     if parts.headers.contains_key(FORWARDED_HEADER) {
         return Err(lotse_server::ServerError::NotLeader.into());
     }
-    let Some(leader) = state.server.leader_addr() else {
+    let Some(leader) = state.server()?.leader_addr() else {
         return Err(lotse_server::ServerError::NoLeader.into());
     };
     let request = HttpRequest {
@@ -97,10 +101,19 @@ pub async fn to_leader(
         body,
     };
     let reply = state
-        .server
+        .server()?
         .forward_http(&leader, request)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    reply_response(reply)
+}
+
+/// A forwarded request's answer as this agent's response.
+pub(crate) fn reply_response(
+    reply: lotse_server::link_types::HttpReply,
+) -> Result<axum::response::Response, crate::reply::ApiError> {
+    use crate::reply::ApiError;
+    use axum::http::StatusCode;
     let mut response = axum::response::Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (name, value) in &reply.headers {

@@ -62,7 +62,7 @@ pub async fn get(state: AxState<State>, Path(key): Path<String>, params: Params)
 
 async fn get_key(AxState(state): AxState<State>, key: String, params: Params) -> ApiResult {
     let opts = params.query_options(&state)?;
-    let server = &state.server;
+    let server = &state.server()?;
     let pretty = params.pretty();
     if params.has("keys") {
         server.authorize(
@@ -154,7 +154,7 @@ pub async fn put(
     if params.conflicting(&["cas", "acquire", "release"]) {
         return Err(params.conflict_error());
     }
-    let server = &state.server;
+    let server = &state.server()?;
     server.authorize(params.token.as_deref(), Resource::Key(&key), Access::Write)?;
     let flags = params.go_uint("flags")?.unwrap_or(0);
     let cas = params.go_uint("cas")?;
@@ -200,7 +200,7 @@ async fn delete_key(AxState(state): AxState<State>, key: String, params: Params)
     if !recurse && key.is_empty() {
         return Err(missing_key());
     }
-    let server = &state.server;
+    let server = &state.server()?;
     let resource = if recurse {
         Resource::KeyPrefix(&key)
     } else {

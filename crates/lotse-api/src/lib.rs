@@ -25,7 +25,8 @@
 //! * The cluster's endpoints: [`cluster`] (join, leave, force-leave, keyring), [`operator`]
 //!   (`/v1/operator/raft/*`, `/v1/operator/autopilot/*`), [`event`] (user events),
 //!   [`snapshot`] (save and restore); [`forwarded`] answers HTTP requests handed over by other
-//!   servers and hands leader-only requests to the leader.
+//!   servers and hands leader-only requests to the leader; [`client`] is a client agent's
+//!   side: what it does not answer itself goes to a server.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -39,6 +40,7 @@ pub mod catalog_filter;
 pub mod catalog_json;
 pub mod catalog_query;
 pub mod ci_json;
+pub mod client;
 pub mod cluster;
 pub mod event;
 pub mod filter;
@@ -113,7 +115,13 @@ pub type ReloadHook = Arc<
 >;
 
 pub struct ApiState {
-    pub server: Arc<Server>,
+    /// This agent's server; `None` on a client agent, which forwards every request that is
+    /// not about the agent itself to a server ([`client`]).
+    pub server: Option<Arc<Server>>,
+    /// The servers a client agent forwards to (`None` on a server).
+    pub servers: Option<Arc<lotse_agent::remote::Servers>>,
+    /// Request counters (the server's own on a server, so its metrics keep one set).
+    pub telemetry: Arc<lotse_server::Telemetry>,
     pub agent: AgentInfo,
     pub limits: Limits,
     /// The agent's local services and checks.
@@ -129,6 +137,33 @@ pub struct ApiState {
     pub leave: Option<LeaveHook>,
     /// User events this agent received (`/v1/event/list`).
     pub events: Arc<event::EventLog>,
+}
+
+impl ApiState {
+    /// This agent's server. A client agent forwards every endpoint that needs one before its
+    /// handler runs, so this failing means a route was left out of that list.
+    pub fn server(&self) -> Result<&Arc<Server>, reply::ApiError> {
+        self.server.as_ref().ok_or_else(|| {
+            reply::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "this endpoint needs a server and this agent is a client",
+            )
+        })
+    }
+
+    /// Checks the request's token. A client agent allows what its own endpoints do until ACLs
+    /// land (the security issue), when it will resolve tokens through the servers.
+    pub fn authorize(
+        &self,
+        token: Option<&str>,
+        resource: lotse_server::Resource<'_>,
+        access: lotse_server::Access,
+    ) -> Result<(), lotse_server::ServerError> {
+        match &self.server {
+            Some(s) => s.authorize(token, resource, access),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Starts the agent's graceful leave; the agent stops once it has left.
@@ -292,6 +327,11 @@ pub fn router(state: State) -> Router {
         .merge(event::routes())
         .merge(snapshot::routes())
         .fallback(reply::not_found)
+        // A client agent hands what it does not serve itself to a server (a no-op on servers).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client::forward_to_servers,
+        ))
         // One render cache per router, shared by every request it serves.
         .layer(Extension(Arc::new(render_cache::RenderCache::new())))
         .layer(axum::middleware::from_fn_with_state(

@@ -36,8 +36,36 @@ fn sample(name: &'static str, s: &Sample) -> (&'static str, u64, f64, f64) {
     )
 }
 
+/// The agent's metrics; a server adds its store's and Raft's.
 fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
-    let server = &state.server;
+    let t = &state.telemetry;
+    let (cache_hits, cache_misses) = cache.stats();
+    let (_, cache_bytes) = cache.size();
+    let mut snap = Snapshot {
+        gauges: vec![
+            ("consul.runtime.alloc_bytes", rss_bytes() as f64),
+            ("lotse.http.render_cache.bytes", cache_bytes as f64),
+        ],
+        counters: vec![
+            ("lotse.http.requests", t.http_requests.load(Relaxed)),
+            ("lotse.http.errors", t.http_errors.load(Relaxed)),
+            ("lotse.http.render_cache.hits", cache_hits),
+            ("lotse.http.render_cache.misses", cache_misses),
+            ("lotse.dns.recursed", t.dns_recursed.load(Relaxed)),
+            (
+                "lotse.dns.recursor_failures",
+                t.dns_recursor_failures.load(Relaxed),
+            ),
+        ],
+        samples: vec![sample("consul.dns.domain_query", &t.dns_domain_query)],
+    };
+    if let Some(server) = &state.server {
+        add_server_metrics(server, &mut snap);
+    }
+    snap
+}
+
+fn add_server_metrics(server: &lotse_server::Server, snap: &mut Snapshot) {
     let t = &server.telemetry;
     let (keys, sessions) = server.peek(|s| (s.kv_len(), s.session_count()));
     // Consul's catalog gauges (`consul.state.*`): nodes, service names, service instances.
@@ -46,63 +74,47 @@ fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
         (nodes, s.catalog_services(&[]).1.len(), instances)
     });
     let raft: std::collections::HashMap<&str, String> = server.raft_stats().into_iter().collect();
-    let (cache_hits, cache_misses) = cache.stats();
-    let (_, cache_bytes) = cache.size();
     let num = |k: &str| {
         raft.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    Snapshot {
-        gauges: vec![
-            ("consul.runtime.alloc_bytes", rss_bytes() as f64),
-            ("lotse.kv.keys", keys as f64),
-            ("consul.session.active", sessions as f64),
-            ("consul.state.nodes", nodes as f64),
-            ("consul.state.services", service_names as f64),
-            ("consul.state.service_instances", instances as f64),
-            ("lotse.http.blocking_queries", server.hub().parked() as f64),
-            ("lotse.http.render_cache.bytes", cache_bytes as f64),
-            ("consul.raft.applied_index", num("applied_index")),
-            ("consul.raft.last_index", num("last_log_index")),
-            (
-                "consul.server.isLeader",
-                if server.is_leader() { 1.0 } else { 0.0 },
-            ),
-        ],
-        counters: vec![
-            ("lotse.http.requests", t.http_requests.load(Relaxed)),
-            ("lotse.http.errors", t.http_errors.load(Relaxed)),
-            ("lotse.http.render_cache.hits", cache_hits),
-            ("lotse.http.render_cache.misses", cache_misses),
-            (
-                "consul.session_ttl.invalidate",
-                t.sessions_expired.load(Relaxed),
-            ),
-            ("lotse.raft.log.commits", num("log_commits") as u64),
-            (
-                "lotse.raft.log.entries",
-                num("log_entries_persisted") as u64,
-            ),
-            ("lotse.raft.batches", t.batches.load(Relaxed)),
-            (
-                "lotse.raft.batched_commands",
-                t.batched_commands.load(Relaxed),
-            ),
-            ("lotse.dns.recursed", t.dns_recursed.load(Relaxed)),
-            (
-                "lotse.dns.recursor_failures",
-                t.dns_recursor_failures.load(Relaxed),
-            ),
-        ],
-        samples: vec![
-            sample("consul.kvs.apply", &t.kvs_apply),
-            sample("consul.txn.apply", &t.txn_apply),
-            sample("consul.session.apply", &t.session_apply),
-            sample("consul.raft.apply", &t.other_apply),
-            sample("consul.dns.domain_query", &t.dns_domain_query),
-        ],
-    }
+    snap.gauges.extend([
+        ("lotse.kv.keys", keys as f64),
+        ("consul.session.active", sessions as f64),
+        ("consul.state.nodes", nodes as f64),
+        ("consul.state.services", service_names as f64),
+        ("consul.state.service_instances", instances as f64),
+        ("lotse.http.blocking_queries", server.hub().parked() as f64),
+        ("consul.raft.applied_index", num("applied_index")),
+        ("consul.raft.last_index", num("last_log_index")),
+        (
+            "consul.server.isLeader",
+            if server.is_leader() { 1.0 } else { 0.0 },
+        ),
+    ]);
+    snap.counters.extend([
+        (
+            "consul.session_ttl.invalidate",
+            t.sessions_expired.load(Relaxed),
+        ),
+        ("lotse.raft.log.commits", num("log_commits") as u64),
+        (
+            "lotse.raft.log.entries",
+            num("log_entries_persisted") as u64,
+        ),
+        ("lotse.raft.batches", t.batches.load(Relaxed)),
+        (
+            "lotse.raft.batched_commands",
+            t.batched_commands.load(Relaxed),
+        ),
+    ]);
+    snap.samples.extend([
+        sample("consul.kvs.apply", &t.kvs_apply),
+        sample("consul.txn.apply", &t.txn_apply),
+        sample("consul.session.apply", &t.session_apply),
+        sample("consul.raft.apply", &t.other_apply),
+    ]);
 }
 
 fn consul_json(s: &Snapshot) -> Value {
@@ -174,9 +186,7 @@ pub async fn metrics(
     Extension(cache): Extension<Arc<RenderCache>>,
     params: Params,
 ) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
     let snap = snapshot(&state, &cache);
     if params.get("format") == Some("prometheus") {
         return Ok((

@@ -265,9 +265,7 @@ pub fn monitor_response(hub: &Arc<LogHub>, level: LogLevel, params: &Params) -> 
 
 /// `GET /v1/agent/monitor?loglevel=&logjson`.
 pub async fn monitor(AxState(state): AxState<State>, params: Params) -> ApiResult {
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
+    state.authorize(params.token.as_deref(), Resource::Agent, Access::Read)?;
     let level = level_param(&params)?;
     monitor_response(&state.logs, level, &params)
 }

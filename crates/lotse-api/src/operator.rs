@@ -85,7 +85,6 @@ async fn split(state: &State, req: Request) -> Result<(Params, Parts, Body), Api
 
 fn authorize(state: &State, params: &Params, access: Access) -> Result<(), ApiError> {
     state
-        .server
         .authorize(params.token.as_deref(), Resource::Operator, access)
         .map_err(ApiError::from)
 }
@@ -97,13 +96,13 @@ pub async fn raft_configuration(AxState(state): AxState<State>, req: Request) ->
     params.check_dc(&state)?;
     let opts = params.blocking_options()?;
     authorize(&state, &params, Access::Read)?;
-    if opts.consistency != Consistency::Stale && !state.server.is_leader() {
+    if opts.consistency != Consistency::Stale && !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    let (index, servers) = state.server.raft_configuration();
+    let (index, servers) = state.server()?.raft_configuration();
     // Each server's last log index as autopilot knows it (the leader's view of replication).
     let last: std::collections::HashMap<_, u64> = state
-        .server
+        .server()?
         .autopilot_health()
         .into_iter()
         .map(|h| (h.server.raft_id, h.last_index))
@@ -146,10 +145,10 @@ pub async fn raft_peer(AxState(state): AxState<State>, req: Request) -> ApiResul
         (None, Some(addr)) => PeerRef::Address(addr.to_string()),
     };
     authorize(&state, &params, Access::Write)?;
-    if !state.server.is_leader() {
+    if !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    state.server.remove_peer(peer.clone()).await?;
+    state.server()?.remove_peer(peer.clone()).await?;
     tracing::info!(?peer, "removed server from the raft configuration");
     Ok(StatusCode::OK.into_response())
 }
@@ -172,11 +171,12 @@ pub async fn autopilot_configuration(AxState(state): AxState<State>, req: Reques
     params.check_dc(&state)?;
     let opts = params.blocking_options()?;
     authorize(&state, &params, Access::Read)?;
-    if opts.consistency != Consistency::Stale && !state.server.is_leader() {
+    if opts.consistency != Consistency::Stale && !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    let reply = extras::with(&state.server, |x| {
-        AutopilotConfigJson::from_parts(&state.server.autopilot_config(), x)
+    let server = state.server()?;
+    let reply = extras::with(server, |x| {
+        AutopilotConfigJson::from_parts(&server.autopilot_config(), x)
     });
     Ok(json(&reply, params.pretty()))
 }
@@ -202,11 +202,11 @@ pub async fn set_autopilot_configuration(
     };
     params.check_dc(&state)?;
     authorize(&state, &params, Access::Write)?;
-    if !state.server.is_leader() {
+    if !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, bytes).await;
     }
-    let server = state.server.clone();
-    let updated = extras::with(&state.server, |x| {
+    let server = state.server()?.clone();
+    let updated = extras::with(state.server()?, |x| {
         if cas.is_some_and(|c| c != x.modify_index) {
             return false;
         }
@@ -246,10 +246,10 @@ pub async fn autopilot_health(AxState(state): AxState<State>, req: Request) -> A
     params.check_dc(&state)?;
     params.blocking_options()?;
     authorize(&state, &params, Access::Read)?;
-    if !state.server.is_leader() {
+    if !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    let view = health_view(&state);
+    let view = health_view(&state)?;
     let reply = shapes::HealthReplyJson::from(&view);
     let mut resp = json(&reply, params.pretty());
     if !view.healthy {
@@ -265,10 +265,10 @@ pub async fn autopilot_state(AxState(state): AxState<State>, req: Request) -> Ap
     params.check_dc(&state)?;
     params.blocking_options()?;
     authorize(&state, &params, Access::Read)?;
-    if !state.server.is_leader() {
+    if !state.server()?.is_leader() {
         return forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    let view = health_view(&state);
+    let view = health_view(&state)?;
     Ok(json(
         &shapes::AutopilotStateJson::from(&view),
         params.pretty(),
@@ -323,10 +323,11 @@ impl HealthView {
     }
 }
 
-fn health_view(state: &State) -> HealthView {
+fn health_view(state: &State) -> Result<HealthView, ApiError> {
     let now = SystemTime::now();
-    let health = state.server.autopilot_health();
-    let servers = extras::with(&state.server, |x| {
+    let server = state.server()?;
+    let health = server.autopilot_health();
+    let servers = extras::with(server, |x| {
         health
             .into_iter()
             .map(|h| {
@@ -349,5 +350,5 @@ fn health_view(state: &State) -> HealthView {
             })
             .collect()
     });
-    HealthView::new(servers)
+    Ok(HealthView::new(servers))
 }

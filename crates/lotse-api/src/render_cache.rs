@@ -258,7 +258,7 @@ impl RenderCache {
         let found = match found {
             Some(found) => found,
             None => {
-                let (index, found) = state.server.peek(|s| {
+                let (index, found) = state.server()?.peek(|s| {
                     let index = index_of(s);
                     (index, self.lookup(s, key, index, &rows))
                 });

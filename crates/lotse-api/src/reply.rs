@@ -47,6 +47,13 @@ impl From<ServerError> for ApiError {
     }
 }
 
+/// Lets handlers that answer `Result<_, Response>` use `?` on an [`ApiError`].
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Response {
+        e.into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, self.reason).into_response();
@@ -151,10 +158,10 @@ pub fn allow(
 /// Headers on every response, and request counting.
 pub async fn common_headers(AxState(state): AxState<State>, req: Request, next: Next) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
-    state.server.telemetry.http_requests.fetch_add(1, Relaxed);
+    state.telemetry.http_requests.fetch_add(1, Relaxed);
     let mut resp = next.run(req).await;
     if resp.status().is_server_error() {
-        state.server.telemetry.http_errors.fetch_add(1, Relaxed);
+        state.telemetry.http_errors.fetch_add(1, Relaxed);
     }
     resp.headers_mut().insert(
         "X-Consul-Default-ACL-Policy",

@@ -171,24 +171,40 @@ pub async fn create(
         "https://developer.hashicorp.com/consul/api-docs/session",
     )
     .await?;
-    let req = parse_create(&body, state.server.config.session_ttl_min)?;
+    let mut req = parse_create(&body, state.server()?.config.session_ttl_min)?;
+    // Consul's default is the agent that received the request: a client agent that forwarded
+    // it names itself.
     let node = req
         .node
-        .clone()
-        .unwrap_or_else(|| state.agent.node_name.clone());
-    state.server.authorize(
+        .get_or_insert_with(|| {
+            origin_node(&headers).unwrap_or_else(|| state.agent.node_name.clone())
+        })
+        .clone();
+    state.authorize(
         params.token.as_deref(),
         Resource::Session(&node),
         Access::Write,
     )?;
-    let (_, id) = state.server.session_create(req).await?;
+    let (_, id) = state.server()?.session_create(req).await?;
     Ok(json(&j!({ "ID": id }), params.pretty()))
+}
+
+/// The client agent a forwarded request came through, if it came through one.
+fn origin_node(headers: &HeaderMap) -> Option<String> {
+    if !headers.contains_key(crate::forwarded::FORWARDED_HEADER) {
+        return None;
+    }
+    headers
+        .get(crate::forwarded::AGENT_NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The checks every session write makes first: the datacenter, then the ACL seam.
 fn check_session_write(state: &State, params: &Params, id: &str) -> Result<(), ApiError> {
     params.check_dc(state)?;
-    state.server.authorize(
+    state.authorize(
         params.token.as_deref(),
         Resource::Session(id),
         Access::Write,
@@ -202,7 +218,7 @@ pub async fn destroy(
     params: Params,
 ) -> ApiResult {
     check_session_write(&state, &params, &id)?;
-    state.server.session_destroy(&id).await?;
+    state.server()?.session_destroy(&id).await?;
     Ok(json(&true, params.pretty()))
 }
 
@@ -215,11 +231,11 @@ pub async fn renew(
     req: axum::extract::Request,
 ) -> ApiResult {
     check_session_write(&state, &params, &id)?;
-    if !state.server.is_leader() {
+    if !state.server()?.is_leader() {
         let (parts, _body) = req.into_parts();
         return crate::forwarded::to_leader(&state, &parts, Vec::new()).await;
     }
-    match state.server.session_renew(&id).await? {
+    match state.server()?.session_renew(&id).await? {
         Some((_, s)) => Ok(json(&[session_json(&s)], params.pretty())),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -231,12 +247,10 @@ pub async fn renew(
 /// Shared by the three session reads: a blocking read of the sessions table.
 async fn list_where(state: &State, params: &Params, pick: impl Fn(&Session) -> bool) -> ApiResult {
     let opts = params.query_options(state)?;
-    state
-        .server
-        .authorize(opts.token.as_deref(), Resource::Session(""), Access::Read)?;
+    state.authorize(opts.token.as_deref(), Resource::Session(""), Access::Read)?;
     let watch = [WatchKey::Table(Table::Sessions)];
     let (meta, sessions) = state
-        .server
+        .server()?
         .blocking_read(&opts, &watch, |s| {
             let (i, all) = s.session_list();
             (

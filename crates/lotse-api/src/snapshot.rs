@@ -42,10 +42,8 @@ pub fn routes() -> Router<State> {
 pub async fn save(AxState(state): AxState<State>, params: Params) -> ApiResult {
     let opts = params.query_options(&state)?;
     // Consul asks for a management token: the archive holds every secret in the store.
-    state
-        .server
-        .authorize(opts.token.as_deref(), Resource::Operator, Access::Write)?;
-    let saved = state.server.snapshot_save(opts.consistency).await?;
+    state.authorize(opts.token.as_deref(), Resource::Operator, Access::Write)?;
+    let saved = state.server()?.snapshot_save(opts.consistency).await?;
     let resp = (
         [(header::CONTENT_TYPE, "application/x-gzip")],
         saved.archive,
@@ -62,11 +60,9 @@ pub async fn restore(
     body: Body,
 ) -> ApiResult {
     params.check_dc(&state)?;
-    state
-        .server
-        .authorize(params.token.as_deref(), Resource::Operator, Access::Write)?;
+    state.authorize(params.token.as_deref(), Resource::Operator, Access::Write)?;
     let archive = read_body(&headers, body, RESTORE_BODY_LIMIT, DOC).await?;
-    match state.server.snapshot_restore(archive).await {
+    match state.server()?.snapshot_restore(archive).await {
         Ok(_) => Ok(StatusCode::OK.into_response()),
         Err(SnapshotError::Server(e)) => Err(e.into()),
         Err(e @ SnapshotError::TooLarge { .. }) => {

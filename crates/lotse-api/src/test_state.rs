@@ -33,7 +33,9 @@ pub async fn state() -> State {
     assert!(server.wait_leader(Duration::from_secs(10)).await);
     let local = lotse_agent::Agent::start(server.clone(), Default::default()).expect("agent");
     Arc::new(ApiState {
-        server,
+        telemetry: server.telemetry.clone(),
+        server: Some(server),
+        servers: None,
         agent: AgentInfo {
             node_name: "n1".into(),
             node_id: "3f4c2a1e-0000-4000-8000-000000000001".into(),
@@ -93,7 +95,7 @@ pub async fn register(
         req: Box::new(req),
         now_ms: lotse_server::now_ms(),
     };
-    state.server.write(cmd).await.map(|_| ())
+    srv(state).write(cmd).await.map(|_| ())
 }
 
 /// Removes a node, a service (and its checks) or a check.
@@ -112,7 +114,7 @@ pub async fn deregister(
         req,
         now_ms: lotse_server::now_ms(),
     };
-    state.server.write(cmd).await.map(|_| ())
+    srv(state).write(cmd).await.map(|_| ())
 }
 
 /// A response's status, `X-Consul-Index` and body.
@@ -128,4 +130,9 @@ pub async fn parts(resp: Response) -> (u16, u64, Bytes) {
         .await
         .expect("body");
     (status, index, body)
+}
+
+/// The test state's server (it always has one).
+pub(crate) fn srv(state: &State) -> &Arc<lotse_server::Server> {
+    state.server.as_ref().expect("the test state runs a server")
 }

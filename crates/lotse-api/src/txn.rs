@@ -236,7 +236,7 @@ pub async fn txn(
     if !errors.is_empty() {
         return Ok(respond(&Err(errors), pretty));
     }
-    let server = &state.server;
+    let server = &state.server()?;
     for op in &ops {
         let access = if op.is_read() {
             Access::Read

@@ -40,6 +40,10 @@ impl ForwardHandler for Echo {
             body: request.body,
         })
     }
+
+    async fn agent_call(&self, call: Vec<u8>) -> Result<Vec<u8>, Status> {
+        Ok([b"agent:".as_slice(), &call].concat())
+    }
 }
 
 #[tokio::test]
@@ -74,6 +78,13 @@ async fn forwarded_calls_round_trip_through_the_handler() {
     }
     assert_eq!(client.read_index(true, t).await.expect("read index"), 42);
     assert_eq!(client.read_index(false, t).await.expect("read index"), 41);
+    assert_eq!(
+        client
+            .agent_call(b"x".to_vec(), t)
+            .await
+            .expect("agent call"),
+        b"agent:x"
+    );
 
     let request = HttpRequest {
         method: "PUT".into(),

@@ -39,7 +39,7 @@ use lotse_core::{Changes, Command, Store, StoreError};
 use openraft_error::classify;
 
 pub use authorizer::{Access, AllowAll, Authorizer, Resource};
-pub use link::{FacadeForward, HttpHandler};
+pub use link::{from_status, never_delivered, AgentCallHandler, FacadeForward, HttpHandler};
 /// The shapes of a forwarded HTTP request and its answer.
 pub mod link_types {
     pub use lotse_consensus::rpc::{HttpReply, HttpRequest};
@@ -72,6 +72,26 @@ pub struct ServerConfig {
     pub autopilot: autopilot::AutopilotConfig,
 }
 
+/// An agent's node record as the agent registers it (servers and client agents alike): its
+/// advertised address as every tagged address, and Consul's default network segment.
+pub fn agent_node(id: &str, name: &str, address: &str, datacenter: &str) -> Node {
+    Node {
+        id: id.to_string(),
+        name: name.to_string(),
+        address: address.to_string(),
+        datacenter: datacenter.to_string(),
+        tagged_addresses: ["lan", "lan_ipv4", "wan", "wan_ipv4"]
+            .into_iter()
+            .map(|k| (k.to_string(), address.to_string()))
+            .collect(),
+        meta: [("consul-network-segment".to_string(), String::new())]
+            .into_iter()
+            .collect(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
 /// A request failed. None of these left partial state behind. (Serde: a forwarded request's
 /// error travels back from the leader as it was.)
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -97,6 +117,12 @@ pub enum ServerError {
     /// The request named something that does not exist or cannot be done (Consul's text).
     #[error("{0}")]
     Invalid(String),
+    /// A client agent knows no server to send the request to (Consul's text).
+    #[error("No known Consul servers")]
+    NoServers,
+    /// A client agent's call to a server failed without the server's answer (Consul's text).
+    #[error("rpc error making call: {0}")]
+    Rpc(String),
 }
 
 /// Wakes blocking queries when the state machine applies commands.
@@ -599,25 +625,7 @@ impl Server {
     /// This agent's node record as it registers it.
     pub fn self_node(&self) -> Node {
         let c = &self.config;
-        Node {
-            id: c.node_id.clone(),
-            name: c.node_name.clone(),
-            address: c.advertise_addr.clone(),
-            datacenter: c.datacenter.clone(),
-            tagged_addresses: [
-                ("lan".to_string(), c.advertise_addr.clone()),
-                ("lan_ipv4".to_string(), c.advertise_addr.clone()),
-                ("wan".to_string(), c.advertise_addr.clone()),
-                ("wan_ipv4".to_string(), c.advertise_addr.clone()),
-            ]
-            .into_iter()
-            .collect(),
-            meta: [("consul-network-segment".to_string(), String::new())]
-                .into_iter()
-                .collect(),
-            create_index: 0,
-            modify_index: 0,
-        }
+        agent_node(&c.node_id, &c.node_name, &c.advertise_addr, &c.datacenter)
     }
 
     /// Stops consensus after in-flight writes finish.
@@ -629,8 +637,12 @@ impl Server {
 impl Server {
     /// The server RPC services (Raft between servers, forwarding to this facade), for the
     /// agent to serve on the server port. `http` answers forwarded HTTP API requests.
-    pub fn rpc_routes(self: &Arc<Self>, http: Option<HttpHandler>) -> tonic::service::Routes {
-        let forward = Arc::new(FacadeForward::new(Arc::downgrade(self), http));
+    pub fn rpc_routes(
+        self: &Arc<Self>,
+        http: Option<HttpHandler>,
+        agent: Option<AgentCallHandler>,
+    ) -> tonic::service::Routes {
+        let forward = Arc::new(FacadeForward::new(Arc::downgrade(self), http, agent));
         lotse_consensus::rpc::rpc_router(&self.consensus, forward)
     }
 }

@@ -41,8 +41,9 @@ pub(crate) fn decode_command(bytes: &[u8]) -> Result<Command, ServerError> {
         .map_err(|e| ServerError::Raft(format!("cannot decode a forwarded command: {e}")))
 }
 
-/// Whether a failed call certainly never reached the peer's handler.
-fn never_delivered(e: &RpcError) -> bool {
+/// Whether a failed call certainly never reached the peer's handler (so it is safe to send
+/// it again, to this server or another).
+pub fn never_delivered(e: &RpcError) -> bool {
     match e {
         RpcError::BadAddress { .. } => true,
         // hyper's connector reports a connection that was never made as "tcp connect error"
@@ -107,7 +108,8 @@ fn to_status(e: &ServerError) -> Status {
     }
 }
 
-fn from_status(s: &Status) -> ServerError {
+/// The facade error a refusal from a peer's facade stands for.
+pub fn from_status(s: &Status) -> ServerError {
     match s.code() {
         Code::FailedPrecondition => ServerError::NotLeader,
         Code::Aborted => ServerError::NoLeader,
@@ -121,16 +123,30 @@ pub type HttpHandler = std::sync::Arc<
     dyn Fn(HttpRequest) -> Pin<Box<dyn Future<Output = HttpReply> + Send>> + Send + Sync,
 >;
 
+/// Answers client agents' calls (`Forward.AgentCall`): encoded call in, encoded reply out.
+/// The agent crate owns both the encoding and the answers (it is above this crate).
+pub type AgentCallHandler =
+    std::sync::Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync>;
+
 /// What this server answers on the `Forward` service: writes and read indexes as the leader,
-/// and HTTP requests through the agent's router.
+/// HTTP requests through the agent's router, and client agents' calls.
 pub struct FacadeForward {
     server: Weak<Server>,
     http: Option<HttpHandler>,
+    agent: Option<AgentCallHandler>,
 }
 
 impl FacadeForward {
-    pub fn new(server: Weak<Server>, http: Option<HttpHandler>) -> FacadeForward {
-        FacadeForward { server, http }
+    pub fn new(
+        server: Weak<Server>,
+        http: Option<HttpHandler>,
+        agent: Option<AgentCallHandler>,
+    ) -> FacadeForward {
+        FacadeForward {
+            server,
+            http,
+            agent,
+        }
     }
 
     fn server(&self) -> Result<std::sync::Arc<Server>, Status> {
@@ -167,6 +183,15 @@ impl ForwardHandler for FacadeForward {
             Some(h) => Ok(h(request).await),
             None => Err(Status::unimplemented(
                 "this server answers no forwarded HTTP",
+            )),
+        }
+    }
+
+    async fn agent_call(&self, call: Vec<u8>) -> Result<Vec<u8>, Status> {
+        match &self.agent {
+            Some(h) => Ok(h(call).await),
+            None => Err(Status::unimplemented(
+                "this server answers no client agents",
             )),
         }
     }

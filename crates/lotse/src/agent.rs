@@ -1,5 +1,5 @@
 //! `lotse agent`: the composition root. Loads the configuration, starts logging, the server
-//! (consensus + facade) and the HTTP API, and handles signals: SIGINT/SIGTERM stop gracefully
+//! (consensus + facade; a client agent calls servers instead, `client`) and the HTTP API, and handles signals: SIGINT/SIGTERM stop gracefully
 //! (stop accepting, let in-flight requests finish for a bounded time, stop consensus; every
 //! acknowledged write is already on disk), SIGHUP and `PUT /v1/agent/reload` reload what can
 //! be reloaded (the service and check definitions of the configuration, and the log level).
@@ -7,6 +7,7 @@
 //! `definitions` hands the configuration's services and checks to the local agent;
 //! `config_reload` is the one reload path both triggers share.
 
+mod client;
 mod cluster;
 mod config_reload;
 mod definitions;
@@ -167,39 +168,51 @@ fn port(p: i32, what: &str) -> Result<u16, String> {
     u16::try_from(p).map_err(|_| format!("the {what} port is disabled or invalid ({p})"))
 }
 
-async fn run(
-    cfg: AgentConfig,
-    args: Vec<String>,
-    filter: FilterHandle,
-    logs: Arc<lotse_api::monitor::LogHub>,
-) -> Result<(), String> {
-    let started = Instant::now();
-    if !cfg.server {
-        return Err(
-            "client agents (without -server) are not supported yet: run with -server \
-             (-bootstrap-expect N) or -dev"
-                .into(),
-        );
+/// What the agent is: a server (Raft, the store, server RPC) or a client (calls servers).
+enum Role {
+    Server(Arc<Server>),
+    Client(client::ClientRole),
+}
+
+impl Role {
+    fn server(&self) -> Option<&Arc<Server>> {
+        match self {
+            Role::Server(s) => Some(s),
+            Role::Client(_) => None,
+        }
     }
-    let node_id = node_id(&cfg)?;
-    let advertise = match cfg.advertise_addr {
-        Some(a) => a,
-        // This workplace only ever uses loopback: an unspecified bind advertises 127.0.0.1.
-        None if cfg.bind_addr.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        None => cfg.bind_addr,
-    };
-    let server_port = port(cfg.ports.server, "server")?;
-    let serf_port = port(cfg.ports.serf_lan, "serf_lan")?;
-    // One server bootstraps alone; more find each other through gossip first.
-    let bootstrap = cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1;
-    // Bound before anything starts, so a taken port stops the start with a clear error.
+
+    fn upstream(&self) -> Arc<dyn lotse_agent::Upstream> {
+        match self {
+            Role::Server(s) => s.clone(),
+            Role::Client(c) => c.upstream.clone(),
+        }
+    }
+
+    /// Stops what the role started (a start that failed half-way).
+    async fn shutdown(&self) {
+        if let Some(s) = self.server() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// Starts consensus and the facade; the RPC listener is bound first, so a taken port stops
+/// the start with a clear error.
+async fn start_server(
+    cfg: &AgentConfig,
+    node_id: &str,
+    advertise: std::net::IpAddr,
+    server_port: u16,
+    bootstrap: bool,
+) -> Result<(Arc<Server>, tokio::net::TcpListener), String> {
     let rpc_addr = SocketAddr::new(cfg.bind_addr, server_port);
     let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)
         .await
         .map_err(|e| format!("cannot listen for server RPC on {rpc_addr}: {e}"))?;
     let server = Server::start(ServerConfig {
         node_name: cfg.node_name.clone(),
-        node_id: node_id.clone(),
+        node_id: node_id.to_string(),
         datacenter: cfg.datacenter.clone(),
         advertise_addr: advertise.to_string(),
         server_port,
@@ -220,6 +233,37 @@ async fn run(
             tracing::warn!(error = %e, "cannot register this node yet");
         }
     }
+    Ok((server, rpc_listener))
+}
+
+async fn run(
+    cfg: AgentConfig,
+    args: Vec<String>,
+    filter: FilterHandle,
+    logs: Arc<lotse_api::monitor::LogHub>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let node_id = node_id(&cfg)?;
+    let advertise = match cfg.advertise_addr {
+        Some(a) => a,
+        // This workplace only ever uses loopback: an unspecified bind advertises 127.0.0.1.
+        None if cfg.bind_addr.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        None => cfg.bind_addr,
+    };
+    let server_port = port(cfg.ports.server, "server")?;
+    let serf_port = port(cfg.ports.serf_lan, "serf_lan")?;
+    // One server bootstraps alone; more find each other through gossip first.
+    let bootstrap = cfg.server && (cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1);
+    let (role, rpc_listener) = if cfg.server {
+        let (server, listener) =
+            start_server(&cfg, &node_id, advertise, server_port, bootstrap).await?;
+        (Role::Server(server), Some(listener))
+    } else {
+        (
+            Role::Client(client::ClientRole::start(&cfg, &node_id, advertise)),
+            None,
+        )
+    };
     let gossip = cluster::start_gossip(lotse_gossip::GossipConfig {
         node_name: cfg.node_name.clone(),
         bind: SocketAddr::new(cfg.bind_addr, serf_port),
@@ -227,7 +271,7 @@ async fn run(
         tags: cluster::Tags {
             node_id: node_id.clone(),
             datacenter: cfg.datacenter.clone(),
-            server_port: Some(server_port),
+            server_port: cfg.server.then_some(server_port),
             bootstrap_expect: cfg.bootstrap_expect,
         }
         .to_map(),
@@ -238,14 +282,19 @@ async fn run(
     let gossip = match gossip {
         Ok(g) => g,
         Err(e) => {
-            server.shutdown().await;
+            role.shutdown().await;
             return Err(e);
         }
     };
-    cluster::feed_members(gossip.clone(), server.clone());
+    match &role {
+        Role::Server(server) => cluster::feed_members(gossip.clone(), server.clone()),
+        Role::Client(c) => {
+            client::feed_servers(gossip.clone(), c.servers.clone(), cfg.datacenter.clone())
+        }
+    }
 
     let local = lotse_agent::Agent::start(
-        server.clone(),
+        role.upstream(),
         lotse_agent::AgentOptions {
             enable_script_checks: cfg.enable_script_checks,
             enable_local_script_checks: cfg.enable_local_script_checks,
@@ -259,18 +308,18 @@ async fn run(
     let local = match local {
         Ok(l) => l,
         Err(e) => {
-            server.shutdown().await;
+            role.shutdown().await;
             return Err(e.to_string());
         }
     };
     // As Consul, a definition the agent refuses stops the start.
     if let Err(e) = definitions::register(&local, &cfg).await {
-        server.shutdown().await;
+        role.shutdown().await;
         return Err(e);
     }
     // DNS answers from the same server; `-dns-port -1` turns it off.
-    let dns = match u16::try_from(cfg.ports.dns) {
-        Ok(p) if p > 0 => {
+    let dns = match (u16::try_from(cfg.ports.dns), role.server()) {
+        (Ok(p), Some(server)) if p > 0 => {
             let addr = SocketAddr::new(cfg.dns_addr, p);
             let started = lotse_dns::DnsServer::start(
                 cfg.dns.clone(),
@@ -282,10 +331,16 @@ async fn run(
             match started {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    server.shutdown().await;
+                    role.shutdown().await;
                     return Err(e.to_string());
                 }
             }
+        }
+        (Ok(p), None) if p > 0 => {
+            tracing::warn!(
+                "DNS is not served by client agents yet: ask a server's DNS port instead"
+            );
+            None
         }
         _ => None,
     };
@@ -313,7 +368,14 @@ async fn run(
     // `PUT /v1/agent/leave`: leave gracefully, then stop.
     let (leave_tx, mut leave_rx) = tokio::sync::mpsc::channel::<()>(1);
     let state = Arc::new(ApiState {
-        server: server.clone(),
+        server: role.server().cloned(),
+        servers: match &role {
+            Role::Server(_) => None,
+            Role::Client(c) => Some(c.servers.clone()),
+        },
+        telemetry: role
+            .server()
+            .map_or_else(Default::default, |s| s.telemetry.clone()),
         agent: AgentInfo {
             node_name: cfg.node_name.clone(),
             node_id: node_id.clone(),
@@ -350,24 +412,34 @@ async fn run(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut stop_for_rpc = stop_rx.clone();
-    let routes = server.rpc_routes(Some(lotse_api::forwarded::handler(state.clone())));
-    let rpc = tokio::spawn(lotse_consensus::rpc::serve(
-        rpc_listener,
-        routes,
-        async move {
-            let _ = stop_for_rpc.wait_for(|s| *s).await;
-        },
-    ));
-    if !bootstrap && cfg.bootstrap_expect > 1 {
-        cluster::bootstrap_when_ready(server.clone(), cfg.bootstrap_expect, server.rpc_peers());
+    let rpc = match (role.server(), rpc_listener) {
+        (Some(server), Some(rpc_listener)) => {
+            let mut stop_for_rpc = stop_rx.clone();
+            let routes = server.rpc_routes(
+                Some(lotse_api::forwarded::handler(state.clone())),
+                Some(lotse_agent::remote::answer_clients(Arc::downgrade(server))),
+            );
+            Some(tokio::spawn(lotse_consensus::rpc::serve(
+                rpc_listener,
+                routes,
+                async move {
+                    let _ = stop_for_rpc.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        _ => None,
+    };
+    if let Some(server) = role.server() {
+        if !bootstrap && cfg.bootstrap_expect > 1 {
+            cluster::bootstrap_when_ready(server.clone(), cfg.bootstrap_expect, server.rpc_peers());
+        }
     }
     if !cfg.start_join.is_empty() {
         match cluster::join(&gossip, &cfg.start_join, serf_port).await {
             Ok(n) => tracing::info!(joined = n, "joined the cluster (start_join)"),
             Err(e) => {
                 let _ = stop_tx.send(true);
-                server.shutdown().await;
+                role.shutdown().await;
                 return Err(format!("Failed to join {:?}: {e}", cfg.start_join));
             }
         }
@@ -421,15 +493,19 @@ async fn run(
     };
     tracing::info!(?stopped, leave, "shutting down");
     if leave {
-        graceful_leave(&server, &gossip).await;
+        graceful_leave(role.server(), &gossip).await;
     }
-    // This server stops campaigning before it stops answering Raft: a node on its way out
+    // A server stops campaigning before it stops answering Raft: a node on its way out
     // must not win an election (with no one left to serve it).
-    server.stop_campaigning();
+    if let Some(server) = role.server() {
+        server.stop_campaigning();
+    }
     gossip.shutdown().await;
     let _ = stop_tx.send(true);
     // Parked blocking queries answer now, with what they have, instead of being cut off.
-    server.begin_shutdown();
+    if let Some(server) = role.server() {
+        server.begin_shutdown();
+    }
     match tokio::time::timeout(DRAIN_TIMEOUT, http).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server error"),
         Err(_) => tracing::warn!("in-flight requests still running after the drain timeout"),
@@ -438,8 +514,10 @@ async fn run(
     if let Some(dns) = dns {
         dns.shutdown().await;
     }
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, rpc).await;
-    server.shutdown().await;
+    if let Some(rpc) = rpc {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, rpc).await;
+    }
+    role.shutdown().await;
     tracing::info!("shutdown complete");
     stopped.map(|_| ())
 }
@@ -447,9 +525,11 @@ async fn run(
 /// A graceful leave: a server first takes itself out of the Raft configuration (so the
 /// others' quorum shrinks with it), then the pool is told, so the leader deregisters the node
 /// instead of marking it failed.
-async fn graceful_leave(server: &Arc<Server>, gossip: &lotse_gossip::Gossip) {
-    if let Err(e) = server.leave_raft().await {
-        tracing::warn!(error = %e, "could not leave the Raft configuration");
+async fn graceful_leave(server: Option<&Arc<Server>>, gossip: &lotse_gossip::Gossip) {
+    if let Some(server) = server {
+        if let Err(e) = server.leave_raft().await {
+            tracing::warn!(error = %e, "could not leave the Raft configuration");
+        }
     }
     gossip.leave(Duration::from_secs(5)).await;
 }

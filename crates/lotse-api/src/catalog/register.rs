@@ -102,7 +102,7 @@ fn pre_apply(mut body: RegisterBody, state: &State) -> Result<RegisterRequest, A
         let known = in_request
             || c.service_id.is_empty()
             || state
-                .server
+                .server()?
                 .peek(|st| st.service(&node, &c.service_id).is_some());
         if !known {
             return Err(rpc_error(format!(
@@ -135,13 +135,13 @@ pub async fn register(
 ) -> ApiResult {
     let body = decode_body(&headers, body, decode::register).await?;
     let req = pre_apply(body, &state)?;
-    state.server.authorize(
+    state.authorize(
         params.token.as_deref(),
         Resource::Node(&req.node.name),
         Access::Write,
     )?;
     state
-        .server
+        .server()?
         .write(Command::CatalogRegister {
             req: Box::new(req),
             now_ms: now_ms(),
@@ -162,7 +162,7 @@ pub async fn deregister(
     if node.is_empty() {
         return Err(rpc_error("Must provide node"));
     }
-    state.server.authorize(
+    state.authorize(
         params.token.as_deref(),
         Resource::Node(&node),
         Access::Write,
@@ -173,7 +173,7 @@ pub async fn deregister(
         check_id: (!check_id.is_empty()).then_some(check_id),
     };
     state
-        .server
+        .server()?
         .write(Command::CatalogDeregister {
             req,
             now_ms: now_ms(),

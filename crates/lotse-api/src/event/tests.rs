@@ -350,6 +350,8 @@ async fn fired_events_come_back_through_gossip_and_filters() {
     .expect("gossip starts");
     let state = std::sync::Arc::new(crate::ApiState {
         server: base.server.clone(),
+        servers: None,
+        telemetry: base.telemetry.clone(),
         agent: base.agent.clone(),
         limits: base.limits,
         local: base.local.clone(),

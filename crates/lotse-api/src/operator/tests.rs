@@ -189,7 +189,12 @@ async fn autopilot_configuration_round_trips_with_check_and_set() {
     assert_eq!(v["RedundancyZoneTag"], "zone");
     assert!(v["ModifyIndex"].as_u64().unwrap() > index);
     assert_eq!(v["CreateIndex"].as_u64(), Some(index));
-    assert_eq!(state.server.autopilot_config().max_trailing_logs, 10);
+    assert_eq!(
+        crate::test_state::srv(&state)
+            .autopilot_config()
+            .max_trailing_logs,
+        10
+    );
     // The same index again is now stale; without ?cas a write always answers true, and a
     // field left out takes Consul's default.
     assert_eq!(
@@ -198,7 +203,12 @@ async fn autopilot_configuration_round_trips_with_check_and_set() {
     );
     let (status, body) = call(&state, "PUT", "/v1/operator/autopilot/configuration", "{}").await;
     assert_eq!((status, body.as_str()), (200, "true"));
-    assert_eq!(state.server.autopilot_config().max_trailing_logs, 250);
+    assert_eq!(
+        crate::test_state::srv(&state)
+            .autopilot_config()
+            .max_trailing_logs,
+        250
+    );
 }
 
 #[tokio::test]

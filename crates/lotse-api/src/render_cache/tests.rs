@@ -211,7 +211,7 @@ async fn random_write(state: &State, rng: &mut StdRng) {
                 req: Box::new(keep_node),
                 now_ms: lotse_server::now_ms(),
             };
-            state.server.write(cmd).await.map(|_| ())
+            crate::test_state::srv(state).write(cmd).await.map(|_| ())
         }
     };
 }
@@ -263,7 +263,7 @@ async fn the_watchers_woken_by_one_change_share_one_rendering() {
     let cache = Arc::new(RenderCache::new());
     let (_, index, _) = health_answer(&state, &cache, "").await;
     const WATCHERS: usize = 50;
-    let parked_before = state.server.hub().parked();
+    let parked_before = crate::test_state::srv(&state).hub().parked();
     let mut watchers = Vec::new();
     for _ in 0..WATCHERS {
         let (state, cache) = (state.clone(), cache.clone());
@@ -273,7 +273,7 @@ async fn the_watchers_woken_by_one_change_share_one_rendering() {
         }));
     }
     let parked = async {
-        while state.server.hub().parked() < parked_before + WATCHERS {
+        while crate::test_state::srv(&state).hub().parked() < parked_before + WATCHERS {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };

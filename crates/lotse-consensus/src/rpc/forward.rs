@@ -44,6 +44,8 @@ pub trait ForwardHandler: Send + Sync + 'static {
     async fn read_index(&self, consistent: bool) -> Result<u64, Status>;
     /// Answer an HTTP API request as if it had arrived here.
     async fn http(&self, request: HttpRequest) -> Result<HttpReply, Status>;
+    /// A client agent's call; payload and reply are encoded by the facade.
+    async fn agent_call(&self, call: Vec<u8>) -> Result<Vec<u8>, Status>;
 }
 
 /// A handler for servers that take no forwarded calls (tests, or before the facade is up).
@@ -62,6 +64,11 @@ impl ForwardHandler for NoForwarding {
         ))
     }
     async fn http(&self, _request: HttpRequest) -> Result<HttpReply, Status> {
+        Err(Status::unimplemented(
+            "this server takes no forwarded calls",
+        ))
+    }
+    async fn agent_call(&self, _call: Vec<u8>) -> Result<Vec<u8>, Status> {
         Err(Status::unimplemented(
             "this server takes no forwarded calls",
         ))
@@ -102,6 +109,11 @@ impl pb::forward_server::Forward for ForwardService {
             headers: to_pb_headers(reply.headers),
             body: reply.body,
         }))
+    }
+
+    async fn agent_call(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let data = self.handler.agent_call(req.into_inner().data).await?;
+        Ok(Response::new(pb::Payload { data }))
     }
 }
 
@@ -144,6 +156,14 @@ impl ForwardClient {
         let mut grpc = self.grpc.clone();
         let req = with_deadline(pb::Payload { data: command }, timeout);
         let reply = self.bounded(timeout, grpc.apply(req)).await?;
+        Ok(reply.data)
+    }
+
+    /// Sends a client agent's encoded call; returns the server's encoded reply.
+    pub async fn agent_call(&self, call: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
+        let mut grpc = self.grpc.clone();
+        let req = with_deadline(pb::Payload { data: call }, timeout);
+        let reply = self.bounded(timeout, grpc.agent_call(req)).await?;
         Ok(reply.data)
     }
 
