@@ -6,6 +6,7 @@ address. Partitions are iptables rules between those addresses (root and iptable
 """
 import concurrent.futures
 import signal
+import threading
 import time
 
 import pytest
@@ -404,3 +405,51 @@ def test_renewing_a_session_through_a_follower_keeps_it_alive():
         assert r.status_code == 404
     finally:
         c.cleanup()
+
+
+def test_leadership_moves_to_the_named_server_and_no_write_is_lost(three):
+    c = three
+    lead = c.wait_leader()
+    target = c.followers()[0]
+    other = next(a for a in c.nodes if a not in (lead, target))
+    servers = lead.get("/v1/operator/raft/configuration").json()["Servers"]
+    target_id = next(s["ID"] for s in servers if s["Address"] == c.rpc_addr(target))
+    # Writes through every server keep going while leadership moves.
+    acked, failed, stop = [], [], threading.Event()
+
+    def writer(a, tag):
+        i = 0
+        while not stop.is_set():
+            key = f"moving/{tag}/{i}"
+            try:
+                r = put(a, key, "x", timeout=10)
+                ok = r.status_code == 200 and r.json() is True
+                (acked if ok else failed).append((key, r.status_code, r.text))
+            except requests.RequestException as e:
+                failed.append((key, 0, str(e)))
+                return
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(a, n)) for n, a in enumerate(c.nodes)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    # Asked of a follower that is not the target: forwarded to the leader.
+    r = other.request("POST", f"/v1/operator/raft/transfer-leader?id={target_id}", timeout=20)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"Success": True}
+    assert c.wait_leader() is target
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    assert not failed, failed[:5]
+    keys = set(target.get("/v1/kv/moving/?keys&consistent").json())
+    assert {k for k, _, _ in acked} <= keys and len(acked) > 10
+    # Without -id the most caught-up other voter takes over.
+    p = target.cli("operator", "raft", "transfer-leader")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == "Success"
+    assert c.wait_leader() is not target
+    r = lead.request("POST", "/v1/operator/raft/transfer-leader?id=nope", timeout=20)
+    assert r.status_code == 500 and r.text == 'Failed to transfer Leader: cannot find peer "nope"'

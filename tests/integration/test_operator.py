@@ -53,10 +53,10 @@ def test_remove_peer_errors_are_consuls(agent):
     the_server(agent)
 
 
-def test_transfer_leader_is_not_supported_yet(agent):
+def test_a_lone_server_cannot_transfer_leadership(agent):
     r = requests_post(agent, "/v1/operator/raft/transfer-leader")
     assert r.status_code == 500
-    assert r.text.startswith("Failed to transfer Leader: ")
+    assert r.text == "Failed to transfer Leader: no other voter to transfer leadership to"
     p = agent.cli("operator", "raft", "transfer-leader")
     assert p.returncode == 1
     assert err(p).startswith("Error transfering leadership: Failed to transfer leadership "

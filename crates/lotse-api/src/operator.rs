@@ -153,16 +153,27 @@ pub async fn raft_peer(AxState(state): AxState<State>, req: Request) -> ApiResul
     Ok(StatusCode::OK.into_response())
 }
 
-/// `POST /v1/operator/raft/transfer-leader[?id=...]`. The consensus engine (openraft 0.9) has
-/// no leadership transfer, so this answers Consul's error shape saying so.
+/// `POST /v1/operator/raft/transfer-leader[?id=...]`: hands leadership to the voter `id`
+/// (or the most caught-up one) and answers once it leads. Leader only; a follower forwards.
 pub async fn transfer_leader(AxState(state): AxState<State>, req: Request) -> ApiResult {
-    let (params, _, _) = split(&state, req).await?;
+    let (params, parts, _) = split(&state, req).await?;
     params.check_dc(&state)?;
     authorize(&state, &params, Access::Write)?;
-    Err(ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Failed to transfer Leader: leadership transfer is not supported by this server yet",
-    ))
+    let server = state.server()?;
+    if !server.is_leader() {
+        return forwarded::to_leader(&state, &parts, Vec::new()).await;
+    }
+    let target = params.get("id").filter(|id| !id.is_empty());
+    match server.transfer_leadership(target).await {
+        Ok(_) => Ok(json(
+            &serde_json::json!({ "Success": true }),
+            params.pretty(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to transfer Leader: {e}"),
+        )),
+    }
 }
 
 /// `GET /v1/operator/autopilot/configuration` (`?stale` served by any server).

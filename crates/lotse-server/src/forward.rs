@@ -42,7 +42,8 @@ enum Route {
 impl Server {
     fn route(&self) -> Route {
         if self.is_leader() {
-            if self.lease_fresh() {
+            // A leader handing over office takes no writes: they wait for the next one.
+            if self.lease_fresh() && !self.is_transferring() {
                 Route::Local
             } else {
                 Route::Unknown
@@ -107,7 +108,11 @@ impl Server {
     /// leader once the partition heals.
     pub(crate) async fn leader_write(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
         let term = self.duty_term.load(std::sync::atomic::Ordering::Acquire);
-        if term == 0 || self.confirmed_term() != term || !self.lease_fresh() {
+        if term == 0
+            || self.confirmed_term() != term
+            || !self.lease_fresh()
+            || self.is_transferring()
+        {
             return Err(ServerError::NotLeader);
         }
         self.write_local(cmd).await

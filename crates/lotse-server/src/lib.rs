@@ -11,6 +11,8 @@
 //! * [`query`]: consistency modes and blocking-query options.
 //! * [`sessions`]: the leader's TTL timers (renewals live only on the leader, as in Consul).
 //! * [`authorizer`]: the ACL seam; allows everything until the ACL issue lands.
+//! * `forward` / `link`: where a request is served (here or on the leader) and the server
+//!   RPC calls between facades; `transfer`: handing leadership to another voter.
 #![forbid(unsafe_code)]
 
 pub mod authorizer;
@@ -27,6 +29,7 @@ pub mod sessions;
 pub mod snapshot;
 pub mod telemetry;
 mod tombstones;
+mod transfer;
 pub mod watch_hub;
 
 use std::sync::Arc;
@@ -176,6 +179,12 @@ pub struct Server {
     lease_clock: Arc<lease::LeaseClock>,
     /// Shares leadership confirmations among concurrent `consistent` reads.
     read_barrier: Arc<read_barrier::ReadBarrier>,
+    /// A leadership transfer away from this leader is under way ([`transfer`]).
+    transferring: std::sync::atomic::AtomicBool,
+    /// This server campaigns no more (it is stopping); nothing turns elections back on.
+    campaign_stopped: std::sync::atomic::AtomicBool,
+    /// Elections are held until this many ms after `started` (a transfer elsewhere).
+    held_until_ms: std::sync::atomic::AtomicU64,
 }
 
 /// One leadership confirmation: a quorum round, then the wait until this leader applied
@@ -296,6 +305,9 @@ impl Server {
             duty_term: std::sync::atomic::AtomicU64::new(0),
             lease_clock: lease_clock.clone(),
             read_barrier,
+            transferring: std::sync::atomic::AtomicBool::new(false),
+            campaign_stopped: std::sync::atomic::AtomicBool::new(false),
+            held_until_ms: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -518,6 +530,8 @@ impl Server {
 
     /// This server no longer starts elections (it is about to stop).
     pub fn stop_campaigning(&self) {
+        self.campaign_stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         self.consensus.raft.runtime_config().elect(false);
     }
 

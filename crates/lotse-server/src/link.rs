@@ -164,6 +164,10 @@ impl ForwardHandler for FacadeForward {
         if !server.is_leader() {
             return Err(to_status(&server.not_leader_error()));
         }
+        // Handing over office: refused before doing anything, so the caller tries again.
+        if server.is_transferring() {
+            return Err(to_status(&ServerError::NotLeader));
+        }
         let answer: WriteAnswer = server.write_local(cmd).await;
         Ok(codec::encode(&answer))
     }
@@ -184,6 +188,16 @@ impl ForwardHandler for FacadeForward {
             None => Err(Status::unimplemented(
                 "this server answers no forwarded HTTP",
             )),
+        }
+    }
+
+    async fn election(&self, campaign: bool, window: Duration) -> Result<bool, Status> {
+        let server = self.server()?;
+        if campaign {
+            Ok(server.campaign(window).await)
+        } else {
+            server.hold_elections(window);
+            Ok(false)
         }
     }
 

@@ -136,12 +136,26 @@ async fn removing_a_peer_needs_exactly_one_of_id_and_address() {
 }
 
 #[tokio::test]
-async fn leadership_transfer_is_refused_as_not_supported() {
+async fn a_lone_server_has_no_one_to_transfer_leadership_to() {
     let state = test_state::state().await;
     let (status, body) = call(&state, "POST", "/v1/operator/raft/transfer-leader", "").await;
     assert_eq!(status, 500);
-    assert!(body.starts_with("Failed to transfer Leader: "), "{body}");
-    assert!(body.contains("not supported"), "{body}");
+    assert_eq!(
+        body,
+        "Failed to transfer Leader: no other voter to transfer leadership to"
+    );
+    let (status, body) = call(
+        &state,
+        "POST",
+        "/v1/operator/raft/transfer-leader?id=nope",
+        "",
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(body, "Failed to transfer Leader: cannot find peer \"nope\"");
+    // Still the leader, still taking writes.
+    let (status, _) = call(&state, "PUT", "/v1/kv/after-transfer", "x").await;
+    assert_eq!(status, 200);
     let (status, _) = call(&state, "PUT", "/v1/operator/raft/transfer-leader", "").await;
     assert_eq!(status, 405);
 }

@@ -46,6 +46,13 @@ pub trait ForwardHandler: Send + Sync + 'static {
     async fn http(&self, request: HttpRequest) -> Result<HttpReply, Status>;
     /// A client agent's call; payload and reply are encoded by the facade.
     async fn agent_call(&self, call: Vec<u8>) -> Result<Vec<u8>, Status>;
+    /// A leadership transfer's step here: hold elections for `window`, or (`campaign`) run
+    /// for leader until leading or `window` passed; answers whether this server leads.
+    async fn election(&self, _campaign: bool, _window: Duration) -> Result<bool, Status> {
+        Err(Status::unimplemented(
+            "this server takes no leadership transfers",
+        ))
+    }
 }
 
 /// A handler for servers that take no forwarded calls (tests, or before the facade is up).
@@ -115,6 +122,16 @@ impl pb::forward_server::Forward for ForwardService {
         let data = self.handler.agent_call(req.into_inner().data).await?;
         Ok(Response::new(pb::Payload { data }))
     }
+
+    async fn election(
+        &self,
+        req: Request<pb::ElectionRequest>,
+    ) -> Result<Response<pb::ElectionReply>, Status> {
+        let req = req.into_inner();
+        let window = Duration::from_millis(req.window_ms);
+        let leads = self.handler.election(req.campaign, window).await?;
+        Ok(Response::new(pb::ElectionReply { leads }))
+    }
 }
 
 fn to_pb_headers(headers: Vec<(String, Vec<u8>)>) -> Vec<pb::Header> {
@@ -165,6 +182,26 @@ impl ForwardClient {
         let req = with_deadline(pb::Payload { data: call }, timeout);
         let reply = self.bounded(timeout, grpc.agent_call(req)).await?;
         Ok(reply.data)
+    }
+
+    /// One step of a leadership transfer on this server (see [`ForwardHandler::election`]).
+    pub async fn election(
+        &self,
+        campaign: bool,
+        window: Duration,
+        timeout: Duration,
+    ) -> Result<bool, RpcError> {
+        let mut grpc = self.grpc.clone();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let req = with_deadline(
+            pb::ElectionRequest {
+                campaign,
+                window_ms,
+            },
+            timeout,
+        );
+        let reply = self.bounded(timeout, grpc.election(req)).await?;
+        Ok(reply.leads)
     }
 
     pub async fn read_index(&self, consistent: bool, timeout: Duration) -> Result<u64, RpcError> {
