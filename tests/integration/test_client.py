@@ -6,6 +6,7 @@ Every test starts 3 servers and its clients on loopback addresses of their own
 (tests/integration/cluster.py).
 """
 import socket
+import subprocess
 import struct
 import threading
 import time
@@ -21,6 +22,12 @@ def three():
     c = Cluster(3)
     yield c
     c.cleanup()
+
+
+def dig(a, *args):
+    """`dig @<agent's address> -p <its DNS port> <args>`: the whole output."""
+    cmd = ["dig", f"@{a.host}", "-p", str(a.dns_port), *args, "+time=3", "+tries=1"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
 
 
 def _hex_addr(field):
@@ -107,6 +114,12 @@ def test_a_client_agent_serves_the_api_and_syncs_its_services_through_the_server
     wait_for("the TTL check passing on the servers",
              lambda: catalog_checks(lead, "c1").get("service:web1") == "passing")
     assert [e["Service"]["ID"] for e in cl.get("/v1/health/service/web?passing").json()] == ["web1"]
+    # DNS on the client answers from the servers' catalog, over UDP and TCP.
+    assert dig(cl, "c1.node.consul", "A", "+short").split() == [cl.host]
+    srv = dig(cl, "web.service.consul", "SRV", "+short").split()
+    assert srv[2] == "8080" and srv[3].startswith("c1.node."), srv
+    assert dig(cl, "+tcp", "web.service.consul", "A", "+short").split() == [cl.host]
+    assert "status: NXDOMAIN" in dig(cl, "nope.service.consul", "A")
 
     # A session made through the client belongs to the client's node (Consul's default).
     sid = cl.put("/v1/session/create", json={"Name": "lock"}).json()["ID"]
@@ -215,5 +228,7 @@ def test_a_client_without_servers_says_so_and_still_answers_for_itself(tmp_path)
         assert lone.put("/v1/agent/service/register", json={"Name": "web"}).status_code == 200
         assert list(lone.get("/v1/agent/services").json()) == ["web"]
         assert lone.get("/v1/agent/members").json()[0]["Name"] == "lone"
+        # DNS has no server to ask either: SERVFAIL at once, not a timeout.
+        assert "status: SERVFAIL" in dig(lone, "web.service.consul", "A")
     finally:
         lone.stop()

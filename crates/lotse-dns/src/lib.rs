@@ -13,6 +13,8 @@
 //! * [`records`]: resource records as Consul writes them.
 //! * [`respond`]: one request to one reply, synchronously (and what the fuzz target drives).
 //! * [`serve`], [`udp`], [`hickory_handler`], [`recursor`]: the transports and the waits.
+//! * [`relay`]: a client agent's listener, which hands every query to a server's responder
+//!   over server RPC ([`DnsServer::rpc_handler`] answers there).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -20,6 +22,7 @@ pub mod hickory_handler;
 pub mod name;
 pub mod records;
 pub mod recursor;
+pub mod relay;
 pub mod respond;
 pub mod serve;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -183,6 +186,23 @@ impl DnsServer {
             udp_addr,
             tcp_addr,
             view,
+        })
+    }
+
+    /// Answers client agents' queries (server RPC `Forward.Dns`) as this server's own
+    /// listener answers them.
+    pub fn rpc_handler(&self) -> lotse_server::DnsHandler {
+        let core = self.core.clone();
+        Arc::new(move |query: Vec<u8>, tcp: bool| {
+            let core = core.clone();
+            Box::pin(async move {
+                let transport = if tcp {
+                    respond::Transport::Tcp
+                } else {
+                    respond::Transport::Udp
+                };
+                core.respond(&query, transport).await
+            })
         })
     }
 

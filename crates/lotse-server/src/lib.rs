@@ -42,7 +42,10 @@ use lotse_core::{Changes, Command, Store, StoreError};
 use openraft_error::classify;
 
 pub use authorizer::{Access, AllowAll, Authorizer, Resource};
-pub use link::{from_status, never_delivered, AgentCallHandler, FacadeForward, HttpHandler};
+pub use link::{
+    from_status, never_delivered, AgentCallHandler, DnsHandler, FacadeForward, ForwardHandlers,
+    HttpHandler,
+};
 /// The shapes of a forwarded HTTP request and its answer.
 pub mod link_types {
     pub use lotse_consensus::rpc::{HttpReply, HttpRequest};
@@ -650,13 +653,10 @@ impl Server {
 
 impl Server {
     /// The server RPC services (Raft between servers, forwarding to this facade), for the
-    /// agent to serve on the server port. `http` answers forwarded HTTP API requests.
-    pub fn rpc_routes(
-        self: &Arc<Self>,
-        http: Option<HttpHandler>,
-        agent: Option<AgentCallHandler>,
-    ) -> tonic::service::Routes {
-        let forward = Arc::new(FacadeForward::new(Arc::downgrade(self), http, agent));
+    /// agent to serve on the server port; `handlers` answer what the layers above do
+    /// (forwarded HTTP API requests, client agents' calls and DNS queries).
+    pub fn rpc_routes(self: &Arc<Self>, handlers: ForwardHandlers) -> tonic::service::Routes {
+        let forward = Arc::new(FacadeForward::new(Arc::downgrade(self), handlers));
         lotse_consensus::rpc::rpc_router(&self.consensus, forward)
     }
 }

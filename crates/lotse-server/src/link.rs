@@ -128,25 +128,35 @@ pub type HttpHandler = std::sync::Arc<
 pub type AgentCallHandler =
     std::sync::Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync>;
 
+/// Answers client agents' DNS queries with this server's responder: the query and whether
+/// it came over TCP in, the reply (or `None`: send nothing) out.
+pub type DnsHandler = std::sync::Arc<
+    dyn Fn(Vec<u8>, bool) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync,
+>;
+
+/// What the layers above the facade answer on the `Forward` service (each `None` refuses
+/// its calls as unimplemented).
+#[derive(Default, Clone)]
+pub struct ForwardHandlers {
+    /// Forwarded HTTP API requests (the agent's router).
+    pub http: Option<HttpHandler>,
+    /// Client agents' calls (the agent crate).
+    pub agent: Option<AgentCallHandler>,
+    /// Client agents' DNS queries (the DNS responder).
+    pub dns: Option<DnsHandler>,
+}
+
 /// What this server answers on the `Forward` service: writes and read indexes as the leader,
-/// HTTP requests through the agent's router, and client agents' calls.
+/// leadership transfer steps, and through [`ForwardHandlers`] HTTP requests, client agents'
+/// calls and their DNS queries.
 pub struct FacadeForward {
     server: Weak<Server>,
-    http: Option<HttpHandler>,
-    agent: Option<AgentCallHandler>,
+    handlers: ForwardHandlers,
 }
 
 impl FacadeForward {
-    pub fn new(
-        server: Weak<Server>,
-        http: Option<HttpHandler>,
-        agent: Option<AgentCallHandler>,
-    ) -> FacadeForward {
-        FacadeForward {
-            server,
-            http,
-            agent,
-        }
+    pub fn new(server: Weak<Server>, handlers: ForwardHandlers) -> FacadeForward {
+        FacadeForward { server, handlers }
     }
 
     fn server(&self) -> Result<std::sync::Arc<Server>, Status> {
@@ -183,7 +193,7 @@ impl ForwardHandler for FacadeForward {
     }
 
     async fn http(&self, request: HttpRequest) -> Result<HttpReply, Status> {
-        match &self.http {
+        match &self.handlers.http {
             Some(h) => Ok(h(request).await),
             None => Err(Status::unimplemented(
                 "this server answers no forwarded HTTP",
@@ -202,11 +212,18 @@ impl ForwardHandler for FacadeForward {
     }
 
     async fn agent_call(&self, call: Vec<u8>) -> Result<Vec<u8>, Status> {
-        match &self.agent {
+        match &self.handlers.agent {
             Some(h) => Ok(h(call).await),
             None => Err(Status::unimplemented(
                 "this server answers no client agents",
             )),
+        }
+    }
+
+    async fn dns(&self, query: Vec<u8>, tcp: bool) -> Result<Option<Vec<u8>>, Status> {
+        match &self.handlers.dns {
+            Some(h) => Ok(h(query, tcp).await),
+            None => Err(Status::unimplemented("this server answers no DNS")),
         }
     }
 }

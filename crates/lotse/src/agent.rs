@@ -197,6 +197,61 @@ impl Role {
     }
 }
 
+/// The DNS interface: a server's own responder, or a client's relay to a server's.
+enum Dns {
+    Server(lotse_dns::DnsServer),
+    Relay(lotse_dns::relay::DnsRelay),
+}
+
+impl Dns {
+    fn udp_addr(&self) -> SocketAddr {
+        match self {
+            Dns::Server(d) => d.udp_addr,
+            Dns::Relay(r) => r.udp_addr,
+        }
+    }
+
+    /// A client's relay has nothing to reload: the servers' DNS configuration answers.
+    fn reloader(&self) -> Option<lotse_dns::DnsReloader> {
+        match self {
+            Dns::Server(d) => Some(d.reloader()),
+            Dns::Relay(_) => None,
+        }
+    }
+
+    fn rpc_handler(&self) -> Option<lotse_server::DnsHandler> {
+        match self {
+            Dns::Server(d) => Some(d.rpc_handler()),
+            Dns::Relay(_) => None,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Dns::Server(d) => d.shutdown().await,
+            Dns::Relay(r) => r.shutdown().await,
+        }
+    }
+}
+
+async fn start_dns(
+    cfg: &AgentConfig,
+    role: &Role,
+    addr: SocketAddr,
+) -> Result<Dns, lotse_dns::DnsError> {
+    match role {
+        Role::Server(server) => lotse_dns::DnsServer::start(
+            cfg.dns.clone(),
+            server.clone(),
+            addr,
+            lotse_dns::UdpPath::from_env(),
+        )
+        .await
+        .map(Dns::Server),
+        Role::Client(client) => client.start_dns(addr).await.map(Dns::Relay),
+    }
+}
+
 /// Starts consensus and the facade; the RPC listener is bound first, so a taken port stops
 /// the start with a clear error.
 async fn start_server(
@@ -317,39 +372,24 @@ async fn run(
         role.shutdown().await;
         return Err(e);
     }
-    // DNS answers from the same server; `-dns-port -1` turns it off.
-    let dns = match (u16::try_from(cfg.ports.dns), role.server()) {
-        (Ok(p), Some(server)) if p > 0 => {
-            let addr = SocketAddr::new(cfg.dns_addr, p);
-            let started = lotse_dns::DnsServer::start(
-                cfg.dns.clone(),
-                server.clone(),
-                addr,
-                lotse_dns::UdpPath::from_env(),
-            )
-            .await;
-            match started {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    role.shutdown().await;
-                    return Err(e.to_string());
-                }
+    // DNS answers from the server's catalog (a client relays to a server's responder);
+    // `-dns-port -1` turns it off.
+    let dns = match u16::try_from(cfg.ports.dns) {
+        Ok(p) if p > 0 => match start_dns(&cfg, &role, SocketAddr::new(cfg.dns_addr, p)).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                role.shutdown().await;
+                return Err(e.to_string());
             }
-        }
-        (Ok(p), None) if p > 0 => {
-            tracing::warn!(
-                "DNS is not served by client agents yet: ask a server's DNS port instead"
-            );
-            None
-        }
+        },
         _ => None,
     };
-    let dns_addr = dns.as_ref().map(|d| d.udp_addr.to_string());
+    let dns_addr = dns.as_ref().map(|d| d.udp_addr().to_string());
     let reloader = Reloader::new(
         args,
         filter,
         local.clone(),
-        dns.as_ref().map(|d| d.reloader()),
+        dns.as_ref().and_then(Dns::reloader),
     );
 
     let http_port = port(cfg.ports.http, "http")?;
@@ -415,10 +455,11 @@ async fn run(
     let rpc = match (role.server(), rpc_listener) {
         (Some(server), Some(rpc_listener)) => {
             let mut stop_for_rpc = stop_rx.clone();
-            let routes = server.rpc_routes(
-                Some(lotse_api::forwarded::handler(state.clone())),
-                Some(lotse_agent::remote::answer_clients(Arc::downgrade(server))),
-            );
+            let routes = server.rpc_routes(lotse_server::ForwardHandlers {
+                http: Some(lotse_api::forwarded::handler(state.clone())),
+                agent: Some(lotse_agent::remote::answer_clients(Arc::downgrade(server))),
+                dns: dns.as_ref().and_then(Dns::rpc_handler),
+            });
             Some(tokio::spawn(lotse_consensus::rpc::serve(
                 rpc_listener,
                 routes,

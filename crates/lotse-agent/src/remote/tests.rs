@@ -37,7 +37,10 @@ async fn server() -> (Arc<Server>, String, tokio::sync::oneshot::Sender<()>) {
     .await
     .expect("server starts");
     assert!(server.wait_leader(Duration::from_secs(10)).await);
-    let routes = server.rpc_routes(None, Some(answer_clients(Arc::downgrade(&server))));
+    let routes = server.rpc_routes(lotse_server::ForwardHandlers {
+        agent: Some(answer_clients(Arc::downgrade(&server))),
+        ..Default::default()
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(lotse_consensus::rpc::serve(listener, routes, async move {
         let _ = stopped.await;

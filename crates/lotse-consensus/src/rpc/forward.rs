@@ -53,6 +53,11 @@ pub trait ForwardHandler: Send + Sync + 'static {
             "this server takes no leadership transfers",
         ))
     }
+    /// A client agent's DNS query (`tcp`: it came over TCP, so no UDP size cut); `None`: send
+    /// nothing back.
+    async fn dns(&self, _query: Vec<u8>, _tcp: bool) -> Result<Option<Vec<u8>>, Status> {
+        Err(Status::unimplemented("this server answers no DNS"))
+    }
 }
 
 /// A handler for servers that take no forwarded calls (tests, or before the facade is up).
@@ -132,6 +137,15 @@ impl pb::forward_server::Forward for ForwardService {
         let leads = self.handler.election(req.campaign, window).await?;
         Ok(Response::new(pb::ElectionReply { leads }))
     }
+
+    async fn dns(&self, req: Request<pb::DnsQuery>) -> Result<Response<pb::DnsReply>, Status> {
+        let req = req.into_inner();
+        let reply = self.handler.dns(req.query, req.tcp).await?;
+        Ok(Response::new(pb::DnsReply {
+            answered: reply.is_some(),
+            reply: reply.unwrap_or_default(),
+        }))
+    }
 }
 
 fn to_pb_headers(headers: Vec<(String, Vec<u8>)>) -> Vec<pb::Header> {
@@ -202,6 +216,19 @@ impl ForwardClient {
         );
         let reply = self.bounded(timeout, grpc.election(req)).await?;
         Ok(reply.leads)
+    }
+
+    /// Has the server answer a DNS query; `None`: it sends nothing back.
+    pub async fn dns(
+        &self,
+        query: Vec<u8>,
+        tcp: bool,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, RpcError> {
+        let mut grpc = self.grpc.clone();
+        let req = with_deadline(pb::DnsQuery { query, tcp }, timeout);
+        let reply = self.bounded(timeout, grpc.dns(req)).await?;
+        Ok(reply.answered.then_some(reply.reply))
     }
 
     pub async fn read_index(&self, consistent: bool, timeout: Duration) -> Result<u64, RpcError> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lotse_agent::remote::{RemoteUpstream, Servers};
+use lotse_agent::remote::{RemoteUpstream, Servers, Tries};
 use lotse_gossip::Gossip;
 use lotse_server::members::MemberState;
 
@@ -31,6 +31,32 @@ impl ClientRole {
         );
         let upstream = RemoteUpstream::start(node, servers.clone(), cfg.rpc_hold_timeout);
         ClientRole { servers, upstream }
+    }
+}
+
+/// How long a client waits for a server's DNS answer (a recursor's included).
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ClientRole {
+    /// The client's DNS listener: every query is answered by a server's responder.
+    pub async fn start_dns(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<lotse_dns::relay::DnsRelay, lotse_dns::DnsError> {
+        let servers = self.servers.clone();
+        let upstream: lotse_dns::relay::RelayUpstream = Arc::new(move |query: Vec<u8>, tcp| {
+            let servers = servers.clone();
+            Box::pin(async move {
+                servers
+                    .call(Tries::AnyFailure, |client| {
+                        let query = query.clone();
+                        async move { client.dns(query, tcp, DNS_TIMEOUT).await }
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        lotse_dns::relay::DnsRelay::start(addr, upstream).await
     }
 }
 
