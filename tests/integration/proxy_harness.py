@@ -148,7 +148,7 @@ def world(agent):
             started["instances"].append(i)
             return i
 
-        def sidecar(self, upstreams, wait=True):
+        def sidecar(self, upstreams, wait=True, extra=()):
             """Registers a client service whose sidecar has `upstreams` ([(dest, config)]);
             starts a proxy for it. Returns (proxy, [local ports])."""
             client = uniq("client")
@@ -163,7 +163,7 @@ def world(agent):
             }
             r = agent.put("/v1/agent/service/register", data=json.dumps(body))
             assert r.status_code == 200, r.text
-            p = ProxyProc(agent, ["-sidecar-for", client], wait=wait)
+            p = ProxyProc(agent, ["-sidecar-for", client, *extra], wait=wait)
             started["proxies"].append(p)
             return p, ports
 

@@ -35,12 +35,14 @@ def test_traffic_is_spread_round_robin_over_instances(world):
     seen = Counter(get(port, "/hello").json()["instance"] for _ in range(30))
     assert set(seen) == {i.id for i in insts}
     assert all(n == 10 for n in seen.values()), seen
+    # Access logging is off unless asked for (-access-log), as in Consul's proxies.
+    assert '"access"' not in proxy.output()
 
 
 def test_traceparent_is_propagated_or_started(world):
     svc = uniq("trace")
     world.instances(svc, 1)
-    proxy, [port] = world.sidecar([(svc, HTTP)])
+    proxy, [port] = world.sidecar([(svc, HTTP)], extra=["-access-log"])
     proxy.wait_endpoints(svc, 1)
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     r = get(port, "/t", headers={"traceparent": incoming})

@@ -78,6 +78,10 @@ struct GatewayArgs {
     /// Log level: trace, debug, info, warn or error.
     #[arg(long = "log-level", value_name = "string", default_value = "info")]
     log_level: String,
+    /// Write one JSON access-log line per request or connection (off by default, as Consul's
+    /// proxies keep access logs off unless `proxy-defaults` turns them on).
+    #[arg(long = "access-log")]
+    access_log: bool,
     #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
 }
@@ -113,7 +117,7 @@ pub fn run(args: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&a.log_level);
+    init_logging(&a.log_level, a.access_log);
     let agent = AgentAddr {
         base: client.config.base.clone(),
         token: client.config.token.clone(),

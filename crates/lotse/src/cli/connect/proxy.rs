@@ -50,6 +50,10 @@ struct ProxyArgs {
     /// Log level: trace, debug, info, warn or error.
     #[arg(long = "log-level", value_name = "string", default_value = "info")]
     log_level: String,
+    /// Write one JSON access-log line per request or connection (off by default, as Consul's
+    /// proxies keep access logs off unless `proxy-defaults` turns them on).
+    #[arg(long = "access-log")]
+    access_log: bool,
     #[arg(num_args = 0.., allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
 }
@@ -84,7 +88,7 @@ pub fn run_proxy(args: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&a.log_level);
+    init_logging(&a.log_level, a.access_log);
     let spec = match spec(&a, &client) {
         Ok(s) => s,
         Err(e) => {
@@ -298,9 +302,15 @@ fn spec(a: &ProxyArgs, client: &Client) -> Result<ProxySpec, String> {
     })
 }
 
-pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// JSON logs on stderr at `level`; the access log (target `lotse_proxy::access`) only when
+/// asked for: a line per request costs more than forwarding the request does.
+pub fn init_logging(level: &str, access_log: bool) {
+    let access = if access_log { "info" } else { "off" };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{level},lotse_proxy::access={access}"))
+            .unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("info,lotse_proxy::access={access}"))
+            });
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
