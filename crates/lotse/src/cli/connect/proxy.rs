@@ -109,7 +109,7 @@ pub type Reload = Box<dyn Fn() -> Result<ProxySpec, String> + Send>;
 /// running configuration kept).
 pub fn serve(spec: ProxySpec, check_client: Option<Client>, reload: Option<Reload>) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(proxy_workers())
         .thread_name("lotse-proxy")
         .enable_all()
         .build()
@@ -317,6 +317,16 @@ pub fn init_logging(level: &str, access_log: bool) {
         .with_writer(std::io::stderr)
         .with_current_span(false)
         .try_init();
+}
+
+/// The proxy runtime's worker threads: `LOTSE_PROXY_WORKERS`, else 2 (a sidecar shares its
+/// machine with the service it fronts).
+fn proxy_workers() -> usize {
+    std::env::var("LOTSE_PROXY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(2)
 }
 
 /// SIGHUPs as a stream (only when `wanted`: otherwise SIGHUP keeps its default action).

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Lotse's L7 sidecar vs HAProxy and nginx, in one run of the shared harness
+# (/work/shared/bench/proxy-bench.sh: wrk against direct nginx, HAProxy, nginx-as-proxy and the
+# extra target). Loopback only; everything started here is stopped by PID on exit.
+#
+# Usage: bench/run-proxy.sh [--conns 64] [--duration 10] [--repeat 2] [--access-log]
+#                           [--out FILE] [--no-build]
+#   --access-log  run the sidecar with its JSON access log on (off by default, as in Consul)
+#   --out         results file (default /tmp/lotse-bench/proxy-<UTC>.txt)
+#
+# Lotse side: `lotse agent -dev` on ports 18700-18703, service `up` = 127.0.0.1:18080 (the
+# harness's upstream nginx), service `bench` whose sidecar has upstream `up` on 21000 with
+# Config {"protocol": "http"}, and `lotse connect proxy -sidecar-for bench-1`.
+# Adds to the harness's output: INFO lotse_proxy cpu_s= (utime+stime over the whole harness
+# run, which measures Lotse's proxy only in its own slots), rss_kb, hwm_kb, and
+# DERIVED lotse_vs_haproxy run=i rps_ratio= added_p50_ms_lotse= added_p50_ms_haproxy=
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SB=${SHARED_BENCH:-/work/shared/bench}
+LOTSE_BIN=${LOTSE_BIN:-$ROOT/target/release/lotse}
+conns=64 dur=10 repeat=2 access=0 out= build=1
+while (($#)); do
+  case $1 in
+    --conns) conns=$2; shift 2;;
+    --duration) dur=$2; shift 2;;
+    --repeat) repeat=$2; shift 2;;
+    --access-log) access=1; shift;;
+    --out) out=$2; shift 2;;
+    --no-build) build=0; shift;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0;;
+    *) echo "run-proxy: unknown arg $1" >&2; exit 2;;
+  esac
+done
+out=${out:-/tmp/lotse-bench/proxy-$(date -u +%Y%m%dT%H%M%S).txt}
+mkdir -p "$(dirname "$out")"
+((build)) && (cd "$ROOT" && cargo build --release -p lotse >&2)
+work=$(mktemp -d /tmp/lotse-proxy-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$LOTSE_BIN" agent -dev -http-port 18700 -dns-port 18701 -server-port 18702 -serf-lan-port 18703 \
+  >"$work/agent.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18700/v1/status/leader | grep -q : && break; sleep 0.1; done
+curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register \
+  -d '{"Name":"up","ID":"up-1","Address":"127.0.0.1","Port":18080}' >/dev/null
+curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register -d '{
+  "Name":"bench","ID":"bench-1","Port":18090,
+  "Connect":{"SidecarService":{"Port":21001,"Proxy":{"Upstreams":[
+    {"DestinationName":"up","LocalBindPort":21000,"Config":{"protocol":"http"}}]}}}}' >/dev/null
+args=(connect proxy -sidecar-for bench-1 -http-addr 127.0.0.1:18700 -admin-bind 127.0.0.1:19700)
+((access)) && args+=(-access-log)
+"$LOTSE_BIN" "${args[@]}" >"$work/proxy.log" 2>&1 & proxy=$!; pids+=($proxy)
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:19700/ready >/dev/null 2>&1 && break; sleep 0.1; done
+
+ticks() { read -r -a f < <(sed 's/.*) //' "/proc/$1/stat"); echo $((f[11] + f[12])); }
+{
+  echo "INFO commit=$(cd "$ROOT" && git rev-parse --short HEAD) conns=$conns dur_s=$dur repeat=$repeat access_log=$access date=$(date -u +%FT%TZ)"
+  c0=$(ticks "$proxy")
+  "$SB/proxy-bench.sh" --conns "$conns" --duration "$dur" --repeat "$repeat" \
+    --extra lotse=http://127.0.0.1:21000/ 2>&1
+  c1=$(ticks "$proxy")
+  rss=$(awk '/VmRSS/{print $2}' "/proc/$proxy/status"); hwm=$(awk '/VmHWM/{print $2}' "/proc/$proxy/status")
+  echo "INFO lotse_proxy cpu_s=$(awk "BEGIN{printf \"%.2f\", ($c1-$c0)/100}") rss_kb=$rss hwm_kb=$hwm access_log_lines=$(grep -c '"access"' "$work/proxy.log" || true)"
+} | tee "$out"
+python3 "$HERE/proxy/summary.py" "$out" | tee -a "$out"
+echo "results: $out" >&2
