@@ -17,9 +17,10 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lotse_agent::remote::Tries;
-use lotse_server::link_types::HttpRequest;
 
-use crate::forwarded::{header_pairs, reply_response, AGENT_NODE_HEADER, FORWARDED_HEADER};
+use crate::forwarded::{
+    header_pairs, http_request, reply_response, AGENT_NODE_HEADER, FORWARDED_HEADER,
+};
 use crate::reply::ApiError;
 use crate::State;
 
@@ -70,15 +71,7 @@ pub async fn forward_to_servers(
         AGENT_NODE_HEADER.to_string(),
         state.agent.node_name.as_bytes().to_vec(),
     ));
-    let request = HttpRequest {
-        method: parts.method.as_str().to_string(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-        headers,
-        body,
-    };
+    let request = http_request(&parts, headers, body);
     let read = parts.method == Method::GET || parts.method == Method::HEAD;
     let tries = if read {
         Tries::AnyFailure

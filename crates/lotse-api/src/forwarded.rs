@@ -67,6 +67,23 @@ async fn answer(mut app: Router, req: HttpRequest) -> HttpReply {
     }
 }
 
+/// A request as `Forward.Http` carries it: `parts`' method and path with query, `headers`.
+pub(crate) fn http_request(
+    parts: &axum::http::request::Parts,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+) -> HttpRequest {
+    HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+        headers,
+        body,
+    }
+}
+
 /// Headers as the RPC carries them: (name, raw value) pairs.
 pub(crate) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, Vec<u8>)> {
     headers
@@ -91,15 +108,7 @@ pub async fn to_leader(
     let Some(leader) = state.server()?.leader_addr() else {
         return Err(lotse_server::ServerError::NoLeader.into());
     };
-    let request = HttpRequest {
-        method: parts.method.as_str().to_string(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-        headers: header_pairs(&parts.headers),
-        body,
-    };
+    let request = http_request(parts, header_pairs(&parts.headers), body);
     let reply = state
         .server()?
         .forward_http(&leader, request)
