@@ -232,3 +232,33 @@ def test_a_client_without_servers_says_so_and_still_answers_for_itself(tmp_path)
         assert "status: SERVFAIL" in dig(lone, "web.service.consul", "A")
     finally:
         lone.stop()
+
+
+def test_leader_only_requests_through_a_client_whose_server_follows(three):
+    c = three
+    lead = c.wait_leader()
+    cl = c.add_client("c1")
+    assert cl.put("/v1/kv/warm", data=b"1").json() is True
+    used = wait_for("the client's server connection", lambda: servers_in_use(c, cl))
+    assert len(used) == 1, used
+    (srv,) = used
+    if srv is lead:
+        # Make the client's server a follower.
+        r = lead.request("POST", "/v1/operator/raft/transfer-leader", timeout=20)
+        assert r.status_code == 200, r.text
+        wait_for("a new leader", lambda: c.leader() not in (None, srv))
+    assert c.leader() is not srv
+    # Session renewals and the operator endpoints are the leader's: the follower passes the
+    # client's request on to it.
+    sid = cl.put("/v1/session/create", json={"TTL": "10s"}).json()["ID"]
+    r = cl.put(f"/v1/session/renew/{sid}")
+    assert r.status_code == 200, r.text
+    assert r.json()[0]["ID"] == sid
+    r = cl.get("/v1/operator/raft/configuration")
+    assert r.status_code == 200, r.text
+    assert len(r.json()["Servers"]) == 3
+    p = cl.cli("operator", "raft", "list-peers")
+    assert p.returncode == 0, p.stderr
+    assert "leader" in p.stdout.decode()
+    wait_for("autopilot health through the client",
+             lambda: cl.get("/v1/operator/autopilot/health").json()["Healthy"] is True)

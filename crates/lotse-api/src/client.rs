@@ -90,7 +90,13 @@ pub async fn forward_to_servers(
         })
         .await;
     match answer {
-        Ok(reply) => reply_response(reply).unwrap_or_else(IntoResponse::into_response),
+        Ok(reply) => {
+            // That server has no leader: the next request starts with another.
+            if reply.status == 500 && reply.body == b"No cluster leader" {
+                servers.demote_preferred();
+            }
+            reply_response(reply).unwrap_or_else(IntoResponse::into_response)
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

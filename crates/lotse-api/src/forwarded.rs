@@ -2,8 +2,11 @@
 //! that must send a request to the leader, hands the whole request over and this agent's
 //! router answers it as if it had arrived on its own HTTP port.
 //!
-//! A forwarded request carries [`FORWARDED_HEADER`], so the receiving side serves it itself
-//! and never forwards it again (no loops between two servers that disagree on the leader).
+//! A forwarded request carries [`FORWARDED_HEADER`], set by the receiving side: `server` for
+//! a request another server handed over (served here, never forwarded again: no loops
+//! between two servers that disagree on the leader), `client` for one a client agent handed
+//! over (it may still go one hop on, to the leader, as if it had arrived on this server's
+//! HTTP port).
 
 use axum::body::Body;
 use axum::Router;
@@ -14,6 +17,11 @@ use crate::State;
 
 /// Marks a request that was forwarded once already.
 pub const FORWARDED_HEADER: &str = "x-lotse-forwarded";
+
+/// [`FORWARDED_HEADER`]'s value on a request another server handed over.
+pub const FORWARDED_BY_SERVER: &str = "server";
+/// [`FORWARDED_HEADER`]'s value on a request a client agent handed over.
+pub const FORWARDED_BY_CLIENT: &str = "client";
 
 /// Names the client agent that forwarded a request, for the defaults Consul takes from the
 /// agent that received it (a session's node).
@@ -43,10 +51,25 @@ async fn answer(mut app: Router, req: HttpRequest) -> HttpReply {
     let mut builder = axum::http::Request::builder()
         .method(req.method.as_str())
         .uri(req.path_and_query.as_str());
+    let from_client = !req
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(FORWARDED_HEADER))
+        && req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(AGENT_NODE_HEADER));
     for (name, value) in &req.headers {
-        builder = builder.header(name.as_str(), value.as_slice());
+        if !name.eq_ignore_ascii_case(FORWARDED_HEADER) {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
     }
-    builder = builder.header(FORWARDED_HEADER, "1");
+    let hop = if from_client {
+        FORWARDED_BY_CLIENT
+    } else {
+        FORWARDED_BY_SERVER
+    };
+    builder = builder.header(FORWARDED_HEADER, hop);
     let request = match builder.body(Body::from(req.body)) {
         Ok(r) => r,
         Err(e) => return plain(400, format!("malformed forwarded request: {e}")),
@@ -102,7 +125,10 @@ pub async fn to_leader(
 ) -> Result<axum::response::Response, crate::reply::ApiError> {
     use crate::reply::ApiError;
     use axum::http::StatusCode;
-    if parts.headers.contains_key(FORWARDED_HEADER) {
+    // A request another server handed over is served where it landed; one from a client
+    // agent goes on to the leader once (then it is marked as from a server).
+    let hop = parts.headers.get(FORWARDED_HEADER).map(|v| v.as_bytes());
+    if hop.is_some_and(|h| h != FORWARDED_BY_CLIENT.as_bytes()) {
         return Err(lotse_server::ServerError::NotLeader.into());
     }
     let Some(leader) = state.server()?.leader_addr() else {

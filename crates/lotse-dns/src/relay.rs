@@ -26,6 +26,8 @@ pub type RelayUpstream = Arc<
 
 /// Queries in flight at once; more are dropped (DNS clients ask again).
 const MAX_IN_FLIGHT: usize = 4096;
+/// TCP connections open at once; more are closed at once.
+const MAX_TCP_CONNS: usize = 1024;
 
 /// The running relay; [`DnsRelay::shutdown`] stops it.
 pub struct DnsRelay {
@@ -122,6 +124,7 @@ async fn serve_tcp(
     limit: Arc<Semaphore>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
+    let conns = Arc::new(Semaphore::new(MAX_TCP_CONNS));
     loop {
         let stream = tokio::select! {
             _ = stopped.changed() => return,
@@ -133,7 +136,19 @@ async fn serve_tcp(
                 }
             },
         };
-        tokio::spawn(serve_tcp_conn(stream, upstream.clone(), limit.clone()));
+        let Ok(slot) = conns.clone().try_acquire_owned() else {
+            tracing::debug!("dns relay: too many tcp connections; closed one");
+            continue;
+        };
+        let (upstream, limit, mut stopped) = (upstream.clone(), limit.clone(), stopped.clone());
+        tokio::spawn(async move {
+            // Ends with the relay: a connection never outlives shutdown.
+            tokio::select! {
+                _ = serve_tcp_conn(stream, upstream, limit) => {}
+                _ = stopped.changed() => {}
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -146,8 +161,10 @@ async fn serve_tcp_conn(mut stream: TcpStream, upstream: RelayUpstream, limit: A
             _ => return,
         };
         let mut query = vec![0u8; len];
-        if stream.read_exact(&mut query).await.is_err() {
-            return;
+        // A client that announces a query and then stalls is dropped after the idle time.
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut query)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
         }
         let Ok(_permit) = limit.clone().acquire_owned().await else {
             return;

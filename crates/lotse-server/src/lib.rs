@@ -188,6 +188,8 @@ pub struct Server {
     campaign_stopped: std::sync::atomic::AtomicBool,
     /// Elections are held until this many ms after `started` (a transfer elsewhere).
     held_until_ms: std::sync::atomic::AtomicU64,
+    /// Orders every change of openraft's election switch ([`Server::set_campaigning`]).
+    campaign_switch: std::sync::Mutex<()>,
 }
 
 /// One leadership confirmation: a quorum round, then the wait until this leader applied
@@ -311,6 +313,7 @@ impl Server {
             transferring: std::sync::atomic::AtomicBool::new(false),
             campaign_stopped: std::sync::atomic::AtomicBool::new(false),
             held_until_ms: std::sync::atomic::AtomicU64::new(0),
+            campaign_switch: std::sync::Mutex::new(()),
         });
         tokio::spawn(sessions::run_leader_duties(Arc::downgrade(&server)));
         Ok(server)
@@ -437,10 +440,23 @@ impl Server {
     /// always; `default` and `consistent` on the leader as their definitions say, and on a
     /// follower after a read index from the leader ([`forward`]).
     pub async fn check_consistency(&self, mode: Consistency) -> Result<(), ServerError> {
-        match mode {
-            Consistency::Stale => Ok(()),
-            _ if self.is_leader() => self.check_consistency_as_leader(mode).await,
-            _ => self.follower_read_index(mode).await,
+        if mode == Consistency::Stale {
+            return Ok(());
+        }
+        // A leader handing over office confirms nothing (a quorum round would renew the
+        // voters' leases and keep them from electing the target): the read waits for the
+        // next leader, as writes do.
+        let deadline = tokio::time::Instant::now() + self.hold_timeout;
+        while self.is_leader() && self.is_transferring() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ServerError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.is_leader() {
+            self.check_consistency_as_leader(mode).await
+        } else {
+            self.follower_read_index(mode).await
         }
     }
 
@@ -535,7 +551,7 @@ impl Server {
     pub fn stop_campaigning(&self) {
         self.campaign_stopped
             .store(true, std::sync::atomic::Ordering::Release);
-        self.consensus.raft.runtime_config().elect(false);
+        self.set_campaigning(false);
     }
 
     /// Starts shutting down: parked blocking queries answer now instead of being cut off.

@@ -31,6 +31,23 @@ use crate::{Server, ServerError};
 /// How long a transfer may take, in leases (16 × 200 ms × raft_multiplier).
 const WINDOW_LEASES: u32 = 16;
 
+/// The longest hold a peer may ask for (its request is clamped to this).
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(60);
+
+/// Puts the old leader's switches back however the transfer ends, even if the request that
+/// runs it is dropped half-way (its caller went away).
+struct Quiet<'a> {
+    server: &'a Server,
+}
+
+impl Drop for Quiet<'_> {
+    fn drop(&mut self) {
+        self.server.transferring.store(false, Ordering::Release);
+        self.server.consensus.raft.runtime_config().heartbeat(true);
+        self.server.set_campaigning(true);
+    }
+}
+
 impl Server {
     /// Hands leadership to the voter with ID `target` (a server's node ID, as
     /// `/v1/operator/raft/configuration` lists it), or to the most caught-up other voter.
@@ -44,6 +61,19 @@ impl Server {
         let target = self.transfer_target(&servers, target)?;
         let window = self.lease * WINDOW_LEASES;
         let call_timeout = self.lease * 5;
+        // One transfer at a time.
+        if self
+            .transferring
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(ServerError::Invalid(
+                "a leadership transfer is already under way".into(),
+            ));
+        }
+        let quiet = Quiet { server: self };
+        // The holds outlast the catch-up and the campaign, each at most one window.
+        let hold = window * 2 + call_timeout * 2;
 
         // 1. The other voters hold their elections, so that the target's is the one that wins.
         let mut holds = tokio::task::JoinSet::new();
@@ -55,7 +85,7 @@ impl Server {
             let addr = s.address.clone();
             holds.spawn(async move {
                 let sent = match peers.forward_client(&addr) {
-                    Ok(c) => c.election(false, window, call_timeout).await.map(|_| ()),
+                    Ok(c) => c.election(false, hold, call_timeout).await.map(|_| ()),
                     Err(e) => Err(e),
                 };
                 // A voter out of reach cannot vote for anyone either: go on.
@@ -66,11 +96,10 @@ impl Server {
         }
         holds.join_all().await;
 
-        // 2. This leader goes quiet: no heartbeats, no campaign, no writes.
-        self.transferring.store(true, Ordering::Release);
-        let switches = self.consensus.raft.runtime_config();
-        switches.heartbeat(false);
-        switches.elect(false);
+        // 2. This leader goes quiet: no heartbeats, no campaign, no writes (`transferring`,
+        // set above, holds writes and reads back).
+        self.consensus.raft.runtime_config().heartbeat(false);
+        self.set_campaigning(false);
         tracing::info!(to = %target.node, id = %target.id, "transferring leadership");
         let caught_up = self.wait_caught_up(target.raft_id, window).await;
 
@@ -97,11 +126,7 @@ impl Server {
             )
             .await
             .is_ok();
-        self.transferring.store(false, Ordering::Release);
-        switches.heartbeat(true);
-        if !self.campaign_stopped.load(Ordering::Acquire) {
-            switches.elect(true);
-        }
+        drop(quiet);
         match (moved, campaign) {
             (true, _) => {
                 tracing::info!(to = %target.node, "leadership transferred");
@@ -204,27 +229,39 @@ impl Server {
     /// This server starts no election for `window` (a transfer to another server is under
     /// way), then campaigns as usual again unless a later hold or a stop says otherwise.
     pub(crate) fn hold_elections(self: &Arc<Self>, window: Duration) {
+        let window = window.min(MAX_HOLD);
         let until = self.started.elapsed() + window;
         self.held_until_ms
             .fetch_max(until.as_millis() as u64, Ordering::AcqRel);
-        self.consensus.raft.runtime_config().elect(false);
+        self.set_campaigning(false);
         let server = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
             let Some(s) = server.upgrade() else { return };
-            let held = s.held_until_ms.load(Ordering::Acquire);
-            if s.started.elapsed().as_millis() as u64 >= held
-                && !s.campaign_stopped.load(Ordering::Acquire)
-            {
-                s.consensus.raft.runtime_config().elect(true);
-            }
+            s.set_campaigning(true);
         });
+    }
+
+    /// Turns this server's elections on or off. On is refused while a hold lasts, while a
+    /// transfer away from it is under way, and for good once it stopped campaigning (it is
+    /// shutting down); one lock orders every switch, so a stop is never undone.
+    pub(crate) fn set_campaigning(&self, on: bool) {
+        let _order = self
+            .campaign_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let held = now_ms < self.held_until_ms.load(Ordering::Acquire);
+        let allowed = !self.campaign_stopped.load(Ordering::Acquire)
+            && !held
+            && !self.transferring.load(Ordering::Acquire);
+        self.consensus.raft.runtime_config().elect(on && allowed);
     }
 
     /// Runs for leader until this server leads or `window` passed. Each try is refused until
     /// the voters' leases on the old leader run out; then the first one wins.
     pub(crate) async fn campaign(&self, window: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + window;
+        let deadline = tokio::time::Instant::now() + window.min(MAX_HOLD);
         let pause = self.lease / 4;
         loop {
             if self.is_leader() {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use lotse_consensus::codec;
+use lotse_core::Command;
 use lotse_server::{AgentCallHandler, Server, ServerError};
 
 use super::wire::{AgentCall, AgentReply, Answer};
@@ -33,6 +34,16 @@ async fn answer(server: &Server, bytes: &[u8]) -> Answer {
         .map_err(|e| ServerError::Invalid(format!("cannot decode a client agent's call: {e}")))?;
     match call {
         AgentCall::Write(cmd) => {
+            // A client agent writes only its own catalog rows (anti-entropy): anything else
+            // (KV, sessions, restores) comes through the HTTP API, with its checks.
+            if !matches!(
+                cmd,
+                Command::CatalogRegister { .. } | Command::CatalogDeregister { .. }
+            ) {
+                return Err(ServerError::Invalid(
+                    "a client agent may only write catalog registrations".into(),
+                ));
+            }
             let (index, outcome) = Upstream::write(server, cmd).await?;
             Ok(AgentReply::Written { index, outcome })
         }

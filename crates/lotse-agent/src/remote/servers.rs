@@ -78,6 +78,12 @@ impl Servers {
         self.lock().preferred.clone()
     }
 
+    /// Forgets the preferred server (it answered, but without a leader): the next call starts
+    /// with another, as Consul's client moves on from a server that reports no leader.
+    pub fn demote_preferred(&self) {
+        self.lock().preferred = None;
+    }
+
     /// Waits until at least one server is known, up to `timeout`.
     pub async fn wait_known(&self, timeout: Duration) -> bool {
         let mut rx = self.known.subscribe();

@@ -167,6 +167,16 @@ async fn a_client_writes_reads_and_watches_through_a_server() {
         Err(ServerError::Rejected(_)) => {}
         other => panic!("expected the store's refusal, got {other:?}"),
     }
+    // A client agent writes its catalog rows and nothing else.
+    let kv = Command::KvSet(lotse_core::kv::KvWrite {
+        key: "not/mine".into(),
+        value: b"x".to_vec(),
+        flags: 0,
+    });
+    match up.write(kv).await {
+        Err(ServerError::Invalid(msg)) => assert!(msg.contains("catalog"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -63,8 +63,14 @@ impl RemoteUpstream {
         });
         match &answer {
             Ok(AgentReply::Status { leader_known, .. }) => self.note_leader(*leader_known),
-            Ok(_) => self.note_leader(true),
-            Err(ServerError::NoLeader | ServerError::NoServers) => self.note_leader(false),
+            // A committed write proves a leader; a read from a replica proves nothing.
+            Ok(AgentReply::Written { .. }) => self.note_leader(true),
+            Ok(_) => {}
+            Err(ServerError::NoLeader) => {
+                self.note_leader(false);
+                self.servers.demote_preferred();
+            }
+            Err(ServerError::NoServers) => self.note_leader(false),
             Err(_) => {}
         }
         answer
