@@ -238,6 +238,8 @@ def test_leader_only_requests_through_a_client_whose_server_follows(three):
     c = three
     lead = c.wait_leader()
     cl = c.add_client("c1")
+    # Sessions need the node registered (with its serfHealth), as in Consul.
+    wait_for("c1 registered", lambda: catalog_checks(lead, "c1").get("serfHealth") == "passing")
     assert cl.put("/v1/kv/warm", data=b"1").json() is True
     used = wait_for("the client's server connection", lambda: servers_in_use(c, cl))
     assert len(used) == 1, used
