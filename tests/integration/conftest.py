@@ -4,6 +4,7 @@ Every test that talks to Lotse does so through a process started here: no mocks.
 taken from $LOTSE_BIN, else target/debug/lotse (build it first: `cargo build -p lotse`).
 """
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,27 @@ def lotse_bin() -> str:
     return path
 
 
+# Ports handed out in this run; never handed out twice.
+_HANDED_OUT = set()
+
+
 def free_port() -> int:
+    """A port that is free for TCP and UDP now, taken below the kernel's ephemeral range
+    (32768 and up), so that the source port of some outgoing connection cannot take it between
+    now and the moment the agent binds it (which bind(0)'s ephemeral ports allowed)."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
