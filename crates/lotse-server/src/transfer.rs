@@ -15,8 +15,11 @@
 //!  4. wait until another leader is seen; switch everything back on
 //! ```
 //!
-//! Every switch turns itself back on: a held voter after `window`, the old leader when the
-//! transfer ends either way. If T dies mid-way, the cluster elects as usual after the window.
+//!  5. ───── release ───────────────────────────────────────────────► campaign again
+//!
+//! Every switch turns itself back on: a held voter when the leader releases it, or after its
+//! hold at the latest; the old leader when the transfer ends either way (a drop guard). If T
+//! dies mid-way, the cluster elects as usual after the hold.
 //! Writes wait (up to `rpc_hold_timeout`) for the new leader rather than failing.
 
 use std::sync::atomic::Ordering;
@@ -76,25 +79,12 @@ impl Server {
         let hold = window * 2 + call_timeout * 2;
 
         // 1. The other voters hold their elections, so that the target's is the one that wins.
-        let mut holds = tokio::task::JoinSet::new();
-        for s in servers
+        let others: Vec<String> = servers
             .iter()
             .filter(|s| s.voter && s.raft_id != me && s.raft_id != target.raft_id)
-        {
-            let peers = self.consensus.peers.clone();
-            let addr = s.address.clone();
-            holds.spawn(async move {
-                let sent = match peers.forward_client(&addr) {
-                    Ok(c) => c.election(false, hold, call_timeout).await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                // A voter out of reach cannot vote for anyone either: go on.
-                if let Err(e) = sent {
-                    tracing::warn!(server = %addr, error = %e, "could not hold a voter's elections");
-                }
-            });
-        }
-        holds.join_all().await;
+            .map(|s| s.address.clone())
+            .collect();
+        self.hold_voters(&others, hold, call_timeout).await;
 
         // 2. This leader goes quiet: no heartbeats, no campaign, no writes (`transferring`,
         // set above, holds writes and reads back).
@@ -127,6 +117,10 @@ impl Server {
             .await
             .is_ok();
         drop(quiet);
+        // The holds end now rather than after their window: should the new leader fail soon,
+        // the others must be free to elect the next one.
+        self.hold_voters(&others, Duration::ZERO, call_timeout)
+            .await;
         match (moved, campaign) {
             (true, _) => {
                 tracing::info!(to = %target.node, "leadership transferred");
@@ -141,6 +135,27 @@ impl Server {
                 target.id
             ))),
         }
+    }
+
+    /// Asks each of `voters` to hold its elections for `hold` (zero: end a hold now), at once
+    /// and in parallel. A voter out of reach cannot vote for anyone either, so a failure is
+    /// logged and the transfer goes on.
+    async fn hold_voters(&self, voters: &[String], hold: Duration, timeout: Duration) {
+        let mut calls = tokio::task::JoinSet::new();
+        for addr in voters {
+            let peers = self.consensus.peers.clone();
+            let addr = addr.clone();
+            calls.spawn(async move {
+                let sent = match peers.forward_client(&addr) {
+                    Ok(c) => c.election(false, hold, timeout).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(server = %addr, error = %e, "could not hold or release a voter's elections");
+                }
+            });
+        }
+        calls.join_all().await;
     }
 
     /// The named voter, or the other voter that has replicated the most.
@@ -229,6 +244,12 @@ impl Server {
     /// This server starts no election for `window` (a transfer to another server is under
     /// way), then campaigns as usual again unless a later hold or a stop says otherwise.
     pub(crate) fn hold_elections(self: &Arc<Self>, window: Duration) {
+        if window.is_zero() {
+            // The transfer is over: campaign as usual again.
+            self.held_until_ms.store(0, Ordering::Release);
+            self.set_campaigning(true);
+            return;
+        }
         let window = window.min(MAX_HOLD);
         let until = self.started.elapsed() + window;
         self.held_until_ms
