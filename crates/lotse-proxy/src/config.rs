@@ -50,7 +50,7 @@
 //!   }
 //!   max_request_body_bytes = 4194304   # bodies stream; a copy of up to this is kept for
 //!                                      # retries (larger bodies go to one endpoint)
-//!   stream_idle_timeout_ms = 300000    # a body (either way) or upgraded stream idle this long
+//!   stream_idle_timeout_ms = 300000    # a body (either way), upgraded stream or TCP connection idle this long
 //!                                      # is cut; 0: never (Envoy's default is 5 min too)
 //! }
 //! ```

@@ -1,7 +1,8 @@
 //! The L4 (TCP) listener: each accepted connection is one "request". It passes load shedding
 //! and the rate limiter (refused connections are closed at once), takes a slot under
 //! `max_connections`, picks an endpoint and connects, retrying other endpoints on connect
-//! failure within the retry budget, then splices bytes both ways until either side closes.
+//! failure within the retry budget, then splices bytes both ways until either side closes or
+//! the connection idles past `stream_idle_timeout_ms`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,7 +43,7 @@ pub async fn serve(
 }
 
 async fn handle(
-    mut client: TcpStream,
+    client: TcpStream,
     peer: SocketAddr,
     up: Arc<Upstream>,
     connector: Arc<dyn Connector>,
@@ -96,7 +97,14 @@ async fn handle(
         }
     };
     up.metrics.upstream_connections.fetch_add(1, Relaxed);
-    let copied = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    // A connection idle both ways for `stream_idle_timeout_ms` is closed (counted as a
+    // timeout), as an upgraded HTTP one is.
+    let (copied, idled) =
+        crate::l7::upgrade::splice_until_idle(client, &mut server, up.cfg.stream_idle_timeout)
+            .await;
+    if idled {
+        up.metrics.timeouts.fetch_add(1, Relaxed);
+    }
     up.metrics.upstream_connections.fetch_sub(1, Relaxed);
     let (sent, received) = copied.unwrap_or((0, 0));
     tracing::info!(

@@ -153,6 +153,41 @@ async fn tcp_splices_bytes() {
 }
 
 #[tokio::test]
+async fn an_idle_tcp_connection_is_closed_and_a_busy_one_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = upstream("a").await;
+    let (proxy, addr) = start(json!({"stream_idle_timeout_ms": 300}), vec![a]).await;
+    // Busy: requests every 100 ms for 0.8 s on one connection keep it open.
+    let mut busy = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    for _ in 0..8 {
+        busy.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 512];
+        let n = busy.read(&mut buf).await.expect("read");
+        assert!(n > 0, "the busy connection was closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Idle: nothing either way, closed after the idle time.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // The busy one idles out too once left alone; both count as timeouts.
+    let _ = tokio::time::timeout(Duration::from_secs(5), busy.read_to_end(&mut rest)).await;
+    let timeouts = &proxy.upstreams()[0].metrics.timeouts;
+    assert_eq!(timeouts.load(std::sync::atomic::Ordering::Relaxed), 2);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
 async fn h2c_clients_are_served() {
     let a = upstream("a").await;
     let (proxy, addr) = start(json!({"protocol": "http"}), vec![a]).await;

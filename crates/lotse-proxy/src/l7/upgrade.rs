@@ -71,17 +71,9 @@ pub async fn splice(
     up.metrics
         .upgrades
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let activity = Activity::new();
-    let mut down = Touching {
-        io: TokioIo::new(down),
-        activity: activity.clone(),
-    };
     let mut upc = TokioIo::new(upc);
-    let idle = up.cfg.stream_idle_timeout;
-    let (result, idled) = tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut down, &mut upc) => (r, false),
-        _ = activity.idle(idle) => (Ok((0, 0)), true),
-    };
+    let (result, idled) =
+        splice_until_idle(TokioIo::new(down), &mut upc, up.cfg.stream_idle_timeout).await;
     if idled {
         up.metrics
             .timeouts
@@ -99,6 +91,29 @@ pub async fn splice(
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,
         "upgrade closed"
     );
+}
+
+/// Copies both ways between `down` and `up` until either side closes, or until nothing has
+/// moved either way for `idle` (then `true`: the connection idled out and is dropped).
+/// Shared by upgraded HTTP connections and the L4 (TCP) listener.
+pub(crate) async fn splice_until_idle<D, U>(
+    down: D,
+    up: &mut U,
+    idle: Option<std::time::Duration>,
+) -> (io::Result<(u64, u64)>, bool)
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
+    let mut down = Touching {
+        io: down,
+        activity: activity.clone(),
+    };
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut down, up) => (r, false),
+        _ = activity.idle(idle) => (Ok((0, 0)), true),
+    }
 }
 
 /// The downstream side of a splice, recording activity on every read and write (both
