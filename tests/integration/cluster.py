@@ -65,9 +65,14 @@ class Cluster:
         self.nodes = []
         self.clients = []
         self.expect = expect or n
-        for i in range(n):
-            self.nodes.append(self._start(i, extra))
-        self.wait_leader()
+        try:
+            for i in range(n):
+                self.nodes.append(self._start(i, extra))
+            self.wait_leader()
+        except BaseException:
+            # The fixture never gets the cluster to clean up: stop what started here.
+            self.cleanup()
+            raise
 
     def _args(self, i, extra):
         joins = []
@@ -98,8 +103,11 @@ class Cluster:
             joins += ["-retry-join", f"{h}:{self.serf_ports[j]}"]
         args = ["-node", name, "-bind", host, "-client", host, "-retry-interval", "300ms",
                 "-config-file", str(self.config_file), *joins, *extra]
-        a = Agent(args, data_dir=data, wait=wait, host=host)
+        a = Agent(args, data_dir=data, wait=False, host=host)
+        # Listed before waiting, so that cleanup stops it even if it never gets ready.
         self.clients.append(a)
+        if wait:
+            a.wait_ready()
         return a
 
     # --- observation ----------------------------------------------------------------------
