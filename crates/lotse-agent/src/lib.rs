@@ -25,6 +25,8 @@ mod persist;
 pub mod probe;
 pub mod remote;
 mod runner;
+#[cfg(test)]
+mod test_support;
 pub mod upstream;
 
 pub use agent::{Agent, AgentError, AgentOptions};

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lotse_consensus::rpc::Peers;
-use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest, Service};
+use lotse_core::catalog::{CheckStatus, HealthCheck, Node, RegisterRequest};
 use lotse_core::{Command, Outcome};
 use lotse_server::{Server, ServerConfig, ServerError};
 
 use super::{answer_clients, RemoteUpstream, Servers};
+use crate::test_support::register_db;
 use crate::upstream::{AliasTarget, Upstream};
 
 /// A bootstrapped single server answering client calls on a loopback port; returns it, its
@@ -57,31 +58,6 @@ fn client_node() -> Node {
     )
 }
 
-fn register_db(status: CheckStatus) -> Command {
-    let node = Node {
-        name: "other".into(),
-        address: "10.0.0.3".into(),
-        ..Default::default()
-    };
-    Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node,
-            skip_node_update: false,
-            service: Some(Service {
-                id: "db".into(),
-                name: "db".into(),
-                ..Default::default()
-            }),
-            checks: vec![HealthCheck {
-                status,
-                service_id: "db".into(),
-                ..HealthCheck::new("other", "db-up", "db up")
-            }],
-        }),
-        now_ms: 1,
-    }
-}
-
 /// A port nobody listens on.
 async fn dead_addr() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -103,7 +79,7 @@ async fn a_client_writes_reads_and_watches_through_a_server() {
 
     // A write is applied by the server's leader, and the index comes back.
     let (index, outcome) = up
-        .write(register_db(CheckStatus::Critical))
+        .write(register_db(CheckStatus::Critical, 1))
         .await
         .expect("write");
     assert!(index > 0);
@@ -139,7 +115,7 @@ async fn a_client_writes_reads_and_watches_through_a_server() {
         !watcher.is_finished(),
         "the watch returned before any change"
     );
-    Upstream::write(&*server, register_db(CheckStatus::Passing))
+    Upstream::write(&*server, register_db(CheckStatus::Passing, 1))
         .await
         .expect("write");
     let (next, health) = tokio::time::timeout(Duration::from_secs(5), watcher)

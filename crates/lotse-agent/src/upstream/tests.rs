@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{AliasStatus, AliasTarget, NodeView, Upstream};
 use crate::definition::decode;
+use crate::test_support::register_db;
 use crate::{Agent, AgentOptions, Source};
 
 /// An in-memory catalog. Every command applies at the next index; `writes` logs what came
@@ -221,28 +222,9 @@ async fn anti_entropy_writes_through_the_upstream_and_repairs_drift() {
     assert_eq!(catalog.writes().len(), before, "a sync in sync wrote");
 }
 
-fn register_db(status: CheckStatus) -> Command {
-    let other = Node {
-        name: "other".into(),
-        address: "10.0.0.3".into(),
-        ..Default::default()
-    };
-    let db = Service {
-        id: "db".into(),
-        name: "db".into(),
-        ..Default::default()
-    };
-    let db_check = HealthCheck {
-        status,
-        service_id: "db".into(),
-        ..HealthCheck::new("other", "db-up", "db up")
-    };
-    register(&other, Some(db), vec![db_check])
-}
-
 /// An agent on `catalog` with an alias check of `db` on node `other`, passing.
 async fn alias_of_db(catalog: &Arc<FakeCatalog>) -> Arc<Agent> {
-    catalog.apply(&register_db(CheckStatus::Passing));
+    catalog.apply(&register_db(CheckStatus::Passing, 1));
     let agent = Agent::start(catalog.clone(), AgentOptions::default()).expect("agent starts");
     let alias =
         decode::check(&json!({"Name": "db-alias", "AliasNode": "other", "AliasService": "db"}))
@@ -272,7 +254,7 @@ fn alias_health(agent: &Agent) -> (CheckStatus, String) {
 async fn an_alias_check_follows_its_target_through_the_upstream() {
     let catalog = FakeCatalog::new("c1");
     let agent = alias_of_db(&catalog).await;
-    catalog.apply(&register_db(CheckStatus::Critical));
+    catalog.apply(&register_db(CheckStatus::Critical, 1));
     // Well within ALIAS_RECHECK: the blocking read answered because the target moved.
     until("the alias to follow its target to critical", || {
         alias_health(&agent).0 == CheckStatus::Critical

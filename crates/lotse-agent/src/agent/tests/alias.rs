@@ -1,35 +1,10 @@
 //! Alias checks against the real server: the `Server` side of `Upstream::watch_health`.
 
-use lotse_core::catalog::{Node, RegisterRequest};
-use lotse_core::Command;
 use lotse_server::now_ms;
 
 use super::*;
 use crate::local::Source;
-
-fn register_db(status: CheckStatus) -> Command {
-    Command::CatalogRegister {
-        req: Box::new(RegisterRequest {
-            node: Node {
-                name: "other".into(),
-                address: "10.0.0.3".into(),
-                ..Default::default()
-            },
-            skip_node_update: false,
-            service: Some(Service {
-                id: "db".into(),
-                name: "db".into(),
-                ..Default::default()
-            }),
-            checks: vec![HealthCheck {
-                status,
-                service_id: "db".into(),
-                ..HealthCheck::new("other", "db-up", "db up")
-            }],
-        }),
-        now_ms: now_ms(),
-    }
-}
+use crate::test_support::register_db;
 
 async fn until_status(a: &Agent, id: &str, want: CheckStatus) {
     for _ in 0..500 {
@@ -44,14 +19,20 @@ async fn until_status(a: &Agent, id: &str, want: CheckStatus) {
 #[tokio::test]
 async fn an_alias_check_follows_a_service_on_another_node_at_once() {
     let (s, a) = agent().await;
-    s.write(register_db(CheckStatus::Passing)).await.unwrap();
+    s.write(register_db(CheckStatus::Passing, now_ms()))
+        .await
+        .unwrap();
     let alias = check(json!({"Name": "db-alias", "AliasNode": "other", "AliasService": "db"}));
     a.register_check(alias, Source::Remote).await.unwrap();
     until_status(&a, "db-alias", CheckStatus::Passing).await;
     // Seconds, not the minute of ALIAS_RECHECK: the change woke the parked read.
-    s.write(register_db(CheckStatus::Critical)).await.unwrap();
+    s.write(register_db(CheckStatus::Critical, now_ms()))
+        .await
+        .unwrap();
     until_status(&a, "db-alias", CheckStatus::Critical).await;
-    s.write(register_db(CheckStatus::Passing)).await.unwrap();
+    s.write(register_db(CheckStatus::Passing, now_ms()))
+        .await
+        .unwrap();
     until_status(&a, "db-alias", CheckStatus::Passing).await;
 }
 
