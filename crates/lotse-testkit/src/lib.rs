@@ -1,0 +1,6 @@
+//! Lotse's test kit. Dev-only: nothing in the product depends on it.
+//!
+//! [`linearizability`] checks histories that fault-injection runs (`tests/jepsen`) record against
+//! real `lotse` processes: did every key behave as one atomic register, every lock as one mutex?
+
+pub mod linearizability;
