@@ -15,6 +15,9 @@ pub enum Call {
     Read {
         #[serde(default)]
         value: Option<String>,
+        /// How it was read (`default`, `consistent`, ...): carried into reports, not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
     },
     Write {
         value: String,
@@ -59,7 +62,7 @@ impl Call {
     /// would: the search tries every instant, including after the history's end.
     pub fn step(&self, state: &State) -> Option<State> {
         match self {
-            Call::Read { value } => (value == state).then(|| state.clone()),
+            Call::Read { value, .. } => (value == state).then(|| state.clone()),
             Call::Write { value } => Some(Some(value.clone())),
             Call::Cas {
                 expect,

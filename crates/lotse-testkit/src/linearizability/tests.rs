@@ -24,6 +24,7 @@ fn op(process: u64, invoke: u64, complete: Option<u64>, call: Call) -> Op {
 fn read(v: Option<&str>) -> Call {
     Call::Read {
         value: v.map(str::to_string),
+        mode: None,
     }
 }
 fn write(v: &str) -> Call {
@@ -214,7 +215,7 @@ fn arb_call() -> impl Strategy<Value = Call> {
     let maybe_v = prop::option::of(v.clone());
     let result = prop::option::of(any::<bool>());
     prop_oneof![
-        maybe_v.prop_map(|value| Call::Read { value }),
+        maybe_v.prop_map(|value| Call::Read { value, mode: None }),
         v.clone().prop_map(|value| Call::Write { value }),
         (v.clone(), v.clone(), result.clone()).prop_map(|(expect, value, result)| Call::Cas {
             expect,
@@ -333,6 +334,7 @@ fn actual_answer(call: &Call, state: &State) -> Call {
     match call.clone() {
         Call::Read { .. } => Call::Read {
             value: state.clone(),
+            mode: None,
         },
         Call::Write { value } => Call::Write { value },
         Call::Cas { expect, value, .. } => {
