@@ -185,7 +185,7 @@ pub fn check_key(ops: &[Op], budget: Duration) -> (Verdict, u64) {
     let mut slot = events.first();
     while events.first() != END {
         steps += 1;
-        if steps % 65_536 == 0 && started.elapsed() > budget {
+        if steps.is_multiple_of(65_536) && started.elapsed() > budget {
             return (Verdict::Unknown, steps);
         }
         let e = events.events[slot];
