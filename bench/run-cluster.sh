@@ -25,7 +25,7 @@
 # What it starts:
 #   Lotse: 3 x `lotse agent -server -bootstrap-expect 3 -node sN -data-dir <tmp>/sN
 #          -bind 127.0.0.N -client 127.0.0.N -retry-join 127.0.0.M:<serf> (the two others)
-#          -retry-interval 1s -config-file <tmp>/perf.json` ({"performance":{"raft_multiplier":1}}),
+#          -retry-interval 1s -config-file <tmp>/perf.json` ({"performance":{"raft_multiplier":1}}, no per-client connection limit),
 #          N = 1..3; ready when all three name the same leader and /v1/status/peers lists 3.
 #   etcd:  `etcd-cluster.sh start 3` (127.0.0.1:23791-23793, state in the tmp dir).
 # What it runs (each load run = one kv-bench.sh --gen kvload run, --pids = the 3 servers):
@@ -115,7 +115,7 @@ trap 'exit 130' INT TERM
 WATCHDOG=$!
 
 # --- Lotse: 3 servers on 127.0.0.1..3 ----------------------------------------------------------
-echo '{"performance": {"raft_multiplier": 1}}' >"$TMP/perf.json"
+echo '{"performance": {"raft_multiplier": 1}, "limits": {"http_max_conns_per_client": 0}}' >"$TMP/perf.json"
 members='{"lotse": ['
 for n in 1 2 3; do
   joins=()

@@ -84,8 +84,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 L=http://127.0.0.1:18500
+# 256 connections from one IP: above Consul's default of 200 per client (which answers 429).
+echo '{"limits": {"http_max_conns_per_client": 0}}' >"$TMP/limits.json"
 "$LOTSE_BIN" agent -server -bootstrap-expect 1 -data-dir "$TMP/lotse-data" -http-port 18500 \
   -server-port 18300 -serf-lan-port 18301 -serf-wan-port 18302 -dns-port 18600 \
+  -config-file "$TMP/limits.json" \
   >"$TMP/lotse.log" 2>&1 &
 LOTSE_PID=$!
 for _ in $(seq 1 150); do

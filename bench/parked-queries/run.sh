@@ -47,7 +47,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PORTS=(-http-port 18500 -server-port 18300 -serf-lan-port 18301 -serf-wan-port 18302 -dns-port 18600)
+# 10,000 connections from one IP: far above Consul's default of 200 per client (429 beyond it).
+echo '{"limits": {"http_max_conns_per_client": 0}}' >"$TMP/limits.json"
+PORTS=(-http-port 18500 -server-port 18300 -serf-lan-port 18301 -serf-wan-port 18302 -dns-port 18600
+       -config-file "$TMP/limits.json")
 if (( durable )); then
   mode=durable; "$LOTSE_BIN" agent -server -bootstrap-expect 1 -data-dir "$TMP/data" "${PORTS[@]}" >"$TMP/agent.log" 2>&1 &
 else

@@ -293,10 +293,30 @@ class Nemesis(threading.Thread):
                 a.proc.send_signal(signal.SIGCONT)
 
 
-def final_reads(cluster, history, keys):
+def cluster_view(cluster):
+    """What each server says about the leader and the Raft configuration (for reports)."""
+    view = {}
+    for a in cluster.nodes:
+        try:
+            leader = requests.get(a.url + "/v1/status/leader", timeout=2).text.strip()
+            peers = requests.get(a.url + "/v1/status/peers", timeout=2).text.strip()
+            members = {m["Name"]: m["Status"] for m in
+                       requests.get(a.url + "/v1/agent/members", timeout=2).json()}
+            view[a.host] = {"leader": leader, "peers": peers, "members": members}
+        except (requests.RequestException, ValueError) as e:
+            view[a.host] = {"error": repr(e)}
+    return view
+
+
+def final_reads(cluster, history, keys, out_dir):
     """After healing: one consistent read of every register key, so that a lost acknowledged
     write shows up as an anomaly even if no client read the key again."""
-    lead = cluster.wait_leader(timeout=60)
+    try:
+        lead = cluster.wait_leader(timeout=60)
+    except AssertionError:
+        view = cluster_view(cluster)
+        (out_dir / "no-leader.json").write_text(json.dumps(view, indent=1))
+        raise AssertionError(f"no leader all servers agree on 60 s after healing: {view}")
     for key in keys:
         invoke = time.monotonic_ns()
         r = requests.get(f"{lead.url}/v1/kv/{key}?consistent", timeout=10)
@@ -345,7 +365,7 @@ def run_once(cfg, out_dir, cluster=None):
             if nemesis.error is not None:
                 raise nemesis.error
             result.faults = nemesis.log
-        final_reads(c, history, [f"jepsen/r{k}" for k in range(cfg.register_keys)])
+        final_reads(c, history, [f"jepsen/r{k}" for k in range(cfg.register_keys)], out_dir)
     finally:
         history.write()
         (out_dir / "faults.json").write_text(json.dumps(result.faults, indent=1))

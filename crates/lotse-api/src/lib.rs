@@ -42,6 +42,7 @@ pub mod catalog_query;
 pub mod ci_json;
 pub mod client;
 pub mod cluster;
+pub mod conn_limit;
 pub mod event;
 pub mod filter;
 pub mod forwarded;
@@ -369,14 +370,19 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// parked blocking query does not hold a second, larger read buffer for the whole wait. The
 /// cost: a client that disconnects mid-wait is noticed when the query answers (at most `wait`
 /// plus jitter later), not at once.
+///
+/// `limit` caps open connections per client IP (`limits.http_max_conns_per_client`); one over
+/// it gets Consul's 429 and is closed.
 pub async fn serve(
     state: State,
     listener: tokio::net::TcpListener,
+    limit: conn_limit::ConnLimit,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
+    let telemetry = state.telemetry.clone();
     let app = router(state);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true)
@@ -397,10 +403,17 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = limit.admit(peer.ip()) else {
+                    telemetry.http_conns_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(%peer, "too many connections from one client: 429");
+                    tokio::spawn(conn_limit::refuse(stream));
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "http connection ended with an error");
                     }

@@ -49,6 +49,10 @@ fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
         counters: vec![
             ("lotse.http.requests", t.http_requests.load(Relaxed)),
             ("lotse.http.errors", t.http_errors.load(Relaxed)),
+            (
+                "lotse.http.conns_refused",
+                t.http_conns_refused.load(Relaxed),
+            ),
             ("lotse.http.render_cache.hits", cache_hits),
             ("lotse.http.render_cache.misses", cache_misses),
             ("lotse.dns.recursed", t.dns_recursed.load(Relaxed)),

@@ -30,6 +30,8 @@ pub struct Telemetry {
     pub other_apply: Sample,
     pub http_requests: AtomicU64,
     pub http_errors: AtomicU64,
+    /// HTTP connections refused with 429: their client IP had `http_max_conns_per_client` open.
+    pub http_conns_refused: AtomicU64,
     pub sessions_expired: AtomicU64,
     /// Log entries proposed by the write batcher, and the commands they carried.
     pub batches: AtomicU64,

@@ -35,6 +35,25 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
+/// Raises the soft limit on open files to the hard limit, as Go's runtime does for Consul: every
+/// HTTP connection and parked blocking query holds one, and distributions still default the
+/// soft limit to 1024. Per-client limits (`limits.http_max_conns_per_client`) then keep one
+/// client from taking them all.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let was = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit.clone()) {
+            Ok(()) => {
+                tracing::debug!(from = ?was, to = ?limit.current, "raised the open-file limit")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+}
+
 pub fn main(args: &[String]) -> ExitCode {
     let loaded = match config::load(args) {
         Ok(l) => l,
@@ -52,6 +71,7 @@ pub fn main(args: &[String]) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("lotse")
@@ -501,7 +521,10 @@ async fn run(
         });
     }
     let mut stop_for_http = stop_rx.clone();
-    let http = tokio::spawn(lotse_api::serve(state, listener, async move {
+    let conn_limit = lotse_api::conn_limit::ConnLimit::new(
+        usize::try_from(cfg.limits.http_max_conns_per_client).unwrap_or(usize::MAX),
+    );
+    let http = tokio::spawn(lotse_api::serve(state, listener, conn_limit, async move {
         let _ = stop_for_http.wait_for(|s| *s).await;
     }));
     tracing::info!(
