@@ -32,7 +32,7 @@ pub mod node;
 pub mod rpc;
 pub mod state_machine;
 
-pub use node::{Consensus, ConsensusConfig, MembershipError, ReadIndexError};
+pub use node::{raft_config, Consensus, ConsensusConfig, MembershipError, ReadIndexError};
 pub use rpc::{
     rpc_router, serve, ForwardClient, ForwardHandler, HttpReply, HttpRequest, Peers, RpcError,
 };

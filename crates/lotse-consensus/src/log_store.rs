@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageError, StorageIOError, Vote};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{decode, encode};
 use crate::{ConsensusError, Entry, LogId, NodeId, TypeConfig};
@@ -144,7 +144,7 @@ struct Inner {
     db: Arc<Database>,
     /// The highest log index the writer has made durable (lowered by truncation).
     durable: Arc<AtomicU64>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
     stats: Arc<LogStats>,
 }
 
@@ -157,7 +157,7 @@ pub struct LogStore {
 /// A handle to queue writes on the log writer (used for snapshots).
 #[derive(Clone)]
 pub struct Persist {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Persist {
@@ -204,6 +204,16 @@ impl LogStore {
         db: Arc<Database>,
         snapshot_index: u64,
         limit: usize,
+    ) -> Result<(LogStore, Persist), ConsensusError> {
+        Self::open_with(db, snapshot_index, limit, Writer::Thread)
+    }
+
+    /// As [`LogStore::open_with_memory_limit`], with the writer run as `writer` says.
+    pub fn open_with(
+        db: Arc<Database>,
+        snapshot_index: u64,
+        limit: usize,
+        writer: Writer,
     ) -> Result<(LogStore, Persist), ConsensusError> {
         let mut mem = Mem {
             entries: BTreeMap::new(),
@@ -256,15 +266,34 @@ impl LogStore {
         let durable = Arc::new(AtomicU64::new(
             mem.entries.last_key_value().map_or(0, |(i, _)| *i),
         ));
-        let (jobs, rx) = mpsc::channel();
+        let (jobs, mut rx) = mpsc::unbounded_channel();
         let stats = Arc::new(LogStats::default());
-        let writer_stats = stats.clone();
-        let writer_db = db.clone();
-        let writer_durable = durable.clone();
-        std::thread::Builder::new()
-            .name("lotse-raft-log".into())
-            .spawn(move || writer_loop(writer_db, rx, writer_stats, writer_durable, snapshot_index))
-            .map_err(|e| ConsensusError::Raft(format!("cannot start log writer: {e}")))?;
+        let mut state = WriterState {
+            db: db.clone(),
+            stats: stats.clone(),
+            durable: durable.clone(),
+            snapshot_index,
+            failed: None,
+        };
+        match writer {
+            Writer::Thread => {
+                std::thread::Builder::new()
+                    .name("lotse-raft-log".into())
+                    .spawn(move || {
+                        while let Some(first) = rx.blocking_recv() {
+                            state.write(drain(first, &mut rx));
+                        }
+                    })
+                    .map_err(|e| ConsensusError::Raft(format!("cannot start log writer: {e}")))?;
+            }
+            Writer::Task => {
+                tokio::spawn(async move {
+                    while let Some(first) = rx.recv().await {
+                        state.write(drain(first, &mut rx));
+                    }
+                });
+            }
+        }
         let store = LogStore {
             inner: Arc::new(Inner {
                 mem: Mutex::new(mem),
@@ -304,35 +333,51 @@ impl LogStore {
     }
 }
 
-/// The writer thread: batches every queued job into one durable transaction.
-fn writer_loop(
+/// Where the log writer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// A thread of its own: redb's commits and fsyncs block, and must not stall the runtime.
+    Thread,
+    /// A task on the caller's tokio runtime, writing inline. For deterministic simulation
+    /// (`lotse-testkit`): on a single-threaded runtime with paused time, a write then happens
+    /// at a definite point of the schedule instead of racing a thread against simulated time.
+    Task,
+}
+
+/// The first queued job and every other already waiting, up to a batch's size.
+fn drain(first: Job, rx: &mut mpsc::UnboundedReceiver<Job>) -> Vec<Job> {
+    let mut batch = vec![first];
+    while batch.len() < 8192 {
+        match rx.try_recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// The log writer: batches every queued job into one durable transaction.
+struct WriterState {
     db: Arc<Database>,
-    rx: mpsc::Receiver<Job>,
     stats: Arc<LogStats>,
     durable: Arc<AtomicU64>,
     snapshot_index: u64,
-) {
-    let mut failed: Option<String> = None;
-    let mut snapshot_index = snapshot_index;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 8192 {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
+    failed: Option<String>,
+}
+
+impl WriterState {
+    fn write(&mut self, batch: Vec<Job>) {
         let started = std::time::Instant::now();
         // After one failed batch nothing more is written: a later batch committing on top of a
         // failed one could leave a hole in the log. The node must be restarted.
-        let result = match &failed {
+        let result = match &self.failed {
             Some(e) => Err(e.clone()),
-            None => write_batch(&db, &batch, &mut snapshot_index),
+            None => write_batch(&self.db, &batch, &mut self.snapshot_index),
         };
         if let Err(e) = &result {
-            if failed.is_none() {
+            if self.failed.is_none() {
                 tracing::error!(error = %e, "raft log write failed; refusing all further writes");
-                failed = Some(e.clone());
+                self.failed = Some(e.clone());
             }
         }
         let synced = batch.iter().any(|j| !matches!(j, Job::Committed(_)));
@@ -345,7 +390,7 @@ fn writer_loop(
                 })
                 .max();
             if let Some(i) = newest {
-                durable.fetch_max(i, Ordering::Release);
+                self.durable.fetch_max(i, Ordering::Release);
             }
             let n: usize = batch
                 .iter()
@@ -354,6 +399,7 @@ fn writer_loop(
                     _ => 0,
                 })
                 .sum();
+            let stats = &self.stats;
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats.entries.fetch_add(n as u64, Ordering::Relaxed);
             stats

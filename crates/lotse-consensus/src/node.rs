@@ -74,6 +74,24 @@ pub struct Consensus {
     pub leader_contact: Arc<LeaderContact>,
 }
 
+/// openraft's configuration for a server (before `validate`): Consul's timings scaled by
+/// `raft_multiplier`, a snapshot every `snapshot_threshold` applied entries. Public so that the
+/// simulation (`lotse-testkit`) runs what servers run.
+pub fn raft_config(raft_multiplier: u32, snapshot_threshold: u64) -> Config {
+    let m = u64::from(raft_multiplier.max(1));
+    Config {
+        cluster_name: "lotse".into(),
+        heartbeat_interval: HEARTBEAT_MS * m,
+        election_timeout_min: ELECTION_MIN_MS * m,
+        election_timeout_max: ELECTION_MAX_MS * m,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_threshold.max(16)),
+        max_in_snapshot_log_to_keep: 1000,
+        max_payload_entries: 512,
+        ..Config::default()
+    }
+}
+
 impl Consensus {
     pub async fn start(
         cfg: ConsensusConfig,
@@ -86,20 +104,8 @@ impl Consensus {
         let sm = StateMachine::open(db, persist, observer)?;
         let state = sm.shared();
 
-        let m = u64::from(cfg.raft_multiplier.max(1));
-        let config = Config {
-            cluster_name: "lotse".into(),
-            heartbeat_interval: HEARTBEAT_MS * m,
-            election_timeout_min: ELECTION_MIN_MS * m,
-            election_timeout_max: ELECTION_MAX_MS * m,
-            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_threshold.max(16)),
-            max_in_snapshot_log_to_keep: 1000,
-            max_payload_entries: 512,
-            ..Config::default()
-        };
         let config = Arc::new(
-            config
+            raft_config(cfg.raft_multiplier, cfg.snapshot_threshold)
                 .validate()
                 .map_err(|e| ConsensusError::Raft(e.to_string()))?,
         );

@@ -1,0 +1,205 @@
+//! Clients: each issues one operation at a time (register reads, writes and compare-and-sets,
+//! lock acquires and releases) against some node, and records what it saw for the checker.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lotse_core::kv::KvWrite;
+use lotse_core::{Command, Outcome};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::cluster::{Cluster, WriteResult, WRITE_TIMEOUT};
+use crate::linearizability::{Call, Op, Outcome as Seen};
+
+pub const REGISTERS: usize = 3;
+pub const LOCKS: usize = 1;
+
+pub fn register_key(i: usize) -> String {
+    format!("sim/r{i}")
+}
+
+pub fn lock_key(i: usize) -> String {
+    format!("sim/lock{i}")
+}
+
+pub fn session_id(client: u64) -> String {
+    format!("00000000-0000-0000-0000-{client:012}")
+}
+
+pub struct Workload {
+    pub cluster: Arc<Cluster>,
+    pub history: Arc<Mutex<Vec<Op>>>,
+    pub values: Arc<AtomicU64>,
+    pub stop: Arc<AtomicBool>,
+    /// [`super::Bug::StaleReads`]: skip the leadership confirmation before reading.
+    pub stale_reads: bool,
+}
+
+impl Workload {
+    fn record(&self, op: Op) {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(op);
+    }
+
+    /// One client's loop until `stop`.
+    pub async fn client(self: Arc<Self>, id: u64, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // The modify index and value of this client's latest read, per register.
+        let mut last_read: Vec<Option<(String, u64)>> = vec![None; REGISTERS];
+        while !self.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(2..30))).await;
+            let Some((node_id, node)) = self.cluster.pick(&mut rng) else {
+                continue;
+            };
+            let which = rng.gen_range(0..REGISTERS + LOCKS);
+            let invoke = self.cluster.now_ns();
+            if which >= REGISTERS {
+                let key = lock_key(which - REGISTERS);
+                let session = session_id(id);
+                let acquire = rng.gen_bool(0.5);
+                let write = KvWrite {
+                    key: key.clone(),
+                    value: id.to_string().into_bytes(),
+                    flags: 0,
+                };
+                let cmd = if acquire {
+                    Command::KvLock {
+                        write,
+                        session: session.clone(),
+                        now_ms: self.cluster.now_ms(),
+                    }
+                } else {
+                    Command::KvUnlock {
+                        write,
+                        session: session.clone(),
+                    }
+                };
+                let (outcome, result) = self.outcome_of(node_id, &node, cmd).await;
+                let call = if acquire {
+                    Call::Acquire { session, result }
+                } else {
+                    Call::Release { session, result }
+                };
+                self.finish(id, key, invoke, outcome, call);
+                continue;
+            }
+            let key = register_key(which);
+            match rng.gen_range(0..10) {
+                0..=3 => {
+                    let read = if self.stale_reads {
+                        Ok(Ok(None))
+                    } else {
+                        tokio::time::timeout(WRITE_TIMEOUT, node.raft.ensure_linearizable()).await
+                    };
+                    match read {
+                        Ok(Ok(_)) => {
+                            let entry = {
+                                let a = node.state.read();
+                                a.store.kv_get(&key).1.map(|e| {
+                                    (
+                                        String::from_utf8_lossy(&e.value).into_owned(),
+                                        e.modify_index,
+                                    )
+                                })
+                            };
+                            last_read[which] = entry.clone();
+                            let value = entry.map(|(v, _)| v);
+                            self.finish(
+                                id,
+                                key,
+                                invoke,
+                                Seen::Ok,
+                                Call::Read {
+                                    value,
+                                    mode: Some("consistent".into()),
+                                },
+                            );
+                        }
+                        Ok(Err(e)) => {
+                            if let Some(l) = e.forward_to_leader().and_then(|f| f.leader_id) {
+                                self.cluster.hint(Some(l));
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+                4..=7 => {
+                    let value = self.values.fetch_add(1, Ordering::Relaxed).to_string();
+                    let cmd = Command::KvSet(KvWrite {
+                        key: key.clone(),
+                        value: value.clone().into_bytes(),
+                        flags: 0,
+                    });
+                    let (outcome, _) = self.outcome_of(node_id, &node, cmd).await;
+                    self.finish(id, key, invoke, outcome, Call::Write { value });
+                }
+                _ => {
+                    // Compare-and-set on the modify index of this client's latest read; with
+                    // unique values that is "still holds the value read".
+                    let Some((expect, index)) = last_read[which].take() else {
+                        continue;
+                    };
+                    let value = self.values.fetch_add(1, Ordering::Relaxed).to_string();
+                    let cmd = Command::KvCas {
+                        write: KvWrite {
+                            key: key.clone(),
+                            value: value.clone().into_bytes(),
+                            flags: 0,
+                        },
+                        index,
+                    };
+                    let (outcome, result) = self.outcome_of(node_id, &node, cmd).await;
+                    self.finish(
+                        id,
+                        key,
+                        invoke,
+                        outcome,
+                        Call::Cas {
+                            expect,
+                            value,
+                            result,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs a write and says what the client learned: its outcome and boolean answer.
+    async fn outcome_of(
+        &self,
+        node_id: u64,
+        node: &super::node::Running,
+        cmd: Command,
+    ) -> (Seen, Option<bool>) {
+        match self.cluster.write(node, cmd).await {
+            WriteResult::Applied(Outcome::Bool(b)) => {
+                self.cluster.hint(Some(node_id));
+                (Seen::Ok, Some(b))
+            }
+            // Refused by the store as a whole: no effect.
+            WriteResult::Applied(_) => (Seen::Fail, None),
+            WriteResult::NotApplied(leader) => {
+                self.cluster.hint(leader);
+                (Seen::Fail, None)
+            }
+            WriteResult::Unknown => (Seen::Info, None),
+        }
+    }
+
+    fn finish(&self, process: u64, key: String, invoke: u64, outcome: Seen, call: Call) {
+        let complete = (outcome == Seen::Ok).then(|| self.cluster.now_ns());
+        self.record(Op {
+            process,
+            key,
+            invoke,
+            complete,
+            outcome,
+            call,
+        });
+    }
+}
