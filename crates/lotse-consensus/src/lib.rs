@@ -32,7 +32,10 @@ pub mod node;
 pub mod rpc;
 pub mod state_machine;
 
-pub use node::{raft_config, Consensus, ConsensusConfig, MembershipError, ReadIndexError};
+pub use node::{
+    linearizable_read, raft_config, Consensus, ConsensusConfig, MembershipError, ReadFloor,
+    ReadIndexError,
+};
 pub use rpc::{
     rpc_router, serve, ForwardClient, ForwardHandler, HttpReply, HttpRequest, Peers, RpcError,
 };

@@ -453,6 +453,34 @@ impl GossipCore {
         None
     }
 
+    /// Serf's reconnect: a random failed member, picked with probability failed / alive (at
+    /// most 1), for an extra push/pull besides the periodic one. Without it the two sides of a
+    /// healed partition never meet again: each still has alive members of its own for the
+    /// periodic push/pull and never probes or gossips to members it declared failed.
+    pub fn reconnect_target(&mut self) -> Option<SocketAddr> {
+        let me = self.identity().name.clone();
+        let failed: Vec<SocketAddr> = self
+            .members
+            .iter()
+            .filter(|(n, e)| **n != me && e.status == MemberStatus::Failed)
+            .map(|(_, e)| e.id.addr)
+            .collect();
+        if failed.is_empty() {
+            return None;
+        }
+        let alive = self
+            .members
+            .values()
+            .filter(|e| e.status == MemberStatus::Alive)
+            .count()
+            .max(1);
+        let chance = (failed.len() as f64 / alive as f64).min(1.0);
+        if !self.rng.random_bool(chance) {
+            return None;
+        }
+        failed.get(self.rng.random_range(0..failed.len())).copied()
+    }
+
     /// Everyone we know, including ourselves and not yet reaped failed/left members.
     pub fn members(&self) -> Vec<Member> {
         self.members

@@ -246,13 +246,23 @@ impl Driver {
         });
     }
 
+    /// The periodic push/pull with a random member, and Serf's reconnect attempt with a
+    /// failed one ([`GossipCore::reconnect_target`]).
     fn periodic_push_pull(&mut self) {
         if self.shared.faulty() {
             return;
         }
-        let Some(addr) = self.core.push_pull_target() else {
-            return;
-        };
+        let periodic = self.core.push_pull_target();
+        let reconnect = self
+            .core
+            .reconnect_target()
+            .filter(|r| Some(*r) != periodic);
+        for addr in periodic.into_iter().chain(reconnect) {
+            self.push_pull_with(addr);
+        }
+    }
+
+    fn push_pull_with(&mut self, addr: SocketAddr) {
         let ours = self.core.push_pull_state();
         let tx = self.tx.clone();
         let shared = self.shared.clone();

@@ -196,14 +196,18 @@ pub struct Server {
 /// everything committed before it. openraft gives up on a round that misses its quorum within
 /// one heartbeat (`QuorumNotEnough`): a slow follower fsync must not fail the read, so rounds
 /// are repeated until `hold`. "Not the leader" ends it at once.
+///
+/// A leader openraft restored in its old term reads only once its log as found at start is
+/// applied ([`lotse_consensus::ReadFloor`]).
 async fn confirm_round(
     raft: lotse_consensus::LotseRaft,
+    floor: lotse_consensus::ReadFloor,
     hold: Duration,
 ) -> Result<(), ServerError> {
     let deadline = tokio::time::Instant::now() + hold;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, raft.ensure_linearizable()).await {
+        match tokio::time::timeout(left, lotse_consensus::linearizable_read(&raft, floor)).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => match classify(&e) {
                 e
@@ -282,9 +286,13 @@ impl Server {
         // this leader's followers stop hearing from it for that long.
         let lease = Duration::from_millis(200 * u64::from(config.raft_multiplier.max(1)));
         let read_barrier = {
-            let (raft, hold) = (consensus.raft.clone(), config.rpc_hold_timeout);
+            let (raft, floor, hold) = (
+                consensus.raft.clone(),
+                consensus.read_floor,
+                config.rpc_hold_timeout,
+            );
             read_barrier::ReadBarrier::new(Box::new(move || {
-                Box::pin(confirm_round(raft.clone(), hold))
+                Box::pin(confirm_round(raft.clone(), floor, hold))
             }))
         };
         let lease_clock = Arc::new(lease::LeaseClock::default());

@@ -73,6 +73,9 @@
 //!
 //! - `limits.txn_max_ops` (default 128): the most operations one `/v1/txn` request may hold.
 //!   Consul hard-codes 128; Lotse makes it configurable.
+//! - `limits.http_max_conns_per_client` (default 200) is Consul's; a connection closed by its
+//!   client during a blocking wait keeps its slot until the query answers (see
+//!   `docs/design-notes.md`, HTTP serving).
 //! - `-dev` keeps `log_level = info` (Consul's dev mode logs at debug) and leaves gRPC off.
 //! - `bootstrap_expect = 1` is kept as is (and sets `bootstrap`); `-bootstrap` and `-dev`
 //!   both yield `bootstrap_expect = 1`, so the agent only needs to look at `bootstrap_expect`.

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Some(s) => (s, 1),
         None => (from, seeds),
     };
+    #[cfg(not(tokio_unstable))]
+    eprintln!("lotse-sim: built without --cfg tokio_unstable (.cargo/config.toml): a seed may not replay exactly");
     let started = Instant::now();
     // Written without panicking when the reader goes away (`lotse-sim ... | head`).
     let mut out = std::io::stdout().lock();

@@ -82,7 +82,12 @@ impl Cluster {
         for n in nodes.iter_mut() {
             if n.running().is_none() {
                 let r = n
-                    .start(&self.net, &self.leaders, bootstrap.then_some(&members))
+                    .start(
+                        &self.net,
+                        &self.leaders,
+                        self.started,
+                        bootstrap.then_some(&members),
+                    )
                     .await?;
                 self.up_map().insert(n.id, r);
             }
@@ -102,7 +107,9 @@ impl Cluster {
         let mut nodes = self.nodes.lock().await;
         if let Some(n) = nodes.iter_mut().find(|n| n.id == id) {
             if n.running().is_none() {
-                let r = n.start(&self.net, &self.leaders, None).await?;
+                let r = n
+                    .start(&self.net, &self.leaders, self.started, None)
+                    .await?;
                 self.up_map().insert(id, r);
             }
         }

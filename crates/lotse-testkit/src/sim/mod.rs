@@ -6,12 +6,18 @@
 //! partitioned, machines crash and lose unsynced writes. Every random choice (network, faults,
 //! disks, clients, election timeouts) comes from one seed, and nothing runs outside the
 //! runtime (the log writer runs as a task, [`lotse_consensus::log_store::Writer::Task`]), so a
-//! seed replays exactly: the run's digest says so.
+//! seed replays exactly: the run's digest says so. That includes tokio's own choices (which
+//! ready branch of a `select!` goes first), seeded through `rng_seed`, which needs the
+//! `tokio_unstable` cfg that `.cargo/config.toml` sets; built without it, runs of one seed can
+//! differ where two events fall on the same simulated instant.
 //!
-//! Checked: at most one leader per term (throughout); after healing, the cluster converges,
+//! Checked: after healing, the cluster converges,
 //! every server holds the same entry at every index and the same state; the clients' history
 //! of register and lock operations is linearizable ([`crate::linearizability`]), which also
-//! means no acknowledged write was lost and no two sessions held the lock at once.
+//! means no acknowledged write was lost and no two sessions held the lock at once. Leaders are
+//! recorded per term throughout; openraft 0.9 lets a higher node id win a term a lower one
+//! already won (its leader ids are (term, node) pairs), so two leaders in one term are counted
+//! (`shared_terms`), not failed: see `checks::shared_terms`.
 //!
 //! Not simulated: gossip membership (it has a simulation of its own, `lotse-gossip::sim`), the
 //! server facade (leases, `default` reads, forwarding, the write batcher; covered by the
@@ -90,6 +96,9 @@ pub struct SimReport {
     pub faults: Vec<String>,
     pub crashes: u32,
     pub terms_with_leader: usize,
+    /// Terms led by more than one node (openraft's (term, node) leader order allows it; see
+    /// `checks::shared_terms`).
+    pub shared_terms: Vec<String>,
     pub messages_delivered: u64,
     pub messages_lost: u64,
     /// Broken invariants; empty when the run passed.
@@ -107,8 +116,8 @@ impl SimReport {
 
     pub fn summary(&self) -> String {
         format!(
-            "seed {}: {}; {} ops ({} ok, {} unknown), {} faults, {} crashes, {} terms with a leader, \
-             messages {} delivered / {} lost, digest {:016x}",
+            "seed {}: {}; {} ops ({} ok, {} unknown), {} faults, {} crashes, {} terms with a leader \
+             ({} shared), messages {} delivered / {} lost, digest {:016x}",
             self.seed,
             if self.passed() { "ok".to_string() } else { format!("VIOLATED: {}", self.violations.join("; ")) },
             self.ops,
@@ -117,6 +126,7 @@ impl SimReport {
             self.faults.len(),
             self.crashes,
             self.terms_with_leader,
+            self.shared_terms.len(),
             self.messages_delivered,
             self.messages_lost,
             self.digest
@@ -126,11 +136,13 @@ impl SimReport {
 
 /// Runs one seed to the end and checks it.
 pub fn run(cfg: &SimConfig) -> SimReport {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    // tokio's `select!` (openraft's core loop uses it) picks which ready branch to poll first
+    // from the runtime's own generator; seeded, the same seed makes the same choices.
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&cfg.seed.to_le_bytes()));
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             return SimReport {
@@ -237,7 +249,7 @@ async fn simulate(cfg: &SimConfig) -> SimReport {
             .violations
             .extend(checks::same_logs_and_state(&cluster).await);
     }
-    report.violations.extend(checks::two_leaders(&cluster));
+    report.shared_terms = checks::shared_terms(&cluster);
 
     let ops = std::mem::take(&mut *history.lock().unwrap_or_else(|e| e.into_inner()));
     let mut by_key: BTreeMap<String, Vec<Op>> = BTreeMap::new();
@@ -365,7 +377,7 @@ async fn final_reads(c: &Cluster, history: &Mutex<Vec<Op>>, report: &mut SimRepo
     for i in 0..REGISTERS {
         let key = register_key(i);
         let invoke = c.now_ns();
-        if let Err(e) = lead.raft.ensure_linearizable().await {
+        if let Err(e) = lotse_consensus::linearizable_read(&lead.raft, lead.read_floor).await {
             report.violations.push(format!("final read of {key}: {e}"));
             continue;
         }

@@ -1,17 +1,18 @@
 //! One simulated server: the real log store, state machine and openraft core, on a
 //! [`SimDisk`] and the [`SimNet`]; crashed and restarted at the nemesis's will.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use lotse_consensus::log_store::{LogStore, Writer};
 use lotse_consensus::openraft::{BasicNode, Config, ServerState};
 use lotse_consensus::state_machine::StateMachine;
-use lotse_consensus::{ApplyObserver, LotseRaft, NodeId, SharedState};
+use lotse_consensus::{ApplyObserver, LotseRaft, NodeId, ReadFloor, SharedState};
 use lotse_core::Changes;
 use rand::rngs::StdRng;
 use redb::Database;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::disk::SimDisk;
 use super::net::{SimFactory, SimNet};
@@ -19,8 +20,9 @@ use super::net::{SimFactory, SimNet};
 /// Bytes of durable log entries kept in memory: small, so that reads go to the disk too.
 const LOG_MEMORY: usize = 64 << 10;
 
-/// Every (term, node) that was leader; more than one node in a term breaks Raft's safety.
-pub type Leaders = Arc<Mutex<BTreeMap<u64, BTreeSet<NodeId>>>>;
+/// For every term, each node that led in it and when (simulated ms) it was first seen leading;
+/// more than one node in a term breaks Raft's safety.
+pub type Leaders = Arc<Mutex<BTreeMap<u64, BTreeMap<NodeId, u64>>>>;
 
 struct Quiet;
 
@@ -35,6 +37,8 @@ pub struct Running {
     pub raft: LotseRaft,
     pub state: Arc<SharedState>,
     pub log: LogStore,
+    /// What `Consensus` keeps for reads after a restart ([`ReadFloor`]).
+    pub read_floor: ReadFloor,
 }
 
 pub struct SimNode {
@@ -71,6 +75,7 @@ impl SimNode {
         &mut self,
         net: &SimNet,
         leaders: &Leaders,
+        started: Instant,
         bootstrap: Option<&BTreeMap<NodeId, BasicNode>>,
     ) -> Result<Running, String> {
         let db = Database::builder()
@@ -96,9 +101,24 @@ impl SimNode {
             raft.initialize(members.clone())
                 .await
                 .map_err(|e| format!("node {}: initialize: {e}", self.id))?;
+        } else {
+            // Round-trips through the core, so openraft's startup (which may restore this node
+            // as leader) has run before the read floor is taken, as in `Consensus::start`.
+            let _ = raft.is_initialized().await;
         }
-        let watcher = tokio::spawn(watch_leadership(self.id, raft.clone(), leaders.clone()));
-        let running = Running { raft, state, log };
+        let read_floor = ReadFloor::at_start(&raft);
+        let watcher = tokio::spawn(watch_leadership(
+            self.id,
+            raft.clone(),
+            leaders.clone(),
+            started,
+        ));
+        let running = Running {
+            raft,
+            state,
+            log,
+            read_floor,
+        };
         net.attach(self.id, running.raft.clone());
         self.running = Some((running.clone(), watcher));
         Ok(running)
@@ -119,14 +139,15 @@ impl SimNode {
 }
 
 /// Records each term in which this node became leader.
-async fn watch_leadership(id: NodeId, raft: LotseRaft, leaders: Leaders) {
+async fn watch_leadership(id: NodeId, raft: LotseRaft, leaders: Leaders, started: Instant) {
     let mut rx = raft.metrics();
     loop {
         {
             let m = rx.borrow_and_update();
             if m.state == ServerState::Leader {
                 let mut l = leaders.lock().unwrap_or_else(|e| e.into_inner());
-                l.entry(m.current_term).or_default().insert(id);
+                let at = started.elapsed().as_millis() as u64;
+                l.entry(m.current_term).or_default().entry(id).or_insert(at);
             }
         }
         if rx.changed().await.is_err() {

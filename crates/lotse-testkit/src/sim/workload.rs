@@ -91,9 +91,10 @@ impl Workload {
             match rng.gen_range(0..10) {
                 0..=3 => {
                     let read = if self.stale_reads {
-                        Ok(Ok(None))
+                        Ok(Ok(0))
                     } else {
-                        tokio::time::timeout(WRITE_TIMEOUT, node.raft.ensure_linearizable()).await
+                        let read = lotse_consensus::linearizable_read(&node.raft, node.read_floor);
+                        tokio::time::timeout(WRITE_TIMEOUT, read).await
                     };
                     match read {
                         Ok(Ok(_)) => {
@@ -115,7 +116,7 @@ impl Workload {
                                 Seen::Ok,
                                 Call::Read {
                                     value,
-                                    mode: Some("consistent".into()),
+                                    mode: Some(format!("consistent@{node_id}")),
                                 },
                             );
                         }
