@@ -11,6 +11,9 @@ use lotse_server::{sessions::go_duration, Consistency, QueryOptions};
 use crate::reply::ApiError;
 use crate::{ApiState, State};
 
+#[cfg(test)]
+mod fuzz;
+
 /// The parsed query string plus the request's token.
 #[derive(Debug, Default)]
 pub struct Params {

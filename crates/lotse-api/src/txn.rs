@@ -22,6 +22,9 @@ use crate::reply::{json, with_meta, ApiError, ApiResult};
 use crate::txn_catalog;
 use crate::State;
 
+#[cfg(test)]
+mod fuzz;
+
 const TXN_LIMIT_DOC: &str =
     "https://developer.hashicorp.com/docs/agent/config/config-files#txn_max_req_len";
 

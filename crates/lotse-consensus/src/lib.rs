@@ -26,6 +26,8 @@
 pub use openraft;
 
 pub mod codec;
+#[cfg(test)]
+mod fuzz;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -2,6 +2,11 @@
 //! a leader, replicate writes, survive the leader's death, take a restarted member back, and
 //! bring a late learner up to date with a snapshot sent over `InstallSnapshot`.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,11 @@
 //! slow handler surface as `Unreachable` and `Timeout`, which the facade treats differently
 //! (retry elsewhere vs. outcome unknown).
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 mod support;
 
 use std::sync::Arc;

@@ -2,6 +2,11 @@
 //! from redb, a truncation below the in-memory window keeps the newest surviving entry
 //! readable, and a reopened store (which loads only its tail) serves the same log.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

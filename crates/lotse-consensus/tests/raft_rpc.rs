@@ -3,6 +3,11 @@
 //! `RemoteError`, a dead address as `Unreachable` (openraft backs off), a missed deadline as
 //! `Timeout`.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 mod support;
 
 use std::time::Duration;

@@ -3,6 +3,11 @@
 //! snapshots), checked on the real redb-backed implementation, once with the normal memory
 //! budget and once with a budget so small that every older entry is read back from disk.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 use std::sync::Arc;
 
 use lotse_consensus::log_store::LogStore;

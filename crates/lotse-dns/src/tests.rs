@@ -7,6 +7,8 @@
 //! * `protocol`: FORMERR/NOTIMP/dropped requests, REFUSED, recursion and confirmation steps.
 //! * `view`: the view's cache: reuse, invalidation, and the build/invalidate race.
 //! * `prop`: property tests: no input panics, and every reply is a well-formed, sized reply.
+//! * `fuzz`: the same checks as a bolero target (random under `cargo test`, coverage-guided
+//!   under `cargo bolero test`).
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -15,6 +17,7 @@ use crate::config::DnsConfig;
 use crate::respond::{Responder, Step, Transport};
 use crate::testing::check_reply;
 
+mod fuzz;
 mod lookup;
 mod prop;
 mod protocol;

@@ -3,6 +3,11 @@
 //! `cargo run --release -p lotse-gossip --example sim -- 1000 0.0 0.1`
 //! (members, then one or more packet-loss rates).
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 use lotse_gossip::sim::{run, SimConfig, SimReport};
 
 fn main() {

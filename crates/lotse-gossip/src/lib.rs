@@ -40,6 +40,8 @@ pub mod core;
 mod driver;
 pub mod envelope;
 mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod identity;
 pub mod keyring;
 pub mod lifeguard;

@@ -1,5 +1,10 @@
 //! Several real `Gossip` instances on 127.0.0.1 in one runtime, with fast timing.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 use std::{
     collections::BTreeMap,
     net::SocketAddr,

@@ -1,6 +1,11 @@
 //! The simulation at 200 members: one death is noticed by everyone within memberlist-like
 //! bounds, and 10% packet loss causes few false positives.
 
+// `cargo bolero test` builds every test target of this crate with libFuzzer's coverage
+// instrumentation; linking bolero gives this binary the runtime that instrumentation calls.
+#[cfg(fuzzing)]
+use bolero as _;
+
 use std::time::Duration;
 
 use lotse_gossip::sim::{run, SimConfig, SimReport};

@@ -45,7 +45,7 @@ fn raise_open_file_limit() {
     if limit.current < limit.maximum {
         let was = limit.current;
         limit.current = limit.maximum;
-        match setrlimit(Resource::Nofile, limit.clone()) {
+        match setrlimit(Resource::Nofile, limit) {
             Ok(()) => {
                 tracing::debug!(from = ?was, to = ?limit.current, "raised the open-file limit")
             }

@@ -98,6 +98,8 @@ mod duration;
 mod env;
 pub(crate) mod files;
 mod flags;
+#[cfg(test)]
+mod fuzz;
 mod partial;
 #[cfg(test)]
 mod tests;

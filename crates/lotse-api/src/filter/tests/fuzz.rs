@@ -1,5 +1,12 @@
 //! Property tests: no input panics the parser or the evaluator, and the connectives obey
-//! boolean logic over any item.
+//! boolean logic over any item. `fuzz_filter` is the same as a bolero target: random under
+//! `cargo test`, coverage-guided with
+//!
+//! ```sh
+//! cargo bolero test filter::tests::fuzz::fuzz_filter -p lotse-api --sanitizer NONE -T 60s
+//! ```
+//!
+//! (seeds: `src/filter/tests/__fuzz__/filter__tests__fuzz__filter/corpus`).
 
 use proptest::prelude::*;
 
@@ -176,4 +183,42 @@ proptest! {
         prop_assert_eq!(ev(&format!("{a} or {b}")), x || y);
         prop_assert_eq!(ev(&format!("not ({a} or {b})")), !x && !y);
     }
+}
+
+/// Any text as a `?filter=` expression over the health shape: a filter or an error with a
+/// message (a syntax error located at line and column 1 or later), never a panic. What parses
+/// evaluates over a real entry and over an empty one, and its negation parses (unless that
+/// crosses a size limit) and answers the opposite.
+#[test]
+fn fuzz_filter() {
+    let shape = health_shape();
+    let items = [web_entry(), json!({})];
+    bolero::check!().for_each(|input: &[u8]| {
+        let expr = String::from_utf8_lossy(input);
+        let filter = match Filter::parse(&expr, &shape) {
+            Ok(f) => f,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                match e {
+                    FilterError::Syntax { line, column, .. } => {
+                        assert!(line >= 1 && column >= 1, "{e:?}")
+                    }
+                    FilterError::TooLong { len, max } => assert!(len > max),
+                    _ => {}
+                }
+                return;
+            }
+        };
+        let negated = match Filter::parse(&format!("not ({expr})"), &shape) {
+            Ok(n) => Some(n),
+            Err(FilterError::TooDeep { .. } | FilterError::TooLong { .. }) => None,
+            Err(e) => panic!("{expr:?} parses but its negation does not: {e}"),
+        };
+        for item in &items {
+            let m = filter.matches(item);
+            if let Some(n) = &negated {
+                assert_eq!(n.matches(item), !m, "{expr:?} over {item}");
+            }
+        }
+    });
 }

@@ -1,0 +1,4 @@
+node_name = "a"
+ports {
+  http = 
+}
