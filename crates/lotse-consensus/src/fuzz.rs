@@ -10,8 +10,8 @@
 //! cargo bolero test fuzz::fuzz_codec_decode -p lotse-consensus --sanitizer NONE -T 60s
 //! ```
 //!
-//! The seeds are written by `write_seed_corpus` (ignored; run it with `--ignored` after a
-//! format change).
+//! The seeds are written by `write_seed_corpus` (into the committed corpus with
+//! `LOTSE_WRITE_SEEDS=1` after a format change; into a scratch directory otherwise).
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -113,13 +113,10 @@ fn fuzz_rpc_messages() {
 /// Writes the seed corpora: one real record of each decoded type, and a few protobuf
 /// messages.
 #[test]
-#[ignore = "writes the committed seed corpus; run after a format change"]
 fn write_seed_corpus() {
+    let _cleanup = SeedRoot;
     let write = |target: &str, name: &str, which: u8, bytes: &[u8]| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/__fuzz__")
-            .join(format!("fuzz__{target}"))
-            .join("corpus");
+        let dir = seed_root().join(format!("fuzz__{target}")).join("corpus");
         std::fs::create_dir_all(&dir).expect("corpus directory");
         let data = [&[which][..], bytes].concat();
         std::fs::write(dir.join(format!("seed-{name}")), data).expect("seed written");
@@ -180,4 +177,26 @@ fn write_seed_corpus() {
         tcp: true,
     };
     write("rpc_messages", "dns-query", 7, &dns.encode_to_vec());
+}
+
+/// Where `write_seed_corpus` writes: the committed corpus with `LOTSE_WRITE_SEEDS=1` (after a
+/// format change), else a scratch directory, so that every test run still builds the seeds
+/// and checks they can be made.
+fn seed_root() -> std::path::PathBuf {
+    if std::env::var_os("LOTSE_WRITE_SEEDS").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/__fuzz__")
+    } else {
+        std::env::temp_dir().join(format!("lotse-seeds-{}", std::process::id()))
+    }
+}
+
+/// Removes the scratch directory when the test ends.
+struct SeedRoot;
+
+impl Drop for SeedRoot {
+    fn drop(&mut self) {
+        if std::env::var_os("LOTSE_WRITE_SEEDS").is_none() {
+            let _ = std::fs::remove_dir_all(seed_root());
+        }
+    }
 }

@@ -10,8 +10,8 @@
 //! cargo bolero test fuzz::fuzz_envelope_open -p lotse-gossip --sanitizer NONE -T 60s
 //! ```
 //!
-//! The binary seeds are written by `write_seed_corpus` (ignored; run it with `--ignored`
-//! after a wire-format change).
+//! The binary seeds are written by `write_seed_corpus` (into the committed corpus with
+//! `LOTSE_WRITE_SEEDS=1` after a wire-format change; into a scratch directory otherwise).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -188,13 +188,10 @@ fn fuzz_handle_packet() {
 /// `handle_packet`, sealed and plain envelopes for `envelope_open`, and foca packets with a
 /// suspicion for `suspicion_of`.
 #[test]
-#[ignore = "writes the committed seed corpus; run after a wire-format change"]
 fn write_seed_corpus() {
+    let _cleanup = SeedRoot;
     let dir = |target: &str| {
-        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/__fuzz__")
-            .join(format!("fuzz__{target}"))
-            .join("corpus");
+        let d = seed_root().join(format!("fuzz__{target}")).join("corpus");
         std::fs::create_dir_all(&d).expect("corpus directory");
         d
     };
@@ -278,4 +275,26 @@ fn write_seed_corpus() {
         &[Member::new(id("a", 1), 3, State::Suspect)],
     );
     write("suspicion_of", "raw-packet", &p);
+}
+
+/// Where `write_seed_corpus` writes: the committed corpus with `LOTSE_WRITE_SEEDS=1` (after a
+/// format change), else a scratch directory, so that every test run still builds the seeds
+/// and checks they can be made.
+fn seed_root() -> std::path::PathBuf {
+    if std::env::var_os("LOTSE_WRITE_SEEDS").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/__fuzz__")
+    } else {
+        std::env::temp_dir().join(format!("lotse-seeds-{}", std::process::id()))
+    }
+}
+
+/// Removes the scratch directory when the test ends.
+struct SeedRoot;
+
+impl Drop for SeedRoot {
+    fn drop(&mut self) {
+        if std::env::var_os("LOTSE_WRITE_SEEDS").is_none() {
+            let _ = std::fs::remove_dir_all(seed_root());
+        }
+    }
 }
