@@ -100,13 +100,19 @@ fn drain<T: Clone>(rx: &mut broadcast::Receiver<T>) -> Vec<T> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_through_any_member_reaches_everyone_with_tags() {
     let nodes = cluster(5).await;
+    // A member can be seen alive a moment before its tags arrive (they are gossiped apart).
     for g in &nodes {
+        let tagged = || {
+            g.members()
+                .iter()
+                .all(|m| m.tags.get("role").map(String::as_str) == Some("node"))
+        };
+        assert!(
+            eventually(Duration::from_secs(10), tagged).await,
+            "{:?}",
+            g.members()
+        );
         for m in g.members() {
-            assert_eq!(
-                m.tags.get("role").map(String::as_str),
-                Some("node"),
-                "{m:?}"
-            );
             assert_eq!(m.addr.to_string(), "127.0.0.1");
         }
     }
