@@ -226,8 +226,14 @@ class Nemesis(threading.Thread):
 
     def run(self):
         try:
+            # Kinds are dealt like cards: every kind once, in a random order, before any
+            # repeats, so even a short run meets kills, pauses and partitions alike.
+            deck = []
             while not self.stop.wait(self.rng.uniform(*self.run_cfg.quiet)):
-                self.one_fault(self.rng.choice(self.run_cfg.nemeses))
+                if not deck:
+                    deck = list(self.run_cfg.nemeses)
+                    self.rng.shuffle(deck)
+                self.one_fault(deck.pop())
         except Exception as e:  # reported by the run: a broken nemesis must not pass quietly
             self.error = e
         finally:
