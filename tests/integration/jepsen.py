@@ -29,6 +29,10 @@ from cluster import Cluster, Firewall
 # a request a server gives up on comes back as a 500 rather than as our own timeout.
 REQUEST_TIMEOUT = (1.0, 5.0)
 
+# Every client session's lock-delay: long enough for acquires to race it, short enough to
+# leave the locks free most of the time.
+LOCK_DELAY_MS = 1000
+
 NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "partition-halves",
            "partition-leader", "partition-bridge")
 
@@ -106,6 +110,7 @@ class Client(threading.Thread):
         self.stop = stop
         self.http = requests.Session()
         self.session = None  # a lock session, created on the first lock operation
+        self.held = {}  # lock key -> this client's last operation there was a won acquire
         self.last_read = {}  # key -> (value, modify index) of this client's latest read
 
     def run(self):
@@ -183,12 +188,14 @@ class Client(threading.Thread):
             self.record(key, invoke, "ok", {**call, "result": body.strip() == "true"})
 
     def ensure_session(self):
-        """A session with no health checks and no TTL: it lives through every fault, so the
-        lock is a plain mutex (what sessions add on failure is tested elsewhere)."""
+        """A session with no health checks and no TTL: it lives through every fault and ends
+        only when its client destroys it (`invalidate`), as a crashed client's session would
+        be invalidated; then its locks are free, but not to others within LOCK_DELAY_MS."""
         while self.session is None and not self.stop.is_set():
             status, body, failed = self.call(
                 "PUT", self.server(), "/v1/session/create",
-                json={"Name": f"jepsen-{self.pid}", "NodeChecks": [], "LockDelay": "0s"})
+                json={"Name": f"jepsen-{self.pid}", "NodeChecks": [],
+                      "LockDelay": f"{LOCK_DELAY_MS}ms"})
             if not failed:
                 self.session = json.loads(body)["ID"]
             else:
@@ -199,6 +206,9 @@ class Client(threading.Thread):
         session = self.ensure_session()
         if session is None:
             return
+        if self.rng.random() < 1 / 8:
+            self.invalidate(session)
+            return
         verb = self.rng.choice(["acquire", "release"])
         invoke = time.monotonic_ns()
         status, body, failed = self.call(
@@ -206,8 +216,34 @@ class Client(threading.Thread):
         call = {"f": verb, "session": session}
         if failed:
             self.record(key, invoke, failed, call)
-        else:
-            self.record(key, invoke, "ok", {**call, "result": body.strip() == "true"})
+            if failed == "info":
+                self.held[key] = False  # it may or may not have taken effect
+            return
+        won = body.strip() == "true"
+        self.record(key, invoke, "ok", {**call, "result": won})
+        self.held[key] = verb == "acquire" and won
+
+    def invalidate(self, session):
+        """Destroys the session, recorded on every lock key. Retried until its outcome is
+        known, so no session outlives its client holding a lock; only the first attempt may
+        claim `held` (an unknown one may have started the lock-delay earlier)."""
+        first = True
+        while not self.stop.is_set():
+            invoke = time.monotonic_ns()
+            status, body, failed = self.call("PUT", self.server(), f"/v1/session/destroy/{session}")
+            outcome = failed or "ok"
+            for n in range(self.run_cfg.lock_keys):
+                key = f"jepsen/lock{n}"
+                call = {"f": "invalidate", "session": session, "lock_delay_ms": LOCK_DELAY_MS,
+                        "held": first and self.held.get(key, False)}
+                self.record(key, invoke, outcome, call)
+                if outcome != "fail":
+                    self.held[key] = False
+            first = first and outcome == "fail"
+            if outcome == "ok":
+                self.session = None
+                return
+            time.sleep(0.1)
 
 
 class Nemesis(threading.Thread):

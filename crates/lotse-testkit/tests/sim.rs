@@ -1,6 +1,7 @@
 //! The deterministic simulation in CI: a fixed set of seeds keeps every invariant, a seed
 //! replays exactly, and each planted defect is caught. More seeds: `lotse-sim --seeds N`.
 
+use lotse_testkit::linearizability::Call;
 use lotse_testkit::sim::{run, Bug, SimConfig, SimReport};
 
 fn seeds(range: std::ops::RangeInclusive<u64>) {
@@ -11,6 +12,16 @@ fn seeds(range: std::ops::RangeInclusive<u64>) {
             r.ops > 500 && r.ok_ops > 300,
             "seed {seed} did too little: {}",
             r.summary()
+        );
+        // Sessions holding the lock were invalidated, so lock-delay was put to the test.
+        let held_invalidations = r
+            .history
+            .iter()
+            .filter(|o| matches!(o.call, Call::Invalidate { held: true, .. }))
+            .count();
+        assert!(
+            held_invalidations >= 3,
+            "seed {seed}: {held_invalidations} invalidations of a held lock"
         );
         if !r.passed() {
             failed.push(r.summary());
@@ -77,4 +88,16 @@ fn stale_reads_are_caught_by_the_linearizability_check() {
 fn a_disk_that_drops_synced_writes_is_caught() {
     let r = caught(Bug::LyingDisk, 1..=20);
     eprintln!("caught: {}", r.summary());
+}
+
+#[test]
+fn an_acquire_inside_a_lock_delay_is_caught() {
+    let r = caught(Bug::FastLockClock, 1..=10);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.contains("lock-delay breached")),
+        "{}",
+        r.summary()
+    );
 }

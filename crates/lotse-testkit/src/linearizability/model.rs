@@ -1,11 +1,17 @@
 //! The objects a key may be: a register (read, write, compare-and-set) or a mutex (acquire and
-//! release by session). Both keep their state as one optional string: the register's value or
+//! release by session, and the session's invalidation, which frees what it held). Both keep their state as one optional string: the register's value or
 //! the lock holder's session.
 
 use serde::{Deserialize, Serialize};
 
 /// A key's state: the register's value, or the session holding the lock.
 pub type State = Option<String>;
+
+/// A lock's state after its holder was invalidated with a lock-delay: free, but an acquire
+/// may be refused. When the delay ends is a matter of real time, outside the model, so the
+/// lock stays in this state until someone takes it. (No session ID or written value holds a
+/// NUL.)
+pub const LOCK_DELAYED: &str = "\0lock-delay";
 
 /// An operation's input and, where the client learned it, its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +46,18 @@ pub enum Call {
         #[serde(default)]
         result: Option<bool>,
     },
+    /// The session was destroyed: a lock it held is free, though no other session may take it
+    /// for the session's lock-delay. The delay is a real-time rule, checked apart from the
+    /// order ([`super::lock_delay`]); for that, `held` records that the client knew its
+    /// session held this lock when it asked (its last operation on the key was an acquire
+    /// answered `true`), and `lock_delay_ms` the session's delay.
+    Invalidate {
+        session: String,
+        #[serde(default)]
+        held: bool,
+        #[serde(default)]
+        lock_delay_ms: u64,
+    },
 }
 
 impl Call {
@@ -50,7 +68,7 @@ impl Call {
     /// Whether an answered operation carries its answer (a read's answer may be "absent").
     pub(crate) fn has_answer(&self) -> bool {
         match self {
-            Call::Read { .. } | Call::Write { .. } => true,
+            Call::Read { .. } | Call::Write { .. } | Call::Invalidate { .. } => true,
             Call::Cas { result, .. }
             | Call::Acquire { result, .. }
             | Call::Release { result, .. } => result.is_some(),
@@ -73,12 +91,32 @@ impl Call {
                 decide(holds, *result, || Some(value.clone()), state)
             }
             Call::Acquire { session, result } => {
+                if state.as_deref() == Some(LOCK_DELAYED) {
+                    // Refused by the delay, or taken: either may happen. An acquire whose
+                    // answer is unknown may also never take effect; the search covers that.
+                    return Some(match result {
+                        Some(false) => state.clone(),
+                        _ => Some(session.clone()),
+                    });
+                }
                 let free = state.as_ref().is_none_or(|h| h == session);
                 decide(free, *result, || Some(session.clone()), state)
             }
             Call::Release { session, result } => {
                 let holds = state.as_deref() == Some(session.as_str());
                 decide(holds, *result, || None, state)
+            }
+            Call::Invalidate {
+                session,
+                lock_delay_ms,
+                ..
+            } => {
+                let holds = state.as_deref() == Some(session.as_str());
+                Some(match (holds, *lock_delay_ms) {
+                    (false, _) => state.clone(),
+                    (true, 0) => None,
+                    (true, _) => Some(LOCK_DELAYED.to_string()),
+                })
             }
         }
     }

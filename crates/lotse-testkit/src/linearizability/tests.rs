@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -47,6 +48,14 @@ fn release(s: &str, result: Option<bool>) -> Call {
     Call::Release {
         session: s.into(),
         result,
+    }
+}
+
+fn invalidate(s: impl Into<String>) -> Call {
+    Call::Invalidate {
+        session: s.into(),
+        held: false,
+        lock_delay_ms: 0,
     }
 }
 
@@ -158,6 +167,103 @@ fn a_lock_held_by_two_sessions_at_once_is_an_anomaly() {
 }
 
 #[test]
+fn an_invalidated_session_frees_its_lock_and_only_its_own() {
+    let freed = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(1, 2, Some(3), invalidate("s1")),
+        op(2, 4, Some(5), acquire("s2", Some(true))),
+    ];
+    assert_eq!(verdict(&freed), Verdict::Linearizable);
+    let not_holder = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(2, 2, Some(3), invalidate("s2")),
+        op(3, 4, Some(5), acquire("s3", Some(true))),
+    ];
+    assert!(matches!(verdict(&not_holder), Verdict::Anomaly { .. }));
+    // The invalidated session cannot release what it no longer holds.
+    let released_after = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(1, 2, Some(3), invalidate("s1")),
+        op(1, 4, Some(5), release("s1", Some(true))),
+    ];
+    assert!(matches!(verdict(&released_after), Verdict::Anomaly { .. }));
+}
+
+#[test]
+fn a_lock_under_lock_delay_may_refuse_until_taken() {
+    let delayed = Call::Invalidate {
+        session: "s1".into(),
+        held: true,
+        lock_delay_ms: 1000,
+    };
+    let ok = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(1, 2, Some(3), delayed.clone()),
+        op(2, 4, Some(5), acquire("s2", Some(false))),
+        op(3, 6, None, acquire("s3", None)),
+        op(2, 8, Some(9), acquire("s2", Some(true))),
+        op(3, 10, Some(11), acquire("s3", Some(false))),
+    ];
+    assert_eq!(verdict(&ok), Verdict::Linearizable);
+    // Once taken it is an ordinary lock again: nobody else may take it.
+    let twice = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(1, 2, Some(3), delayed),
+        op(2, 4, Some(5), acquire("s2", Some(true))),
+        op(3, 6, Some(7), acquire("s3", Some(true))),
+    ];
+    assert!(matches!(verdict(&twice), Verdict::Anomaly { .. }));
+}
+
+const MS: u64 = 1_000_000;
+
+/// s1 holds the lock and is invalidated at [100, 110] ms with a 1 s lock-delay; s2 then
+/// acquires at [start, end] ms.
+fn lock_delay_history(start: u64, end: u64, held: bool) -> BTreeMap<String, Vec<Op>> {
+    let ops = vec![
+        op(1, 0, Some(MS), acquire("s1", Some(true))),
+        op(
+            1,
+            100 * MS,
+            Some(110 * MS),
+            Call::Invalidate {
+                session: "s1".into(),
+                held,
+                lock_delay_ms: 1000,
+            },
+        ),
+        op(2, start * MS, Some(end * MS), acquire("s2", Some(true))),
+    ];
+    BTreeMap::from([("k".to_string(), ops)])
+}
+
+#[test]
+fn an_acquire_proven_inside_the_lock_delay_is_a_breach() {
+    let breaches = check_lock_delays(&lock_delay_history(200, 250, true), MS);
+    assert_eq!(breaches.len(), 1);
+    assert_eq!(breaches[0].acquire.call, acquire("s2", Some(true)));
+    let text = breaches[0].to_string();
+    assert!(text.contains("inside its 1000 ms lock-delay"), "{text}");
+    // The same history is linearizable: only the real-time rule catches it.
+    assert_eq!(
+        verdict(&lock_delay_history(200, 250, true)["k"]),
+        Verdict::Linearizable
+    );
+}
+
+#[test]
+fn lock_delay_flags_only_what_the_history_proves() {
+    // After the delay (invoked at 100 ms, so over by 1100 ms).
+    assert!(check_lock_delays(&lock_delay_history(1050, 1101, true), MS).is_empty());
+    // Within the slack of the delay's end.
+    assert!(check_lock_delays(&lock_delay_history(1050, 1099, true), 2 * MS).is_empty());
+    // Overlapping the invalidation: it may have taken effect first.
+    assert!(check_lock_delays(&lock_delay_history(105, 150, true), MS).is_empty());
+    // The client did not know its session held the lock.
+    assert!(check_lock_delays(&lock_delay_history(200, 250, false), MS).is_empty());
+}
+
+#[test]
 fn history_lines_are_split_by_key_and_bad_lines_are_named() {
     let text = r#"
 {"process":1,"key":"a","invoke":1,"complete":2,"outcome":"ok","f":"write","value":"1"}
@@ -223,7 +329,14 @@ fn arb_call() -> impl Strategy<Value = Call> {
             result
         }),
         (v.clone(), result.clone()).prop_map(|(session, result)| Call::Acquire { session, result }),
-        (v, result).prop_map(|(session, result)| Call::Release { session, result }),
+        (v.clone(), result).prop_map(|(session, result)| Call::Release { session, result }),
+        (v, prop_oneof![Just(0u64), Just(1000u64)]).prop_map(|(session, lock_delay_ms)| {
+            Call::Invalidate {
+                session,
+                held: false,
+                lock_delay_ms,
+            }
+        }),
     ]
 }
 
@@ -368,5 +481,6 @@ fn actual_answer(call: &Call, state: &State) -> Call {
                 result: Some(r),
             }
         }
+        c @ Call::Invalidate { .. } => c,
     }
 }

@@ -14,7 +14,10 @@
 //! Checked: after healing, the cluster converges,
 //! every server holds the same entry at every index and the same state; the clients' history
 //! of register and lock operations is linearizable ([`crate::linearizability`]), which also
-//! means no acknowledged write was lost and no two sessions held the lock at once. Leaders are
+//! means no acknowledged write was lost and no two sessions held the lock at once. Clients
+//! destroy their sessions now and then, as crashed clients' sessions are invalidated, and no
+//! other session may take a lock so freed within its lock-delay
+//! ([`crate::linearizability::check_lock_delays`]). Leaders are
 //! recorded per term throughout; openraft 0.9 lets a higher node id win a term a lower one
 //! already won (its leader ids are (term, node) pairs), so two leaders in one term are counted
 //! (`shared_terms`), not failed: see `checks::shared_terms`.
@@ -41,15 +44,17 @@ use lotse_consensus::openraft::Config;
 use lotse_consensus::raft_config;
 use lotse_core::kv::KvWrite;
 use lotse_core::node::Node;
-use lotse_core::{Command, Outcome, Session, StoreError};
+use lotse_core::{Command, Outcome, StoreError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::linearizability::{check_history, Call, Op, Outcome as Seen, Verdict};
+use crate::linearizability::{
+    check_history, check_lock_delays, Call, Op, Outcome as Seen, Verdict,
+};
 use cluster::Cluster;
 use nemesis::Nemesis;
 use node::SimNode;
-use workload::{register_key, session_id, Workload, REGISTERS};
+use workload::{client_session, register_key, Workload, REGISTERS};
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -72,6 +77,9 @@ pub enum Bug {
     /// Every other fsync is acknowledged without making anything durable (a disk cache that
     /// lies), so a crash can lose writes the log store was told were safe.
     LyingDisk,
+    /// Lock acquires are stamped a lock-delay late, as by a server whose clock runs ahead by
+    /// that much: every acquire sees the delay already over.
+    FastLockClock,
 }
 
 impl SimConfig {
@@ -202,6 +210,7 @@ async fn simulate(cfg: &SimConfig) -> SimReport {
         values: Arc::new(AtomicU64::new(1)),
         stop: stop.clone(),
         stale_reads: cfg.bug == Some(Bug::StaleReads),
+        fast_lock_clock: cfg.bug == Some(Bug::FastLockClock),
     });
     let clients: Vec<_> = (1..=cfg.clients)
         .map(|id| tokio::spawn(workload.clone().client(id, rng.gen())))
@@ -271,10 +280,31 @@ async fn simulate(cfg: &SimConfig) -> SimReport {
         }
     }
 
+    // The delay is stamped in whole milliseconds: 1 ms of slack.
+    for breach in check_lock_delays(&by_key, 1_000_000) {
+        report
+            .violations
+            .push(format!("lock-delay breached: {breach}"));
+    }
+
     report.ops = ops.len();
     report.ok_ops = ops.iter().filter(|o| o.outcome == Seen::Ok).count();
     report.unknown_ops = ops.iter().filter(|o| o.outcome == Seen::Info).count();
     report.crashes = cluster.nodes.lock().await.iter().map(|n| n.crashes).sum();
+    {
+        let mut nodes = cluster.nodes.lock().await;
+        for n in nodes.iter_mut() {
+            if let Some(r) = cluster.handle(n.id) {
+                n.note_panic(&r.raft).await;
+            }
+            if n.panics > 0 {
+                report.violations.push(format!(
+                    "node {}: its Raft core panicked {} times",
+                    n.id, n.panics
+                ));
+            }
+        }
+    }
     report.terms_with_leader = cluster
         .leaders
         .lock()
@@ -293,8 +323,8 @@ async fn simulate(cfg: &SimConfig) -> SimReport {
     report
 }
 
-/// Starts the cluster and registers what sessions need: a node and one session per client
-/// (no checks, no TTL, no lock-delay: the lock is a plain mutex).
+/// Starts the cluster and registers what sessions need: a node and each client's first
+/// session (no checks, no TTL; clients destroy and replace their sessions as they go).
 async fn setup(c: &Cluster, cfg: &SimConfig, history: &Mutex<Vec<Op>>) -> Result<(), String> {
     c.start_down(true).await?;
     let budget = Duration::from_secs(10);
@@ -316,18 +346,7 @@ async fn setup(c: &Cluster, cfg: &SimConfig, history: &Mutex<Vec<Op>>) -> Result
     )
     .await?;
     for client in 1..=cfg.clients {
-        let session = Session {
-            id: session_id(client),
-            name: format!("client-{client}"),
-            node: "sim".into(),
-            lock_delay_ns: 0,
-            behavior: Default::default(),
-            ttl: String::new(),
-            node_checks: Vec::new(),
-            service_checks: Vec::new(),
-            create_index: 0,
-            modify_index: 0,
-        };
+        let session = client_session(client, 0);
         match c
             .write_surely(
                 Command::SessionCreate {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use lotse_consensus::log_store::{LogStore, Writer};
+use lotse_consensus::openraft::error::Fatal;
 use lotse_consensus::openraft::{BasicNode, Config, ServerState};
 use lotse_consensus::state_machine::StateMachine;
 use lotse_consensus::{ApplyObserver, LotseRaft, NodeId, ReadFloor, SharedState};
@@ -48,6 +49,9 @@ pub struct SimNode {
     running: Option<(Running, JoinHandle<()>)>,
     /// Times it crashed.
     pub crashes: u32,
+    /// Times its Raft core was found to have panicked (openraft's own assertions, which
+    /// inconsistent storage trips): a violation, even if a restart hid it.
+    pub panics: u32,
 }
 
 impl SimNode {
@@ -63,6 +67,7 @@ impl SimNode {
             },
             running: None,
             crashes: 0,
+            panics: 0,
         }
     }
 
@@ -134,7 +139,16 @@ impl SimNode {
         self.disk = self.disk.crash(rng);
         watcher.abort();
         let _ = running.raft.shutdown().await;
+        self.note_panic(&running.raft).await;
         self.crashes += 1;
+    }
+
+    /// Counts a panic of `raft`'s core, if it had one (asked after it stopped, or of a live
+    /// node, whose core answers unless it died).
+    pub async fn note_panic(&mut self, raft: &LotseRaft) {
+        if let Err(Fatal::Panicked) = raft.with_raft_state(|_| ()).await {
+            self.panics += 1;
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Clients: each issues one operation at a time (register reads, writes and compare-and-sets,
-//! lock acquires and releases) against some node, and records what it saw for the checker.
+//! lock acquires and releases, destroying and replacing its session) against some node, and
+//! records what it saw for the checker.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lotse_core::kv::KvWrite;
-use lotse_core::{Command, Outcome};
+use lotse_core::{Command, Outcome, Session};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,8 +25,40 @@ pub fn lock_key(i: usize) -> String {
     format!("sim/lock{i}")
 }
 
-pub fn session_id(client: u64) -> String {
-    format!("00000000-0000-0000-0000-{client:012}")
+/// The lock-delay of every client session: long enough that acquires race it, short enough
+/// that the lock is free most of a run.
+pub const LOCK_DELAY_MS: u64 = 1000;
+
+/// The `generation`th session of `client` (a client replaces its session after destroying it).
+pub fn session_id(client: u64, generation: u64) -> String {
+    format!("00000000-0000-0000-{generation:04x}-{client:012}")
+}
+
+/// A client's session: no checks, no TTL, [`LOCK_DELAY_MS`]; it ends only when its client
+/// destroys it, as a client that crashed would have its session invalidated.
+pub fn client_session(client: u64, generation: u64) -> Session {
+    Session {
+        id: session_id(client, generation),
+        name: format!("client-{client}"),
+        node: "sim".into(),
+        lock_delay_ns: LOCK_DELAY_MS * 1_000_000,
+        behavior: Default::default(),
+        ttl: String::new(),
+        node_checks: Vec::new(),
+        service_checks: Vec::new(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// What one client knows about its session.
+struct ClientSession {
+    client: u64,
+    generation: u64,
+    /// `None` between destroying one session and creating the next.
+    live: Option<String>,
+    /// Per lock: its last operation there was an acquire answered `true`, so it holds it.
+    held: Vec<bool>,
 }
 
 pub struct Workload {
@@ -35,6 +68,8 @@ pub struct Workload {
     pub stop: Arc<AtomicBool>,
     /// [`super::Bug::StaleReads`]: skip the leadership confirmation before reading.
     pub stale_reads: bool,
+    /// [`super::Bug::FastLockClock`]: stamp acquires a lock-delay late.
+    pub fast_lock_clock: bool,
 }
 
 impl Workload {
@@ -50,6 +85,12 @@ impl Workload {
         let mut rng = StdRng::seed_from_u64(seed);
         // The modify index and value of this client's latest read, per register.
         let mut last_read: Vec<Option<(String, u64)>> = vec![None; REGISTERS];
+        let mut sessions = ClientSession {
+            client: id,
+            generation: 0,
+            live: Some(session_id(id, 0)),
+            held: vec![false; LOCKS],
+        };
         while !self.stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(2..30))).await;
             let Some((node_id, node)) = self.cluster.pick(&mut rng) else {
@@ -58,8 +99,17 @@ impl Workload {
             let which = rng.gen_range(0..REGISTERS + LOCKS);
             let invoke = self.cluster.now_ns();
             if which >= REGISTERS {
-                let key = lock_key(which - REGISTERS);
-                let session = session_id(id);
+                let lock = which - REGISTERS;
+                let Some(session) = sessions.live.clone() else {
+                    self.replace_session(&node, &mut sessions).await;
+                    continue;
+                };
+                if rng.gen_ratio(1, 8) {
+                    self.destroy_session(node_id, &node, &mut sessions, session, &mut rng)
+                        .await;
+                    continue;
+                }
+                let key = lock_key(lock);
                 let acquire = rng.gen_bool(0.5);
                 let write = KvWrite {
                     key: key.clone(),
@@ -70,7 +120,12 @@ impl Workload {
                     Command::KvLock {
                         write,
                         session: session.clone(),
-                        now_ms: self.cluster.now_ms(),
+                        now_ms: self.cluster.now_ms()
+                            + if self.fast_lock_clock {
+                                LOCK_DELAY_MS
+                            } else {
+                                0
+                            },
                     }
                 } else {
                     Command::KvUnlock {
@@ -79,6 +134,9 @@ impl Workload {
                     }
                 };
                 let (outcome, result) = self.outcome_of(node_id, &node, cmd).await;
+                if outcome != Seen::Fail {
+                    sessions.held[lock] = acquire && result == Some(true);
+                }
                 let call = if acquire {
                     Call::Acquire { session, result }
                 } else {
@@ -167,6 +225,64 @@ impl Workload {
                     );
                 }
             }
+        }
+    }
+
+    /// Destroys the client's session, as a crashed client's would be: every lock it held is
+    /// freed, under lock-delay. Recorded on every lock key. Retried until the outcome is
+    /// known, so no session outlives its client holding a lock for the rest of the run; only
+    /// the first attempt may claim `held` (an unknown one may have started the delay early).
+    async fn destroy_session(
+        &self,
+        mut node_id: u64,
+        node: &super::node::Running,
+        sessions: &mut ClientSession,
+        session: String,
+        rng: &mut StdRng,
+    ) {
+        let mut node = node.clone();
+        let mut first = true;
+        while !self.stop.load(Ordering::Relaxed) {
+            let invoke = self.cluster.now_ns();
+            let cmd = Command::SessionDestroy {
+                id: session.clone(),
+                now_ms: self.cluster.now_ms(),
+            };
+            let (outcome, _) = self.outcome_of(node_id, &node, cmd).await;
+            for (lock, held) in sessions.held.iter_mut().enumerate() {
+                let call = Call::Invalidate {
+                    session: session.clone(),
+                    held: first && *held,
+                    lock_delay_ms: LOCK_DELAY_MS,
+                };
+                self.finish(sessions.client, lock_key(lock), invoke, outcome, call);
+                if outcome != Seen::Fail {
+                    *held = false;
+                }
+            }
+            first &= outcome == Seen::Fail;
+            if outcome == Seen::Ok {
+                sessions.live = None;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match self.cluster.pick(rng) {
+                Some((id, r)) => (node_id, node) = (id, r),
+                None => continue,
+            }
+        }
+    }
+
+    /// Creates the client's next session; on any doubt the client tries a fresh one later
+    /// (a session created unknowingly holds nothing and harms nobody).
+    async fn replace_session(&self, node: &super::node::Running, sessions: &mut ClientSession) {
+        sessions.generation += 1;
+        let cmd = Command::SessionCreate {
+            session: client_session(sessions.client, sessions.generation),
+            now_ms: self.cluster.now_ms(),
+        };
+        if let WriteResult::Applied(Outcome::Done) = self.cluster.write(node, cmd).await {
+            sessions.live = Some(session_id(sessions.client, sessions.generation));
         }
     }
 
