@@ -55,6 +55,7 @@ pub mod operator;
 pub mod params;
 pub mod render_cache;
 pub mod reply;
+pub mod request_limits;
 pub mod session;
 pub mod snapshot;
 pub mod status;
@@ -125,6 +126,8 @@ pub struct ApiState {
     pub telemetry: Arc<lotse_server::Telemetry>,
     pub agent: AgentInfo,
     pub limits: Limits,
+    /// `limits.request_limits` on a server ([`request_limits`]); reloadable.
+    pub request_limits: Arc<request_limits::RequestLimiter>,
     /// The agent's local services and checks.
     pub local: Arc<lotse_agent::Agent>,
     pub reload: Option<ReloadHook>,
@@ -328,6 +331,12 @@ pub fn router(state: State) -> Router {
         .merge(event::routes())
         .merge(snapshot::routes())
         .fallback(reply::not_found)
+        // Inside the forwarding layer: a client agent forwards first, and the server it
+        // reaches applies its own limits.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_limits::enforce,
+        ))
         // A client agent hands what it does not serve itself to a server (a no-op on servers).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

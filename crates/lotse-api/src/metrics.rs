@@ -53,6 +53,14 @@ fn snapshot(state: &State, cache: &RenderCache) -> Snapshot {
                 "lotse.http.conns_refused",
                 t.http_conns_refused.load(Relaxed),
             ),
+            (
+                "lotse.rpc.rate_limit.exceeded.global_read",
+                t.rate_limited_reads.load(Relaxed),
+            ),
+            (
+                "lotse.rpc.rate_limit.exceeded.global_write",
+                t.rate_limited_writes.load(Relaxed),
+            ),
             ("lotse.http.render_cache.hits", cache_hits),
             ("lotse.http.render_cache.misses", cache_misses),
             ("lotse.dns.recursed", t.dns_recursed.load(Relaxed)),

@@ -52,6 +52,7 @@ pub async fn state() -> State {
             bootstrap_expect: 1,
             domain: "consul.".into(),
         },
+        request_limits: Default::default(),
         limits: Limits::default(),
         local,
         reload: None,

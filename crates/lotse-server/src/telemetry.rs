@@ -32,6 +32,9 @@ pub struct Telemetry {
     pub http_errors: AtomicU64,
     /// HTTP connections refused with 429: their client IP had `http_max_conns_per_client` open.
     pub http_conns_refused: AtomicU64,
+    /// Requests over `limits.request_limits` (refused when enforcing, else only counted).
+    pub rate_limited_reads: AtomicU64,
+    pub rate_limited_writes: AtomicU64,
     pub sessions_expired: AtomicU64,
     /// Log entries proposed by the write batcher, and the commands they carried.
     pub batches: AtomicU64,

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lotse_api::request_limits::RequestLimiter;
 use lotse_api::{AgentInfo, ApiState, Limits};
 use lotse_server::{Server, ServerConfig};
 use tokio::signal::unix::{signal, SignalKind};
@@ -405,11 +406,13 @@ async fn run(
         _ => None,
     };
     let dns_addr = dns.as_ref().map(|d| d.udp_addr().to_string());
+    let request_limits = Arc::new(RequestLimiter::new(cfg.limits.request_limits));
     let reloader = Reloader::new(
         args,
         filter,
         local.clone(),
         dns.as_ref().and_then(Dns::reloader),
+        request_limits.clone(),
     );
 
     let http_port = port(cfg.ports.http, "http")?;
@@ -460,6 +463,7 @@ async fn run(
             txn_max_req_len: cfg.limits.txn_max_req_len as usize,
             txn_max_ops: cfg.limits.txn_max_ops as usize,
         },
+        request_limits,
         local: local.clone(),
         reload: Some(reloader.hook()),
         logs,

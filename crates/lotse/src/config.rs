@@ -76,6 +76,9 @@
 //! - `limits.http_max_conns_per_client` (default 200) is Consul's; a connection closed by its
 //!   client during a blocking wait keeps its slot until the query answers (see
 //!   `docs/design-notes.md`, HTTP serving).
+//! - `limits.request_limits` (`mode`, `read_rate`, `write_rate`) is Consul's global rate
+//!   limit, applied by servers to the HTTP requests they serve (Consul applies it to RPCs);
+//!   see `lotse_api::request_limits`.
 //! - `-dev` keeps `log_level = info` (Consul's dev mode logs at debug) and leaves gRPC off.
 //! - `bootstrap_expect = 1` is kept as is (and sets `bootstrap`); `-bootstrap` and `-dev`
 //!   both yield `bootstrap_expect = 1`, so the agent only needs to look at `bootstrap_expect`.
@@ -109,6 +112,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lotse_api::request_limits::RequestLimits;
 use serde_json::Value;
 
 pub use cluster::{AutopilotConfig, GossipLanConfig};
@@ -316,7 +320,7 @@ pub struct Ports {
 }
 
 /// `limits { ... }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Largest KV value in bytes; default 524288.
     pub kv_max_value_size: u64,
@@ -326,6 +330,8 @@ pub struct Limits {
     pub txn_max_ops: u64,
     /// Default 200; 0 means no limit.
     pub http_max_conns_per_client: u64,
+    /// `request_limits { mode, read_rate, write_rate }`: default disabled, rates unlimited.
+    pub request_limits: RequestLimits,
 }
 
 /// `acl { ... }`.
@@ -771,6 +777,11 @@ fn finalize(
         txn_max_req_len: p.limits.txn_max_req_len.unwrap_or(524_288),
         txn_max_ops: p.limits.txn_max_ops.unwrap_or(128),
         http_max_conns_per_client: p.limits.http_max_conns_per_client.unwrap_or(200),
+        request_limits: RequestLimits {
+            mode: p.limits.request_limits_mode.unwrap_or_default(),
+            read_rate: p.limits.request_limits_read_rate.unwrap_or(f64::INFINITY),
+            write_rate: p.limits.request_limits_write_rate.unwrap_or(f64::INFINITY),
+        },
     };
     if limits.txn_max_ops == 0 {
         return Err(invalid("limits.txn_max_ops must be at least 1"));

@@ -353,6 +353,7 @@ async fn fired_events_come_back_through_gossip_and_filters() {
         servers: None,
         telemetry: base.telemetry.clone(),
         agent: base.agent.clone(),
+        request_limits: Default::default(),
         limits: base.limits,
         local: base.local.clone(),
         reload: None,

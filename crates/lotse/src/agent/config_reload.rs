@@ -1,11 +1,14 @@
 //! Reloading the configuration (SIGHUP and `PUT /v1/agent/reload`): every source is read
 //! again, then what can change at run time is applied: the service and check definitions,
-//! the DNS settings (`dns_config`, `recursors`, `domain`, `alt_domain`), then the log level. A configuration that does not load, or definitions the agent refuses,
+//! the DNS settings (`dns_config`, `recursors`, `domain`, `alt_domain`), the request rate
+//! limits (`limits.request_limits`), then the log level. A configuration that does not load,
+//! or definitions the agent refuses,
 //! leave the running configuration as it was (and the error is logged and returned).
 
 use std::sync::Arc;
 
 use lotse_agent::Agent;
+use lotse_api::request_limits::RequestLimiter;
 use lotse_api::ReloadHook;
 
 use super::{definitions, filter_for, FilterHandle};
@@ -18,6 +21,8 @@ pub struct Reloader {
     agent: Arc<Agent>,
     /// The running DNS interface's settings, if it runs.
     dns: Option<lotse_dns::DnsReloader>,
+    /// The server's request rate limiter (unused on a client agent).
+    request_limits: Arc<RequestLimiter>,
     /// One reload at a time, so that a SIGHUP and a `PUT /v1/agent/reload` arriving together
     /// do not interleave their definition swaps.
     one_at_a_time: tokio::sync::Mutex<()>,
@@ -29,12 +34,14 @@ impl Reloader {
         filter: FilterHandle,
         agent: Arc<Agent>,
         dns: Option<lotse_dns::DnsReloader>,
+        request_limits: Arc<RequestLimiter>,
     ) -> Arc<Reloader> {
         Arc::new(Reloader {
             args,
             filter,
             agent,
             dns,
+            request_limits,
             one_at_a_time: tokio::sync::Mutex::new(()),
         })
     }
@@ -71,6 +78,8 @@ impl Reloader {
                 .map_err(|e| e.to_string())?;
         }
         definitions::register(&self.agent, &loaded.config).await?;
+        self.request_limits
+            .update(loaded.config.limits.request_limits);
         let level = &loaded.config.log_level;
         match self.filter.reload(filter_for(level)) {
             Ok(()) => tracing::info!(log_level = %level, "configuration reloaded"),

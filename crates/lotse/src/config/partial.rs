@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lotse_api::request_limits::Mode;
 use serde_json::Value;
 
 use super::{duration, ConfigError};
@@ -88,6 +89,10 @@ pub struct PartialLimits {
     pub txn_max_req_len: Option<u64>,
     pub txn_max_ops: Option<u64>,
     pub http_max_conns_per_client: Option<u64>,
+    /// `limits.request_limits { mode, read_rate, write_rate }`.
+    pub request_limits_mode: Option<Mode>,
+    pub request_limits_read_rate: Option<f64>,
+    pub request_limits_write_rate: Option<f64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -140,7 +145,8 @@ impl Partial {
         self.dns.merge(&later.dns);
         over!(self.ports, later.ports; http, dns, server, serf_lan, serf_wan, grpc);
         over!(self.limits, later.limits; kv_max_value_size, txn_max_req_len, txn_max_ops,
-            http_max_conns_per_client);
+            http_max_conns_per_client, request_limits_mode, request_limits_read_rate,
+            request_limits_write_rate);
         over!(self.acl, later.acl; enabled, default_policy, down_policy, policy_ttl, role_ttl,
             token_ttl, enable_key_list_policy, enable_token_replication, enable_token_persistence);
         over!(self.acl.tokens, later.acl.tokens; initial_management, agent_recovery, agent, default,
@@ -287,7 +293,6 @@ const UNIMPLEMENTED_LIMITS: &[&str] = &[
     "rpc_max_burst",
     "rpc_max_conns_per_client",
     "rpc_rate",
-    "request_limits",
 ];
 const UNIMPLEMENTED_ACL: &[&str] = &["disabled_ttl", "msp_disable_bootstrap"];
 const UNIMPLEMENTED_TOKENS: &[&str] = &["managed_service_provider"];
@@ -399,6 +404,39 @@ fn expected(what: &str, got: &Value) -> String {
     format!("expected {what}, found {got}")
 }
 
+/// `limits.request_limits`: Consul's mode names, and rates as non-negative numbers of
+/// requests a second.
+fn decode_request_limits(l: &mut PartialLimits, v: &Value, cx: &mut Cx) -> Result<(), ConfigError> {
+    for (k, v) in cx.object("limits.request_limits", v)? {
+        let key = format!("limits.request_limits.{k}");
+        match k.as_str() {
+            "mode" => {
+                let name = cx.string(&key, v)?;
+                let mode = Mode::parse(&name).ok_or_else(|| {
+                    cx.err(
+                        &key,
+                        format!("unknown mode {name:?}: expected \"disabled\", \"permissive\" or \"enforcing\""),
+                    )
+                })?;
+                l.request_limits_mode = Some(mode);
+            }
+            "read_rate" | "write_rate" => {
+                let rate = v
+                    .as_f64()
+                    .filter(|r| *r >= 0.0)
+                    .ok_or_else(|| cx.err(&key, expected("a non-negative number", v)))?;
+                if k == "read_rate" {
+                    l.request_limits_read_rate = Some(rate);
+                } else {
+                    l.request_limits_write_rate = Some(rate);
+                }
+            }
+            _ => cx.unknown(&key),
+        }
+    }
+    Ok(())
+}
+
 /// Decodes one source's top-level map into `p`.
 pub fn decode(root: &Value, cx: &mut Cx) -> Result<Partial, ConfigError> {
     let mut p = Partial::default();
@@ -474,6 +512,10 @@ fn decode_top(p: &mut Partial, k: &str, v: &Value, cx: &mut Cx) -> Result<(), Co
         "limits" => {
             for (lk, lv) in cx.object(k, v)? {
                 let key = format!("limits.{lk}");
+                if lk == "request_limits" {
+                    decode_request_limits(&mut p.limits, lv, cx)?;
+                    continue;
+                }
                 let slot = match lk.as_str() {
                     "kv_max_value_size" => &mut p.limits.kv_max_value_size,
                     "txn_max_req_len" => &mut p.limits.txn_max_req_len,

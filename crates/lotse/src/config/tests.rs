@@ -1,6 +1,7 @@
 //! End-to-end tests of `build`: flags, fixture files, directories, environment, validation.
 //! Fixtures live in `crates/lotse/testdata/config/`.
 
+use lotse_api::request_limits::{Mode, RequestLimits};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -76,7 +77,8 @@ fn defaults_match_consul() {
             kv_max_value_size: 524288,
             txn_max_req_len: 524288,
             txn_max_ops: 128,
-            http_max_conns_per_client: 200
+            http_max_conns_per_client: 200,
+            request_limits: RequestLimits::default(),
         }
     );
     assert_eq!(c.session_ttl_min, Duration::from_secs(10));
@@ -170,7 +172,12 @@ fn json_and_hcl_are_equivalent() {
             kv_max_value_size: 1024,
             txn_max_req_len: 2048,
             txn_max_ops: 64,
-            http_max_conns_per_client: 50
+            http_max_conns_per_client: 50,
+            request_limits: RequestLimits {
+                mode: Mode::Enforcing,
+                read_rate: 500.0,
+                write_rate: 200.5,
+            },
         }
     );
     assert_eq!(c.session_ttl_min, Duration::from_millis(500));
@@ -443,6 +450,9 @@ fn validation_errors() {
         (&["-dev", "-node-meta", "novalue"], "expected key:value"),
         (&["-dev", "-hcl", "acl = { default_policy = \"maybe\" }"], "acl.default_policy must be"),
         (&["-dev", "-config-format", "yaml"], "yaml"),
+        (&["-dev", "-hcl", "limits = { request_limits = { mode = \"strict\" } }"], "invalid value for \"limits.request_limits.mode\" in -hcl flag #1: unknown mode \"strict\""),
+        (&["-dev", "-hcl", "limits = { request_limits = { read_rate = -1 } }"], "\"limits.request_limits.read_rate\" in -hcl flag #1: expected a non-negative number"),
+        (&["-dev", "-hcl", "limits = { request_limits = { write_rate = \"fast\" } }"], "\"limits.request_limits.write_rate\" in -hcl flag #1: expected a non-negative number, found string \"fast\""),
     ];
     for (args, want) in cases {
         let e = err(args);

@@ -36,6 +36,11 @@ limits {
   txn_max_req_len           = 2048
   txn_max_ops               = 64
   http_max_conns_per_client = 50
+  request_limits {
+    mode       = "enforcing"
+    read_rate  = 500
+    write_rate = 200.5
+  }
 }
 
 session_ttl_min         = "500ms"
