@@ -224,26 +224,31 @@ class Client(threading.Thread):
         self.held[key] = verb == "acquire" and won
 
     def invalidate(self, session):
-        """Destroys the session, recorded on every lock key. Retried until its outcome is
-        known, so no session outlives its client holding a lock; only the first attempt may
-        claim `held` (an unknown one may have started the lock-delay earlier)."""
-        first = True
-        while not self.stop.is_set():
-            invoke = time.monotonic_ns()
+        """Destroys the session, retried until the outcome is known so that no session
+        outlives its client holding a lock. Destroying is idempotent, so the attempts are
+        recorded as one operation (on every lock key) from the first attempt's invocation to
+        the answer: the session ended in between, its lock-delay starting no earlier."""
+        invoke = time.monotonic_ns()
+        maybe_applied = False
+        while True:
+            if self.stop.is_set():
+                outcome = "info" if maybe_applied else "fail"
+                break
             status, body, failed = self.call("PUT", self.server(), f"/v1/session/destroy/{session}")
-            outcome = failed or "ok"
-            for n in range(self.run_cfg.lock_keys):
-                key = f"jepsen/lock{n}"
-                call = {"f": "invalidate", "session": session, "lock_delay_ms": LOCK_DELAY_MS,
-                        "held": first and self.held.get(key, False)}
-                self.record(key, invoke, outcome, call)
-                if outcome != "fail":
-                    self.held[key] = False
-            first = first and outcome == "fail"
-            if outcome == "ok":
-                self.session = None
-                return
+            if not failed:
+                outcome = "ok"
+                break
+            maybe_applied = maybe_applied or failed == "info"
             time.sleep(0.1)
+        for n in range(self.run_cfg.lock_keys):
+            key = f"jepsen/lock{n}"
+            call = {"f": "invalidate", "session": session, "lock_delay_ms": LOCK_DELAY_MS,
+                    "held": self.held.get(key, False)}
+            self.record(key, invoke, outcome, call)
+            if outcome != "fail":
+                self.held[key] = False
+        if outcome == "ok":
+            self.session = None
 
 
 class Nemesis(threading.Thread):

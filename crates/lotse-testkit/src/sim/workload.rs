@@ -229,9 +229,11 @@ impl Workload {
     }
 
     /// Destroys the client's session, as a crashed client's would be: every lock it held is
-    /// freed, under lock-delay. Recorded on every lock key. Retried until the outcome is
-    /// known, so no session outlives its client holding a lock for the rest of the run; only
-    /// the first attempt may claim `held` (an unknown one may have started the delay early).
+    /// freed, under lock-delay. Retried until the outcome is known, so no session outlives
+    /// its client holding a lock for the rest of the run. Destroying is idempotent, so the
+    /// attempts are recorded as one operation (on every lock key) from the first attempt's
+    /// invocation to the answer: the session ended somewhere in between, and its lock-delay
+    /// started no earlier than that invocation.
     async fn destroy_session(
         &self,
         mut node_id: u64,
@@ -241,35 +243,43 @@ impl Workload {
         rng: &mut StdRng,
     ) {
         let mut node = node.clone();
-        let mut first = true;
-        while !self.stop.load(Ordering::Relaxed) {
-            let invoke = self.cluster.now_ns();
+        let invoke = self.cluster.now_ns();
+        let mut maybe_applied = false;
+        let outcome = loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break if maybe_applied {
+                    Seen::Info
+                } else {
+                    Seen::Fail
+                };
+            }
             let cmd = Command::SessionDestroy {
                 id: session.clone(),
                 now_ms: self.cluster.now_ms(),
             };
-            let (outcome, _) = self.outcome_of(node_id, &node, cmd).await;
-            for (lock, held) in sessions.held.iter_mut().enumerate() {
-                let call = Call::Invalidate {
-                    session: session.clone(),
-                    held: first && *held,
-                    lock_delay_ms: LOCK_DELAY_MS,
-                };
-                self.finish(sessions.client, lock_key(lock), invoke, outcome, call);
-                if outcome != Seen::Fail {
-                    *held = false;
-                }
-            }
-            first &= outcome == Seen::Fail;
-            if outcome == Seen::Ok {
-                sessions.live = None;
-                return;
+            match self.outcome_of(node_id, &node, cmd).await.0 {
+                Seen::Ok => break Seen::Ok,
+                Seen::Info => maybe_applied = true,
+                Seen::Fail => {}
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            match self.cluster.pick(rng) {
-                Some((id, r)) => (node_id, node) = (id, r),
-                None => continue,
+            if let Some((id, r)) = self.cluster.pick(rng) {
+                (node_id, node) = (id, r);
             }
+        };
+        for (lock, held) in sessions.held.iter_mut().enumerate() {
+            let call = Call::Invalidate {
+                session: session.clone(),
+                held: *held,
+                lock_delay_ms: LOCK_DELAY_MS,
+            };
+            self.finish(sessions.client, lock_key(lock), invoke, outcome, call);
+            if outcome != Seen::Fail {
+                *held = false;
+            }
+        }
+        if outcome == Seen::Ok {
+            sessions.live = None;
         }
     }
 
