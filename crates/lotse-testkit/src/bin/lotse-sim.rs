@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     // Written without panicking when the reader goes away (`lotse-sim ... | head`).
     let mut out = std::io::stdout().lock();
-    let (mut failed, mut ops, mut faults) = (Vec::new(), 0usize, 0usize);
+    let (mut failed, mut ops, mut faults, mut cut) = (Vec::new(), 0usize, 0usize, 0usize);
     for seed in first..first + count {
         let mut cfg = SimConfig::new(seed);
         cfg.duration = Duration::from_secs(secs);
@@ -53,13 +53,15 @@ fn main() -> ExitCode {
         }
         ops += r.ops;
         faults += r.faults.len();
+        cut += r.lock_delays_cut_by_clock;
         if !r.passed() {
             failed.push(seed);
         }
     }
     let _ = writeln!(
         out,
-        "{count} seeds from {first}, {secs} simulated s each: {ops} operations, {faults} faults, {} failed {:?}; {:.0} s wall",
+        "{count} seeds from {first}, {secs} simulated s each: {ops} operations, {faults} faults, \
+         {cut} lock-delays cut by clock jumps, {} failed {:?}; {:.0} s wall",
         failed.len(),
         failed,
         started.elapsed().as_secs_f64()

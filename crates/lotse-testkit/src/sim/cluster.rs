@@ -34,6 +34,11 @@ pub struct Cluster {
     pub started: Instant,
     /// Every client's latest idea of the leader.
     pub leader_hint: Mutex<Option<NodeId>>,
+    /// How far each node's wall clock is off (ms; absent: right). Only the stamps commands
+    /// carry read it: no replica reads a clock while applying.
+    clock_offsets: Mutex<BTreeMap<NodeId, i64>>,
+    /// When some clock was off: (from, to) in the history's nanoseconds.
+    pub clock_faults: Mutex<Vec<(u64, u64)>>,
 }
 
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,6 +52,8 @@ impl Cluster {
             leaders: Leaders::default(),
             started: Instant::now(),
             leader_hint: Mutex::new(None),
+            clock_offsets: Mutex::new(BTreeMap::new()),
+            clock_faults: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,6 +65,19 @@ impl Cluster {
     /// Simulated wall clock for commands that carry one.
     pub fn now_ms(&self) -> u64 {
         1_700_000_000_000 + self.started.elapsed().as_millis() as u64
+    }
+
+    /// `node`'s wall clock, for the commands it stamps.
+    pub fn node_now_ms(&self, node: NodeId) -> u64 {
+        let offsets = self.clock_offsets.lock().unwrap_or_else(|e| e.into_inner());
+        let off = offsets.get(&node).copied().unwrap_or(0);
+        self.now_ms().saturating_add_signed(off)
+    }
+
+    /// Sets `node`'s clock `offset_ms` off (0: right again).
+    pub fn set_clock_offset(&self, node: NodeId, offset_ms: i64) {
+        let mut offsets = self.clock_offsets.lock().unwrap_or_else(|e| e.into_inner());
+        offsets.insert(node, offset_ms);
     }
 
     pub fn ids(&self) -> Vec<NodeId> {

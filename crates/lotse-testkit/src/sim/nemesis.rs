@@ -1,6 +1,7 @@
 //! Faults, one at a time, each healed before the next: partitions (halves, an isolated
 //! leader, a bridge), message loss, slow links, crashes of one node, of the leader, or of all
-//! of them (a whole-cluster power cut).
+//! of them (a whole-cluster power cut), and clock jumps (a node's wall clock, or the
+//! leader's, jumps forwards or backwards by up to 30 s, then back).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ impl Nemesis {
         };
         let hold = ms(rng, 500, 3000);
         let at = c.now_ns() / 1_000_000;
-        let kind = rng.gen_range(0..100);
+        let kind = rng.gen_range(0..110);
         let what = match kind {
             0..=14 => {
                 all.shuffle(rng);
@@ -101,7 +102,7 @@ impl Nemesis {
                 ));
                 return Ok(());
             }
-            _ => {
+            95..=99 => {
                 for id in &all {
                     c.crash(*id, rng).await;
                 }
@@ -109,6 +110,26 @@ impl Nemesis {
                 c.start_down(false).await?;
                 self.log
                     .push(format!("{at} ms: crash all for {} ms", hold.as_millis()));
+                return Ok(());
+            }
+            _ => {
+                let id = match c.current_leader() {
+                    Some(lead) if rng.gen_bool(0.5) => lead,
+                    _ => *all.choose(rng).unwrap_or(&all[0]),
+                };
+                let jump = rng.gen_range(200..30_000) * if rng.gen_bool(0.5) { 1 } else { -1 };
+                let from = c.now_ns();
+                c.set_clock_offset(id, jump);
+                tokio::time::sleep(hold).await;
+                c.set_clock_offset(id, 0);
+                c.clock_faults
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((from, c.now_ns()));
+                self.log.push(format!(
+                    "{at} ms: clock of {id} {jump:+} ms for {} ms",
+                    hold.as_millis()
+                ));
                 return Ok(());
             }
         };

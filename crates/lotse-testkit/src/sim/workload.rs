@@ -120,7 +120,7 @@ impl Workload {
                     Command::KvLock {
                         write,
                         session: session.clone(),
-                        now_ms: self.cluster.now_ms()
+                        now_ms: self.cluster.node_now_ms(node_id)
                             + if self.fast_lock_clock {
                                 LOCK_DELAY_MS
                             } else {
@@ -255,7 +255,7 @@ impl Workload {
             }
             let cmd = Command::SessionDestroy {
                 id: session.clone(),
-                now_ms: self.cluster.now_ms(),
+                now_ms: self.cluster.node_now_ms(node_id),
             };
             match self.outcome_of(node_id, &node, cmd).await.0 {
                 Seen::Ok => break Seen::Ok,
