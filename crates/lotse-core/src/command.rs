@@ -6,7 +6,8 @@
 //! log entry that carries one also carries a format version (see `lotse-consensus`).
 //!
 //! Commands that depend on time carry the leader's wall clock (`now_ms`, milliseconds since the
-//! Unix epoch): replicas never read their own clocks while applying.
+//! Unix epoch; the leader restamps what followers forward, [`Command::restamp`]): replicas
+//! never read their own clocks while applying.
 
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,32 @@ impl Command {
         }
     }
 
+    /// Sets the time the command carries, if it carries one. The leader stamps every command
+    /// it proposes with its own clock (a forwarded command arrives stamped by the server that
+    /// took the request): lock-delay then compares two readings of one clock, not of two
+    /// servers' clocks that may disagree.
+    pub fn restamp(&mut self, now: u64) {
+        match self {
+            Command::KvLock { now_ms, .. }
+            | Command::Txn { now_ms, .. }
+            | Command::SessionCreate { now_ms, .. }
+            | Command::SessionDestroy { now_ms, .. }
+            | Command::CatalogRegister { now_ms, .. }
+            | Command::CatalogDeregister { now_ms, .. } => *now_ms = now,
+            Command::Batch(cmds) => cmds.iter_mut().for_each(|c| c.restamp(now)),
+            Command::Noop
+            | Command::KvSet(_)
+            | Command::KvCas { .. }
+            | Command::KvUnlock { .. }
+            | Command::KvDelete { .. }
+            | Command::KvDeleteCas { .. }
+            | Command::KvDeleteTree { .. }
+            | Command::NodeRegister { .. }
+            | Command::TombstoneReap { .. }
+            | Command::Restore(_) => {}
+        }
+    }
+
     /// Does applying this command (or one inside this batch) replace the whole store? Then
     /// every blocking query must re-run, whatever it watched.
     pub fn replaces_store(&self) -> bool {
@@ -166,4 +193,29 @@ pub enum Outcome {
     Rejected(StoreError),
     /// The outcomes of a [`Command::Batch`], in order.
     Batch(Vec<Outcome>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restamp_sets_the_time_of_timed_commands_only() {
+        let set = Command::KvSet(KvWrite {
+            key: "k".into(),
+            value: vec![],
+            flags: 0,
+        });
+        let destroy = |now_ms| Command::SessionDestroy {
+            id: "s".into(),
+            now_ms,
+        };
+        let txn = |now_ms| Command::Txn {
+            ops: vec![],
+            now_ms,
+        };
+        let mut batch = Command::Batch(vec![destroy(1), set.clone(), txn(2)]);
+        batch.restamp(99);
+        assert_eq!(batch, Command::Batch(vec![destroy(99), set, txn(99)]));
+    }
 }

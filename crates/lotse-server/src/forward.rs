@@ -119,7 +119,12 @@ impl Server {
     }
 
     /// Proposes `cmd` through this node's batcher (the caller knows it leads).
-    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), ServerError> {
+    pub(crate) async fn write_local(
+        &self,
+        mut cmd: Command,
+    ) -> Result<(u64, Outcome), ServerError> {
+        // The leader's clock, whoever took the request: see `Command::restamp`.
+        cmd.restamp(crate::now_ms());
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.proposals
             .send(crate::batcher::Proposal { cmd, reply })
