@@ -1,17 +1,41 @@
 //! The objects a key may be: a register (read, write, compare-and-set) or a mutex (acquire and
-//! release by session, and the session's invalidation, which frees what it held). Both keep their state as one optional string: the register's value or
-//! the lock holder's session.
+//! release by session, and the session's invalidation, which frees what it held). Both keep
+//! their state as one optional string: the register's value, or the lock's holder (marked
+//! when a lock-delay may be in force, see [`LOCK_DELAYED`]).
 
 use serde::{Deserialize, Serialize};
 
 /// A key's state: the register's value, or the session holding the lock.
 pub type State = Option<String>;
 
-/// A lock's state after its holder was invalidated with a lock-delay: free, but an acquire
-/// may be refused. When the delay ends is a matter of real time, outside the model, so the
-/// lock stays in this state until someone takes it. (No session ID or written value holds a
-/// NUL.)
+/// Marks a lock on which a lock-delay may be in force: its holder was invalidated with a
+/// delay. Until the delay ends, which is a matter of real time outside the model (and of
+/// the servers' clocks, which may jump), any acquire may be refused, even by a session that
+/// took the lock meanwhile; so once delayed, a lock keeps the mark. The mark only excuses
+/// refusals: two holders at once are still an anomaly, and acquires inside a delay are
+/// checked apart ([`super::lock_delay`]). The state is the mark followed by the holder's
+/// session, if any. (No session ID or written value holds a NUL.)
 pub const LOCK_DELAYED: &str = "\0lock-delay";
+
+/// A lock's state, decoded: its holder, and whether a lock-delay may be in force.
+fn lock_state(state: &State) -> (Option<&str>, bool) {
+    match state.as_deref() {
+        None => (None, false),
+        Some(s) => match s.strip_prefix(LOCK_DELAYED) {
+            Some("") => (None, true),
+            Some(holder) => (Some(holder), true),
+            None => (Some(s), false),
+        },
+    }
+}
+
+fn lock(holder: Option<&str>, delayed: bool) -> State {
+    match (holder, delayed) {
+        (None, false) => None,
+        (Some(h), false) => Some(h.to_string()),
+        (h, true) => Some(format!("{LOCK_DELAYED}{}", h.unwrap_or(""))),
+    }
+}
 
 /// An operation's input and, where the client learned it, its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,31 +115,28 @@ impl Call {
                 decide(holds, *result, || Some(value.clone()), state)
             }
             Call::Acquire { session, result } => {
-                if state.as_deref() == Some(LOCK_DELAYED) {
-                    // Refused by the delay, or taken: either may happen. An acquire whose
-                    // answer is unknown may also never take effect; the search covers that.
-                    return Some(match result {
-                        Some(false) => state.clone(),
-                        _ => Some(session.clone()),
-                    });
+                let (holder, delayed) = lock_state(state);
+                let free = holder.is_none_or(|h| h == session);
+                if delayed && free && *result == Some(false) {
+                    return Some(state.clone()); // refused by the delay
                 }
-                let free = state.as_ref().is_none_or(|h| h == session);
-                decide(free, *result, || Some(session.clone()), state)
+                decide(free, *result, || lock(Some(session), delayed), state)
             }
             Call::Release { session, result } => {
-                let holds = state.as_deref() == Some(session.as_str());
-                decide(holds, *result, || None, state)
+                let (holder, delayed) = lock_state(state);
+                let holds = holder == Some(session.as_str());
+                decide(holds, *result, || lock(None, delayed), state)
             }
             Call::Invalidate {
                 session,
                 lock_delay_ms,
                 ..
             } => {
-                let holds = state.as_deref() == Some(session.as_str());
-                Some(match (holds, *lock_delay_ms) {
-                    (false, _) => state.clone(),
-                    (true, 0) => None,
-                    (true, _) => Some(LOCK_DELAYED.to_string()),
+                let (holder, delayed) = lock_state(state);
+                Some(if holder == Some(session.as_str()) {
+                    lock(None, delayed || *lock_delay_ms > 0)
+                } else {
+                    state.clone()
                 })
             }
         }

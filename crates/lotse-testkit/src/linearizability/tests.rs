@@ -215,6 +215,27 @@ fn a_lock_under_lock_delay_may_refuse_until_taken() {
     assert!(matches!(verdict(&twice), Verdict::Anomaly { .. }));
 }
 
+/// With clocks that jump, a lock can be taken inside a delay, released, and then refused by
+/// the same delay: a refusal, never a second holder.
+#[test]
+fn a_delay_outlives_a_holder_who_took_the_lock_inside_it() {
+    let delayed = Call::Invalidate {
+        session: "s1".into(),
+        held: true,
+        lock_delay_ms: 1000,
+    };
+    let ops = [
+        op(1, 0, Some(1), acquire("s1", Some(true))),
+        op(1, 2, Some(3), delayed),
+        op(2, 4, Some(5), acquire("s2", Some(true))),
+        op(2, 6, Some(7), acquire("s2", Some(false))),
+        op(2, 8, Some(9), release("s2", Some(true))),
+        op(3, 10, Some(11), acquire("s3", Some(false))),
+        op(3, 12, Some(13), release("s3", Some(false))),
+    ];
+    assert_eq!(verdict(&ops), Verdict::Linearizable);
+}
+
 const MS: u64 = 1_000_000;
 
 /// s1 holds the lock and is invalidated at [100, 110] ms with a 1 s lock-delay; s2 then
