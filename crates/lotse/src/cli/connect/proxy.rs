@@ -108,12 +108,17 @@ pub type Reload = Box<dyn Fn() -> Result<ProxySpec, String> + Send>;
 /// `reload`, SIGHUP applies a re-read configuration's gateways (a broken one is logged and the
 /// running configuration kept).
 pub fn serve(spec: ProxySpec, check_client: Option<Client>, reload: Option<Reload>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(proxy_workers())
-        .thread_name("lotse-proxy")
-        .enable_all()
-        .build()
-    {
+    // One worker is tokio's current-thread scheduler: no work stealing and no cross-thread
+    // wake-ups, which is all a single worker would pay them for.
+    let workers = proxy_workers();
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let rt = match builder.thread_name("lotse-proxy").enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return flags::fail("Error starting the runtime", e),
     };
