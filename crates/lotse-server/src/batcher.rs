@@ -17,7 +17,7 @@ use lotse_consensus::LotseRaft;
 use lotse_core::{Command, Outcome};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::openraft_error::classify;
+use crate::openraft_error::classify_write;
 use crate::telemetry::Telemetry;
 use crate::ServerError;
 
@@ -84,7 +84,7 @@ async fn run(
             telemetry.record_apply(kind, started.elapsed());
             let _ = p.reply.send(match res {
                 Ok(r) => settle(r.log_id.index, r.data),
-                Err(e) => Err(classify(&e)),
+                Err(e) => Err(classify_write(&e)),
             });
             continue;
         }
@@ -116,7 +116,7 @@ async fn run(
                 }
             }
             Err(e) => {
-                let e = classify(&e);
+                let e = classify_write(&e);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }

@@ -12,8 +12,10 @@
 //! query parks on the server the client talks to and costs the leader one small RPC per wake.
 //!
 //! A forwarded write is retried only when it certainly was not applied: the connection was
-//! refused, or the remote answered that it is not the leader. A write that timed out after it
-//! was sent is reported as an error and never re-sent (it may still commit, as in Consul).
+//! refused, or the remote answered that it is not the leader before proposing anything. A
+//! write that timed out after it was sent, or whose proposal openraft dropped when its
+//! leader lost office (`LeadershipLost`: another leader may still commit it), is reported as
+//! an error and never re-sent, as in Consul.
 
 use std::time::Duration;
 
@@ -65,9 +67,9 @@ impl Server {
         loop {
             match self.route() {
                 Route::Local => match self.write_local(cmd.clone()).await {
-                    // openraft refuses with "forward to leader" only before the entry is
-                    // appended (or once it was truncated): it certainly did not apply, so it
-                    // is tried again on whoever leads now.
+                    // Refused before it was proposed (see `write_local`): certainly not
+                    // applied, so it is tried again on whoever leads now. A proposal openraft
+                    // gave up on comes back as `LeadershipLost` and is reported instead.
                     Err(ServerError::NotLeader | ServerError::NoLeader) => {}
                     other => return other,
                 },

@@ -129,6 +129,11 @@ pub enum ServerError {
     /// A client agent's call to a server failed without the server's answer (Consul's text).
     #[error("rpc error making call: {0}")]
     Rpc(String),
+    /// The leader lost office after proposing the write: another leader may still commit it,
+    /// so it is reported, never retried (Consul's text, hashicorp/raft's
+    /// `ErrLeadershipLost`). Last: the codec encodes variants by position.
+    #[error("leadership lost while committing log")]
+    LeadershipLost,
 }
 
 /// Wakes blocking queries when the state machine applies commands.

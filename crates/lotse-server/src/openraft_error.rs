@@ -33,6 +33,20 @@ impl LeaderHint for openraft::error::CheckIsLeaderError<NodeId, openraft::BasicN
     }
 }
 
+/// A failed `client_write`. openraft answers "forward to leader" both when it refuses a
+/// proposal outright and when it truncates a proposed entry that conflicts with a new
+/// leader's log; the entry may then still be committed, by another node that holds it and
+/// wins a later election (a simulated seed did exactly that). The two cannot be told apart,
+/// so neither is "certainly not applied": both are [`ServerError::LeadershipLost`].
+pub(crate) fn classify_write(
+    e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
+) -> ServerError {
+    match classify(e) {
+        ServerError::NotLeader | ServerError::NoLeader => ServerError::LeadershipLost,
+        other => other,
+    }
+}
+
 pub(crate) fn classify<E: LeaderHint + Debug + std::fmt::Display>(
     e: &RaftError<NodeId, E>,
 ) -> ServerError {
@@ -49,5 +63,41 @@ pub(crate) fn classify<E: LeaderHint + Debug + std::fmt::Display>(
                 ServerError::Raft(f.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lotse_consensus::openraft::error::{ClientWriteError, Fatal, ForwardToLeader, RaftError};
+
+    use super::{classify, classify_write};
+    use crate::ServerError;
+
+    #[test]
+    fn a_write_openraft_gave_up_on_is_never_certainly_unapplied() {
+        let to_leader = |leader_id| {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+                leader_id,
+                leader_node: None,
+            }))
+        };
+        // For a read or a check, "forward" is a clean refusal...
+        assert_eq!(classify(&to_leader(Some(2))), ServerError::NotLeader);
+        assert_eq!(classify(&to_leader(None)), ServerError::NoLeader);
+        // ...for a write it may follow a truncated proposal another leader still commits.
+        assert_eq!(
+            classify_write(&to_leader(Some(2))),
+            ServerError::LeadershipLost
+        );
+        assert_eq!(
+            classify_write(&to_leader(None)),
+            ServerError::LeadershipLost
+        );
+        let stopped: RaftError<u64, ClientWriteError<u64, _>> = RaftError::Fatal(Fatal::Stopped);
+        assert_eq!(classify_write(&stopped), ServerError::ShuttingDown);
+        assert_eq!(
+            ServerError::LeadershipLost.to_string(),
+            "leadership lost while committing log"
+        );
     }
 }

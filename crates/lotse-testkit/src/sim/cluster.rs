@@ -166,12 +166,27 @@ impl Cluster {
     }
 
     /// One write through `node`.
+    ///
+    /// openraft answers "forward to leader" both when it refuses a proposal outright and when
+    /// it truncates a proposed entry, which another node holding it may still commit (seed
+    /// 4423). Only a node that was not leading when asked, and whose vote did not change
+    /// until it answered, certainly refused before proposing.
     pub async fn write(&self, node: &Running, cmd: Command) -> WriteResult {
+        let (vote, leading) = {
+            let m = node.raft.metrics().borrow().clone();
+            (m.vote, m.current_leader == Some(m.id))
+        };
         match tokio::time::timeout(WRITE_TIMEOUT, node.raft.client_write(cmd)).await {
             Err(_) => WriteResult::Unknown,
             Ok(Ok(resp)) => WriteResult::Applied(resp.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                WriteResult::NotApplied(f.leader_id)
+                let unchanged = node.raft.metrics().borrow().vote == vote;
+                if !leading && unchanged {
+                    WriteResult::NotApplied(f.leader_id)
+                } else {
+                    self.hint(f.leader_id);
+                    WriteResult::Unknown
+                }
             }
             Ok(Err(_)) => WriteResult::Unknown,
         }
