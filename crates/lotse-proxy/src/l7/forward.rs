@@ -17,6 +17,7 @@
 //!    `lotse_proxy::access`).
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -43,16 +44,22 @@ use crate::upstream::Upstream;
 
 pub type HttpClient = Client<HyperConnector, AttemptBody<Incoming>>;
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// The access log's tracing target (one JSON line per request, off unless asked for).
+const ACCESS_LOG: &str = "lotse_proxy::access";
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). Named, not spelled as
+/// strings: removing by `HeaderName` skips parsing the name for every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
 ];
 
 #[derive(Clone)]
@@ -97,13 +104,10 @@ async fn handle(
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-    let method = req.method().clone();
-    // The path only: query strings carry tokens often enough to keep them out of logs.
-    let path = req.uri().path().to_string();
-    let incoming_trace = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
+    // What only the access log needs is kept only while it is on (off by default).
+    let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let incoming_trace = req.headers().get(TRACEPARENT).map(HeaderValue::as_bytes);
     let trace = TraceContext::continue_or_start(incoming_trace, &mut rand::thread_rng());
 
     let done = attempts(&up, &client, req, peer, &trace).await;
@@ -111,23 +115,24 @@ async fn handle(
     let elapsed = start.elapsed();
     up.metrics.response(status);
     up.metrics.latency.observe(elapsed);
-    tracing::info!(
-        target: "lotse_proxy::access",
-        upstream = %up.name,
-        client = %peer.map(|p| p.to_string()).unwrap_or_default(),
-        method = %method,
-        path = %path,
-        status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        endpoint = %done.endpoint.map(|e| e.to_string()).unwrap_or_default(),
-        attempts = done.attempts,
-        trace_id = %trace.trace_id,
-        "access"
-    );
-    let mut resp = done.resp;
-    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
-        resp.headers_mut().insert("traceparent", v);
+    if let Some((method, path)) = logged {
+        // The path only: query strings carry tokens often enough to keep them out of logs.
+        tracing::info!(
+            target: ACCESS_LOG,
+            upstream = %up.name,
+            client = %peer.map(|p| p.to_string()).unwrap_or_default(),
+            method = %method,
+            path = %path,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            endpoint = %done.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+            attempts = done.attempts,
+            trace_id = %trace.trace_id_hex(),
+            "access"
+        );
     }
+    let mut resp = done.resp;
+    resp.headers_mut().insert(TRACEPARENT, trace.header_value());
     resp
 }
 
@@ -356,15 +361,19 @@ fn build(
     h2: bool,
     protocol_upgrade: Option<HeaderValue>,
 ) -> Option<Request<AttemptBody<Incoming>>> {
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = format!("http://{addr}{pq}").parse().ok()?;
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(authority(addr)?);
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
+    *req.uri_mut() = Uri::from_parts(uri).ok()?;
     *req.version_mut() = if h2 {
         Version::HTTP_2
     } else {
@@ -385,40 +394,73 @@ fn build(
             headers.insert(http::header::HOST, v);
         }
     }
-    if let Some(ip) = peer.map(|p| p.ip().to_string()) {
-        let xff = HeaderName::from_static("x-forwarded-for");
-        let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
+    if let Some(peer) = peer {
+        let mut ip = Text::<46>::default();
+        let _ = write!(ip, "{}", peer.ip());
+        let value = match headers.get(&X_FORWARDED_FOR) {
+            Some(prev) => HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip.as_bytes()].concat()),
+            None => HeaderValue::from_bytes(ip.as_bytes()),
         };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(xff, v);
+        if let Ok(v) = value {
+            headers.insert(X_FORWARDED_FOR, v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
-        headers.insert("traceparent", v);
-    }
+    headers.insert(TRACEPARENT, trace.header_value());
     Some(req)
+}
+
+/// `addr` as a URI authority, written without a heap `String` on the way.
+fn authority(addr: SocketAddr) -> Option<http::uri::Authority> {
+    let mut text = Text::<64>::default();
+    write!(text, "{addr}").ok()?;
+    http::uri::Authority::try_from(text.as_bytes()).ok()
+}
+
+/// A short text built on the stack (an address, an IP).
+struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Text {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Text<N> {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> std::fmt::Write for Text<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<String> = headers
+    let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .filter(|s| !s.is_empty())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
         .collect();
     // gRPC needs `te: trailers` end to end; any other `te` is hop-by-hop.
     let te_trailers = headers
         .get(http::header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
         headers.remove(name);
     }
     if te_trailers {
