@@ -3,8 +3,9 @@
 //! [`Connector`] opens a byte stream to an endpoint; plain TCP today ([`TcpConnector`]). Mutual
 //! TLS slots in as another `Connector` that wraps the TCP stream (SPIFFE identity of the
 //! destination fixed per upstream) without touching balancing, retries or the HTTP client.
-//! [`HyperConnector`] adapts it to hyper-util's pooled client (a `tower::Service<Uri>`), adding
-//! the connection circuit breaker and the connect timeout; the L4 path uses it directly.
+//! [`connect`] adds the connection circuit breaker and the connect timeout (the L4 path and the
+//! L7 lanes use it directly); [`HyperConnector`] adapts it to hyper-util's pooled client (a
+//! `tower::Service<Uri>`).
 
 use std::fmt;
 use std::future::Future;
@@ -127,16 +128,24 @@ impl tower_service::Service<Uri> for HyperConnector {
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
                 .ok_or_else(|| ConnectError::BadAddress(uri.to_string()))?;
-            let (io, permit) =
-                open(&connector, &up.connections, up.cfg.connect_timeout, addr).await?;
-            up.metrics.upstream_connections.fetch_add(1, Relaxed);
-            Ok(Conn {
-                io: TokioIo::new(io),
-                _slot: permit,
-                upstream: up,
-            })
+            connect(up, &connector, addr).await
         })
     }
+}
+
+/// A counted connection to `addr` under the upstream's connection limit and connect timeout.
+pub async fn connect(
+    up: Arc<Upstream>,
+    connector: &Arc<dyn Connector>,
+    addr: SocketAddr,
+) -> Result<Conn, ConnectError> {
+    let (io, permit) = open(connector, &up.connections, up.cfg.connect_timeout, addr).await?;
+    up.metrics.upstream_connections.fetch_add(1, Relaxed);
+    Ok(Conn {
+        io: TokioIo::new(io),
+        _slot: permit,
+        upstream: up,
+    })
 }
 
 /// An upstream connection holding its slot under `max_connections` until it closes.

@@ -17,6 +17,7 @@
 pub mod body;
 pub mod forward;
 pub mod idle;
+pub mod lane;
 pub mod layers;
 pub mod upgrade;
 pub mod upload;
@@ -118,8 +119,11 @@ pub async fn serve_stack<S>(
         let name = name.clone();
         tokio::spawn(async move {
             let _active = owner.as_ref().map(ActiveConnection::new);
+            // Its upstream connections close with it.
+            let lanes = Arc::new(lane::Lanes::default());
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
+                req.extensions_mut().insert(lanes.clone());
                 let mut s = stack.clone();
                 async move { s.call(req).await }
             });

@@ -436,9 +436,12 @@ impl Env {
         if up.cfg.protocol != crate::Protocol::Http {
             b.http2_only(true);
         }
-        b.build(HyperConnector {
-            upstream: up.clone(),
+        l7::HttpClient {
+            pool: b.build(HyperConnector {
+                upstream: up.clone(),
+                connector: self.connector.clone(),
+            }),
             connector: self.connector.clone(),
-        })
+        }
     }
 }

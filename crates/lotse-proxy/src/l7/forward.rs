@@ -31,18 +31,63 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use tower_service::Service;
 
-use super::body::{guard, local, ProxyBody};
+use super::body::{guard, local, BoxError, ProxyBody};
+use super::lane::{LaneError, Lanes};
 use super::idle::IdleTimeout;
 use super::layers::BoxFuture;
 use super::upload::{AttemptBody, ClientFailure, Upload};
 use super::{upgrade, ClientAddr};
 use crate::balance::ring::request_hash;
-use crate::connector::{ConnectError, HyperConnector};
+use crate::connector::{ConnectError, Connector, HyperConnector};
 use crate::outlier::Outcome;
 use crate::trace::TraceContext;
 use crate::upstream::Upstream;
 
-pub type HttpClient = Client<HyperConnector, AttemptBody<Incoming>>;
+/// How an L7 upstream's requests leave: on the client connection's own upstream connections
+/// ([`Lanes`]) for an HTTP/1.1 client of an HTTP/1.1 upstream, else on the shared pool (HTTP/2
+/// on either side).
+#[derive(Clone)]
+pub struct HttpClient {
+    pub pool: Client<HyperConnector, AttemptBody<Incoming>>,
+    pub connector: Arc<dyn Connector>,
+}
+
+/// An attempt that got no response, as the retry rules see it.
+struct SendFailure {
+    /// No connection was made (refused, timed out, or the connection limit).
+    connect: bool,
+    /// The connection limit refused it: 503 at once, no retry, no ejection.
+    overflow: bool,
+    error: BoxError,
+}
+
+impl From<hyper_util::client::legacy::Error> for SendFailure {
+    fn from(e: hyper_util::client::legacy::Error) -> Self {
+        let found = ConnectError::find(&e);
+        SendFailure {
+            connect: found.is_some() || e.is_connect(),
+            overflow: matches!(found, Some(ConnectError::Overflow)),
+            error: Box::new(e),
+        }
+    }
+}
+
+impl From<LaneError> for SendFailure {
+    fn from(e: LaneError) -> Self {
+        match e {
+            LaneError::Connect(c) => SendFailure {
+                connect: true,
+                overflow: matches!(c, ConnectError::Overflow),
+                error: Box::new(c),
+            },
+            LaneError::Http(h) => SendFailure {
+                connect: false,
+                overflow: false,
+                error: Box::new(h),
+            },
+        }
+    }
+}
 
 /// The access log's tracing target (one JSON line per request, off unless asked for).
 const ACCESS_LOG: &str = "lotse_proxy::access";
@@ -65,12 +110,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 #[derive(Clone)]
 pub struct Forward {
     up: Arc<Upstream>,
-    client: HttpClient,
+    /// Shared: the stack is cloned for every request, and the pool is several `Arc`s.
+    client: Arc<HttpClient>,
 }
 
 impl Forward {
     pub fn new(up: Arc<Upstream>, client: HttpClient) -> Self {
-        Forward { up, client }
+        Forward {
+            up,
+            client: Arc::new(client),
+        }
     }
 }
 
@@ -99,7 +148,7 @@ struct Done {
 
 async fn handle(
     up: Arc<Upstream>,
-    client: HttpClient,
+    client: Arc<HttpClient>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
@@ -179,6 +228,15 @@ async fn attempts(
         up.cfg.stream_idle_timeout,
     );
     let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
+    // One request at a time on an HTTP/1 client connection: it can own its upstream ones.
+    let lanes = (!h2 && parts.version <= Version::HTTP_11)
+        .then(|| parts.extensions.get::<Arc<Lanes>>().cloned())
+        .flatten();
+    let via = if lanes.is_some() {
+        Via::Lane
+    } else {
+        Via::Pool { h2 }
+    };
     up.record_request();
 
     let retries = &up.cfg.retries;
@@ -203,13 +261,25 @@ async fn attempts(
                 ep.addr,
                 peer,
                 trace,
-                h2,
+                via,
                 protocol_upgrade.clone(),
             ) else {
                 return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
             };
             let in_flight = up.begin(ep.addr);
-            let sent = client.request(upstream_req);
+            let sent = async {
+                match &lanes {
+                    Some(lanes) => lanes
+                        .send(up, &client.connector, ep.addr, upstream_req)
+                        .await
+                        .map_err(SendFailure::from),
+                    None => client
+                        .pool
+                        .request(upstream_req)
+                        .await
+                        .map_err(SendFailure::from),
+                }
+            };
             let result = match retries.per_try_timeout {
                 Some(t) => match tokio::time::timeout(t, sent).await {
                     Ok(r) => r.map_err(Some),
@@ -290,8 +360,8 @@ async fn attempts(
                     return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
                 }
                 // The client's body failed, not the endpoint: no report, no retry.
-                Err(Some(e)) if upload.client_failure().is_some() => {
-                    tracing::debug!(upstream = %up.name, error = %e, "client request body failed");
+                Err(Some(f)) if upload.client_failure().is_some() => {
+                    tracing::debug!(upstream = %up.name, error = %f.error, "client request body failed");
                     return fail(match upload.client_failure() {
                         Some(ClientFailure::Idle) => {
                             local(StatusCode::REQUEST_TIMEOUT, "request-body-timeout")
@@ -299,12 +369,16 @@ async fn attempts(
                         _ => local(StatusCode::BAD_REQUEST, "bad-request-body"),
                     });
                 }
-                Err(Some(e)) => match ConnectError::find(&e) {
-                    Some(ConnectError::Overflow) => {
+                Err(Some(f)) => match f {
+                    SendFailure { overflow: true, .. } => {
                         up.metrics.overflow.fetch_add(1, Relaxed);
                         return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
                     }
-                    found if found.is_some() || e.is_connect() => {
+                    SendFailure {
+                        connect: true,
+                        error: e,
+                        ..
+                    } => {
                         up.metrics.connect_failures.fetch_add(1, Relaxed);
                         up.report(ep.addr, Outcome::Failure);
                         tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
@@ -320,7 +394,7 @@ async fn attempts(
                             "upstream-connect-error",
                         ));
                     }
-                    _ => {
+                    SendFailure { error: e, .. } => {
                         // Reset or closed before a response (often a pooled connection whose
                         // endpoint just died). The request may have been processed, so only
                         // idempotent methods are sent again (Envoy's `reset` retry condition).
@@ -358,26 +432,27 @@ fn build(
     addr: SocketAddr,
     peer: Option<SocketAddr>,
     trace: &TraceContext,
-    h2: bool,
+    via: Via,
     protocol_upgrade: Option<HeaderValue>,
 ) -> Option<Request<AttemptBody<Incoming>>> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(authority(addr)?);
-    uri.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
+    uri.path_and_query = Some(path_and_query);
+    if let Via::Pool { .. } = via {
+        // The pool finds its connection by the URI's authority, then writes the origin form.
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(authority(addr)?);
+    }
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = Uri::from_parts(uri).ok()?;
-    *req.version_mut() = if h2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
+    *req.version_mut() = match via {
+        Via::Pool { h2: true } => Version::HTTP_2,
+        _ => Version::HTTP_11,
     };
     let headers = req.headers_mut();
     *headers = parts.headers.clone();
@@ -386,11 +461,13 @@ fn build(
         upgrade::restore(headers, p);
     }
     if !headers.contains_key(http::header::HOST) {
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
+        let host = match (parts.uri.authority(), via) {
+            (Some(a), _) => HeaderValue::from_str(a.as_str()).ok(),
+            // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes.
+            (None, Via::Lane) => authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            (None, Via::Pool { .. }) => None,
+        };
+        if let Some(v) = host {
             headers.insert(http::header::HOST, v);
         }
     }
@@ -407,6 +484,15 @@ fn build(
     }
     headers.insert(TRACEPARENT, trace.header_value());
     Some(req)
+}
+
+/// How an attempt leaves, which decides the form of its URI.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// hyper-util's pool: an absolute URI (the pool keys on its authority).
+    Pool { h2: bool },
+    /// The client connection's own upstream connection: the origin form, as sent.
+    Lane,
 }
 
 /// `addr` as a URI authority, written without a heap `String` on the way.

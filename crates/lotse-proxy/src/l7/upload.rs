@@ -57,10 +57,11 @@ struct Shared<B> {
 
 /// A request's body, shared by its attempts.
 pub struct Upload<B> {
-    shared: Arc<Mutex<Shared<B>>>,
+    /// `None` for a request without a body (most of them): nothing to share, keep or watch.
+    shared: Option<Arc<Mutex<Shared<B>>>>,
     /// The client's `Content-Length`, if it sent one.
     length: Option<u64>,
-    done: watch::Receiver<bool>,
+    done: Option<watch::Receiver<bool>>,
 }
 
 impl<B> Upload<B>
@@ -71,10 +72,16 @@ where
     /// Wraps the client's body; `limit` bounds the copy kept for retries, `idle` the time the
     /// client may send nothing.
     pub fn new(body: B, limit: usize, length: Option<u64>, idle: Option<Duration>) -> Self {
-        let empty = body.is_end_stream();
-        let (done, done_rx) = watch::channel(empty);
+        if body.is_end_stream() {
+            return Upload {
+                shared: None,
+                length,
+                done: None,
+            };
+        }
+        let (done, done_rx) = watch::channel(false);
         Upload {
-            shared: Arc::new(Mutex::new(Shared {
+            shared: Some(Arc::new(Mutex::new(Shared {
                 source: IdleTimeout::new(body, idle, None, "request"),
                 pulled: 0,
                 kept: Vec::new(),
@@ -82,49 +89,54 @@ where
                 limit,
                 replayable: true,
                 trailers: None,
-                source_done: empty,
+                source_done: false,
                 failure: None,
                 epoch: 0,
                 done,
-            })),
+            }))),
             length,
-            done: done_rx,
+            done: Some(done_rx),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared<B>> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Option<MutexGuard<'_, Shared<B>>> {
+        let shared = self.shared.as_ref()?;
+        Some(shared.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Whether another attempt could send the whole body again.
     pub fn can_resend(&self) -> bool {
-        let s = self.lock();
-        s.replayable && s.failure.is_none()
+        self.lock()
+            .is_none_or(|s| s.replayable && s.failure.is_none())
     }
 
     /// Whether the body outgrew the retry copy.
     pub fn is_streamed(&self) -> bool {
-        !self.lock().replayable
+        self.lock().is_some_and(|s| !s.replayable)
     }
 
     /// Set when the client's side of the body failed.
     pub fn client_failure(&self) -> Option<ClientFailure> {
-        self.lock().failure
+        self.lock()?.failure
     }
 
     /// Resolves once the client's body has been read to its end (never, if it never ends).
     pub async fn sent(&self) {
-        let mut done = self.done.clone();
-        let _ = done.wait_for(|d| *d).await;
+        if let Some(done) = &self.done {
+            let mut done = done.clone();
+            let _ = done.wait_for(|d| *d).await;
+        }
     }
 
     /// The body for a new attempt, which supersedes the previous one's.
     pub fn body(&self) -> AttemptBody<B> {
-        let mut s = self.lock();
-        s.epoch += 1;
+        let epoch = self.lock().map_or(0, |mut s| {
+            s.epoch += 1;
+            s.epoch
+        });
         AttemptBody {
             shared: self.shared.clone(),
-            epoch: s.epoch,
+            epoch,
             pos: 0,
             trailers_sent: false,
             length: self.length,
@@ -132,9 +144,10 @@ where
     }
 }
 
-/// One attempt's view of the body: the kept frames first, then the client's.
+/// One attempt's view of the body: the kept frames first, then the client's (none at all
+/// without `shared`).
 pub struct AttemptBody<B> {
-    shared: Arc<Mutex<Shared<B>>>,
+    shared: Option<Arc<Mutex<Shared<B>>>>,
     epoch: u64,
     /// Data frames this attempt has sent.
     pos: usize,
@@ -167,7 +180,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let mut guard = this.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(shared) = &this.shared else {
+            return Poll::Ready(None);
+        };
+        let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
         let s = &mut *guard;
         if s.epoch != this.epoch {
             return Poll::Ready(Some(Err(Box::new(AttemptBodyError::Superseded))));
@@ -243,7 +259,10 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        let s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let s = shared.lock().unwrap_or_else(|p| p.into_inner());
         s.epoch == self.epoch
             && s.source_done
             && self.pos >= s.pulled

@@ -109,8 +109,11 @@ pub type Reload = Box<dyn Fn() -> Result<ProxySpec, String> + Send>;
 /// running configuration kept).
 pub fn serve(spec: ProxySpec, check_client: Option<Client>, reload: Option<Reload>) -> i32 {
     // One worker is tokio's current-thread scheduler: no work stealing and no cross-thread
-    // wake-ups, which is all a single worker would pay them for.
-    let workers = proxy_workers();
+    // wake-ups, which is all a single worker would pay them for. A sidecar (`connect proxy`)
+    // runs one by default: it fronts one service instance and shares its machine with it, and
+    // one worker costs about 14 % less CPU per request than two (bench/README.md). An edge
+    // gateway serves everyone and keeps two.
+    let workers = proxy_workers(if reload.is_some() { 2 } else { 1 });
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -324,14 +327,13 @@ pub fn init_logging(level: &str, access_log: bool) {
         .try_init();
 }
 
-/// The proxy runtime's worker threads: `LOTSE_PROXY_WORKERS`, else 2 (a sidecar shares its
-/// machine with the service it fronts).
-fn proxy_workers() -> usize {
+/// The proxy runtime's worker threads: `LOTSE_PROXY_WORKERS`, else `default`.
+fn proxy_workers(default: usize) -> usize {
     std::env::var("LOTSE_PROXY_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n: &usize| *n > 0)
-        .unwrap_or(2)
+        .unwrap_or(default)
 }
 
 /// SIGHUPs as a stream (only when `wanted`: otherwise SIGHUP keeps its default action).
