@@ -71,12 +71,12 @@ async fn handle(
             tracing::info!(target: "lotse_proxy::access", upstream = %up.name, client = %peer, result = "no-healthy-upstream", "access");
             return;
         };
-        tried.push(ep.addr);
-        let in_flight = up.begin(ep.addr);
-        match connector::open(&connector, &up.connections, up.cfg.connect_timeout, ep.addr).await {
+        tried.push(ep);
+        let in_flight = up.begin(ep);
+        match connector::open(&connector, &up.connections, up.cfg.connect_timeout, ep).await {
             Ok((io, slot)) => {
-                up.report(ep.addr, Outcome::Success);
-                break (io, ep.addr, slot, in_flight);
+                up.report(ep, Outcome::Success);
+                break (io, ep, slot, in_flight);
             }
             Err(ConnectError::Overflow) => {
                 up.metrics.overflow.fetch_add(1, Relaxed);
@@ -84,8 +84,8 @@ async fn handle(
             }
             Err(e) => {
                 up.metrics.connect_failures.fetch_add(1, Relaxed);
-                up.report(ep.addr, Outcome::Failure);
-                tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
+                up.report(ep, Outcome::Failure);
+                tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "connect failed");
                 let retry = attempt < max_attempts
                     && up.cfg.retries.retry_on_connect_failure
                     && up.try_retry();

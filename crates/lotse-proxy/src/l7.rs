@@ -44,9 +44,14 @@ pub use forward::{Forward, HttpClient};
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The downstream peer's address, put in every request's extensions by the listener.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+/// The downstream connection a request came on, put in every request's extensions by the
+/// listener (one extension, so one allocation): the peer's address and the connection's own
+/// upstream connections.
+#[derive(Clone)]
+pub struct ClientConn {
+    pub addr: SocketAddr,
+    pub lanes: Arc<lane::Lanes>,
+}
 
 /// Counts a downstream connection as active while alive.
 pub(crate) struct ActiveConnection(pub Arc<Upstream>);
@@ -120,10 +125,12 @@ pub async fn serve_stack<S>(
         tokio::spawn(async move {
             let _active = owner.as_ref().map(ActiveConnection::new);
             // Its upstream connections close with it.
-            let lanes = Arc::new(lane::Lanes::default());
+            let client = ClientConn {
+                addr: peer,
+                lanes: Arc::new(lane::Lanes::default()),
+            };
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                req.extensions_mut().insert(lanes.clone());
+                req.extensions_mut().insert(client.clone());
                 let mut s = stack.clone();
                 async move { s.call(req).await }
             });

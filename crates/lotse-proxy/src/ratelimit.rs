@@ -79,6 +79,12 @@ impl RateLimiter {
         }
     }
 
+    /// Whether any bucket is configured (if not, `check` always admits and the clock need not
+    /// be read).
+    pub fn is_limited(&self) -> bool {
+        self.cfg.per_client.is_some() || self.cfg.route.is_some()
+    }
+
     /// Admits or refuses one request from `client` at `now`.
     pub fn check(&self, client: IpAddr, now: Duration) -> Result<(), Limited> {
         if let Some(b) = self.cfg.per_client {

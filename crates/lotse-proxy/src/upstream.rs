@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use crate::balance::{self, ring::Ring, Candidate};
@@ -19,7 +20,7 @@ use crate::breaker::{ConnectionLimit, Gate};
 use crate::budget::RetryBudget;
 use crate::clock::SharedClock;
 use crate::config::{Policy, Protocol, UpstreamConfig};
-use crate::endpoint::{Endpoint, EndpointSet};
+use crate::endpoint::EndpointSet;
 use crate::metrics::{Sample, UpstreamMetrics};
 use crate::outlier::{Detector, Outcome};
 use crate::ratelimit::RateLimiter;
@@ -42,6 +43,9 @@ struct State {
     ring: Option<(u64, Ring)>,
     rng: StdRng,
     seen_version: u64,
+    /// The addresses of the endpoint set of `seen_version` (outlier detection's percentage
+    /// cap and success-rate judging need them; kept so a report allocates nothing).
+    live: Vec<SocketAddr>,
 }
 
 pub struct Upstream {
@@ -100,6 +104,7 @@ impl Upstream {
                 ring: None,
                 rng: StdRng::seed_from_u64(seed),
                 seen_version: 0,
+                live: Vec::new(),
             }),
             name,
             bind,
@@ -126,6 +131,7 @@ impl Upstream {
             st.in_flight.retain(|a, n| *n > 0 || live.contains(a));
             st.ring = None;
             st.seen_version = set.version;
+            st.live = live;
         }
         set
     }
@@ -134,7 +140,7 @@ impl Upstream {
     /// while others remain; when every endpoint is ejected, all of them are candidates again
     /// (Envoy's panic mode: better a likely failure than a certain one). `hash` selects on the
     /// ring under `ring_hash`.
-    pub fn pick(&self, hash: Option<u64>, tried: &[SocketAddr]) -> Option<Endpoint> {
+    pub fn pick(&self, hash: Option<u64>, tried: &[SocketAddr]) -> Option<SocketAddr> {
         let now = self.clock.now();
         let mut st = self.lock();
         let set = self.current(&mut st);
@@ -142,27 +148,37 @@ impl Upstream {
         if eps.is_empty() {
             return None;
         }
-        let ejected: Vec<bool> = eps
+        // Every endpoint with whether it is ejected and whether this request tried it; then
+        // the best tier that has any: fresh, then tried, then (panic mode) ejected too.
+        let marked: SmallVec<[(Candidate, bool, bool); 8]> = eps
             .iter()
-            .map(|e| st.detector.is_ejected(e.addr, now))
-            .collect();
-        let cand = |pred: &dyn Fn(usize) -> bool| -> Vec<Candidate> {
-            (0..eps.len())
-                .filter(|&i| pred(i))
-                .map(|i| Candidate {
+            .enumerate()
+            .map(|(i, e)| {
+                let candidate = Candidate {
                     index: i,
-                    weight: eps[i].weight,
-                    in_flight: st.in_flight.get(&eps[i].addr).copied().unwrap_or(0),
-                })
-                .collect()
-        };
-        let mut candidates = cand(&|i| !ejected[i] && !tried.contains(&eps[i].addr));
-        if candidates.is_empty() {
-            candidates = cand(&|i| !ejected[i]);
-        }
-        if candidates.is_empty() {
-            candidates = cand(&|_| true);
-        }
+                    weight: e.weight,
+                    in_flight: st.in_flight.get(&e.addr).copied().unwrap_or(0),
+                };
+                (
+                    candidate,
+                    st.detector.is_ejected(e.addr, now),
+                    tried.contains(&e.addr),
+                )
+            })
+            .collect();
+        let fresh = marked.iter().any(|&(_, ejected, tried)| !ejected && !tried);
+        let healthy = fresh || marked.iter().any(|&(_, ejected, _)| !ejected);
+        let candidates: SmallVec<[Candidate; 8]> = marked
+            .into_iter()
+            .filter(|&(_, ejected, tried)| {
+                if fresh {
+                    !ejected && !tried
+                } else {
+                    !healthy || !ejected
+                }
+            })
+            .map(|(c, _, _)| c)
+            .collect();
         let pos = match (self.cfg.policy, hash) {
             (Policy::RingHash, Some(h)) => {
                 if st.ring.as_ref().map(|(v, _)| *v) != Some(set.version) {
@@ -179,7 +195,7 @@ impl Upstream {
                 balance::round_robin(self.rr.fetch_add(1, Relaxed), &candidates)
             }
         }?;
-        eps.get(candidates[pos].index).cloned()
+        eps.get(candidates[pos].index).map(|e| e.addr)
     }
 
     /// Marks a request in flight to `addr` until the guard drops (least-request's input).
@@ -194,14 +210,15 @@ impl Upstream {
     /// Feeds outlier detection with one attempt's outcome.
     pub fn report(&self, addr: SocketAddr, outcome: Outcome) {
         let now = self.clock.now();
-        let mut st = self.lock();
-        let set = self.current(&mut st);
-        let live: Vec<SocketAddr> = set.endpoints.iter().map(|e| e.addr).collect();
-        if let Some(for_) = st.detector.report(addr, outcome, now, &live) {
+        let mut guard = self.lock();
+        self.current(&mut guard);
+        let st = &mut *guard;
+        let live = &st.live;
+        if let Some(for_) = st.detector.report(addr, outcome, now, live) {
             self.metrics.ejections.fetch_add(1, Relaxed);
             tracing::warn!(upstream = %self.name, endpoint = %addr, ejected_for_ms = for_.as_millis() as u64, reason = "consecutive_failures", "endpoint ejected");
         }
-        for (ejected, for_) in st.detector.evaluate(now, &live) {
+        for (ejected, for_) in st.detector.evaluate(now, live) {
             self.metrics.ejections.fetch_add(1, Relaxed);
             tracing::warn!(upstream = %self.name, endpoint = %ejected, ejected_for_ms = for_.as_millis() as u64, reason = "success_rate", "endpoint ejected");
         }
@@ -326,6 +343,7 @@ pub struct UpstreamStatus {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::endpoint::Endpoint;
     use std::time::Duration;
 
     fn upstream(
@@ -364,11 +382,11 @@ mod tests {
         up.report(bad, Outcome::Failure);
         assert_eq!(up.metrics.ejections.load(Relaxed), 1);
         for _ in 0..30 {
-            assert_ne!(up.pick(None, &[]).map(|e| e.addr), Some(bad));
+            assert_ne!(up.pick(None, &[]), Some(bad));
         }
         clock.advance(Duration::from_secs(5));
         let picks: Vec<_> = (0..30).filter_map(|_| up.pick(None, &[])).collect();
-        assert!(picks.iter().any(|e| e.addr == bad));
+        assert!(picks.contains(&bad));
     }
 
     #[test]
@@ -376,12 +394,12 @@ mod tests {
         let (up, _tx, _) = upstream(2, UpstreamConfig::default());
         let first = up.pick(None, &[]).expect("endpoint");
         for _ in 0..10 {
-            let again = up.pick(None, &[first.addr]).expect("endpoint");
-            assert_ne!(again.addr, first.addr);
+            let again = up.pick(None, &[first]).expect("endpoint");
+            assert_ne!(again, first);
         }
         // With every endpoint tried, any may be picked again.
         let all = [
-            first.addr,
+            first,
             SocketAddr::from(([127, 0, 0, 1], 9000)),
             SocketAddr::from(([127, 0, 0, 1], 9001)),
         ];
@@ -400,7 +418,7 @@ mod tests {
         eps.push(added.clone());
         tx.send_replace(EndpointSet::new(2, eps));
         let picks: Vec<_> = (0..4).filter_map(|_| up.pick(None, &[])).collect();
-        assert!(picks.contains(&added));
+        assert!(picks.contains(&added.addr));
         assert_eq!(up.status().endpoints_version, 2);
     }
 
@@ -413,7 +431,7 @@ mod tests {
         let (up, _tx, _) = upstream(3, cfg);
         let a = up.pick(Some(42), &[]).expect("endpoint");
         for _ in 0..10 {
-            assert_eq!(up.pick(Some(42), &[]), Some(a.clone()));
+            assert_eq!(up.pick(Some(42), &[]), Some(a));
         }
     }
 

@@ -26,12 +26,16 @@ async fn counting_upstream(one_per_connection: bool) -> (SocketAddr, Arc<AtomicU
     let count = accepted.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let n = count.fetch_add(1, SeqCst) + 1;
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
-                    let Some(head) = read_head(&mut s, &mut buf).await else { return };
+                    let Some(head) = read_head(&mut s, &mut buf).await else {
+                        return;
+                    };
                     let host = head
                         .lines()
                         .find_map(|l| l.strip_prefix("host: ").or(l.strip_prefix("Host: ")))
@@ -123,7 +127,10 @@ async fn a_client_connection_keeps_its_upstream_connection() {
     let mut b = client(addr).await;
     let first_a = get(&mut a, Some("svc.test")).await;
     let first_b = get(&mut b, Some("svc.test")).await;
-    assert_ne!(first_a, first_b, "two client connections share an upstream one");
+    assert_ne!(
+        first_a, first_b,
+        "two client connections share an upstream one"
+    );
     for _ in 0..5 {
         assert_eq!(get(&mut a, Some("svc.test")).await, first_a);
         assert_eq!(get(&mut b, Some("svc.test")).await, first_b);

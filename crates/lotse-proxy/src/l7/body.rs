@@ -30,29 +30,35 @@ pub fn local(status: StatusCode, reason: &'static str) -> Response<ProxyBody> {
     r
 }
 
-/// A body that keeps `guard` alive until it is finished or dropped.
-pub struct Guarded<B> {
+/// A body that keeps `guard` alive until it is finished or dropped. The guard is held by
+/// value, not boxed: every response carries one or two.
+pub struct Guarded<B, G> {
     inner: B,
-    _guard: Box<dyn Send>,
+    _guard: G,
 }
 
-impl<B> Guarded<B> {
-    pub fn new(inner: B, guard: impl Send + 'static) -> Self {
+impl<B, G> Guarded<B, G> {
+    pub fn new(inner: B, guard: G) -> Self {
         Guarded {
             inner,
-            _guard: Box::new(guard),
+            _guard: guard,
         }
     }
 }
 
-/// Wraps a response's body so `guard` lives as long as it.
-pub fn guard(resp: Response<ProxyBody>, guard: impl Send + 'static) -> Response<ProxyBody> {
+/// Wraps a response's body so `guard` lives as long as it, and boxes the two at once (one
+/// allocation: a body need not be boxed before it is guarded).
+pub fn guard<B>(resp: Response<B>, guard: impl Send + Unpin + 'static) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Send + Unpin + 'static,
+{
     resp.map(|b| Guarded::new(b, guard).boxed_unsync())
 }
 
-impl<B> Body for Guarded<B>
+impl<B, G> Body for Guarded<B, G>
 where
     B: Body + Unpin,
+    G: Unpin,
 {
     type Data = B::Data;
     type Error = B::Error;

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty};
@@ -32,11 +34,11 @@ use hyper_util::client::legacy::Client;
 use tower_service::Service;
 
 use super::body::{guard, local, BoxError, ProxyBody};
-use super::lane::{LaneError, Lanes};
 use super::idle::IdleTimeout;
+use super::lane::LaneError;
 use super::layers::BoxFuture;
 use super::upload::{AttemptBody, ClientFailure, Upload};
-use super::{upgrade, ClientAddr};
+use super::{upgrade, ClientConn};
 use crate::balance::ring::request_hash;
 use crate::connector::{ConnectError, Connector, HyperConnector};
 use crate::outlier::Outcome;
@@ -152,14 +154,16 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
-    let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let peer = req.extensions().get::<ClientConn>().map(|c| c.addr);
     // What only the access log needs is kept only while it is on (off by default).
     let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_string()));
     let incoming_trace = req.headers().get(TRACEPARENT).map(HeaderValue::as_bytes);
     let trace = TraceContext::continue_or_start(incoming_trace, &mut rand::thread_rng());
 
-    let done = attempts(&up, &client, req, peer, &trace).await;
+    // Written once: it goes to the upstream on every attempt and back to the client.
+    let traceparent = trace.header_value();
+    let done = attempts(&up, &client, req, peer, &traceparent).await;
     let status = done.resp.status().as_u16();
     let elapsed = start.elapsed();
     up.metrics.response(status);
@@ -181,7 +185,7 @@ async fn handle(
         );
     }
     let mut resp = done.resp;
-    resp.headers_mut().insert(TRACEPARENT, trace.header_value());
+    resp.headers_mut().insert(TRACEPARENT, traceparent);
     resp
 }
 
@@ -190,7 +194,7 @@ async fn attempts(
     client: &HttpClient,
     mut req: Request<Incoming>,
     peer: Option<SocketAddr>,
-    trace: &TraceContext,
+    traceparent: &HeaderValue,
 ) -> Done {
     let local_done = |resp| Done {
         resp,
@@ -230,7 +234,12 @@ async fn attempts(
     let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
     // One request at a time on an HTTP/1 client connection: it can own its upstream ones.
     let lanes = (!h2 && parts.version <= Version::HTTP_11)
-        .then(|| parts.extensions.get::<Arc<Lanes>>().cloned())
+        .then(|| {
+            parts
+                .extensions
+                .get::<ClientConn>()
+                .map(|c| c.lanes.clone())
+        })
         .flatten();
     let via = if lanes.is_some() {
         Via::Lane
@@ -241,7 +250,7 @@ async fn attempts(
 
     let retries = &up.cfg.retries;
     let max_attempts = 1 + retries.num_retries;
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut attempt = 0;
     let tries = async {
         loop {
@@ -253,24 +262,24 @@ async fn attempts(
                     "no-healthy-upstream",
                 ));
             };
-            tried.push(ep.addr);
+            tried.push(ep);
             let body = upload.body();
             let Some(upstream_req) = build(
                 &parts,
                 body,
-                ep.addr,
+                ep,
                 peer,
-                trace,
+                traceparent,
                 via,
                 protocol_upgrade.clone(),
             ) else {
                 return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
             };
-            let in_flight = up.begin(ep.addr);
+            let in_flight = up.begin(ep);
             let sent = async {
                 match &lanes {
                     Some(lanes) => lanes
-                        .send(up, &client.connector, ep.addr, upstream_req)
+                        .send(up, &client.connector, ep, upstream_req)
                         .await
                         .map_err(SendFailure::from),
                     None => client
@@ -289,7 +298,7 @@ async fn attempts(
             };
             let fail = |resp| Done {
                 resp,
-                endpoint: Some(ep.addr),
+                endpoint: Some(ep),
                 attempts: attempt,
             };
             match result {
@@ -300,7 +309,7 @@ async fn attempts(
                     } else {
                         Outcome::Success
                     };
-                    up.report(ep.addr, outcome);
+                    up.report(ep, outcome);
                     if !last
                         && retries.retry_on_status_codes.contains(&status.as_u16())
                         && upload.can_resend()
@@ -330,7 +339,7 @@ async fn attempts(
                             let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
                             return Done {
                                 resp: Response::from_parts(head, body),
-                                endpoint: Some(ep.addr),
+                                endpoint: Some(ep),
                                 attempts: attempt,
                             };
                         }
@@ -342,18 +351,17 @@ async fn attempts(
                         up.cfg.stream_idle_timeout,
                         Some(up.clone()),
                         "response",
-                    )
-                    .boxed_unsync();
+                    );
                     return Done {
                         resp: guard(Response::from_parts(head, body), (in_flight, permit)),
-                        endpoint: Some(ep.addr),
+                        endpoint: Some(ep),
                         attempts: attempt,
                     };
                 }
                 // The per-try timeout fired.
                 Err(None) => {
                     up.metrics.timeouts.fetch_add(1, Relaxed);
-                    up.report(ep.addr, Outcome::Failure);
+                    up.report(ep, Outcome::Failure);
                     if !last && upload.can_resend() && up.try_retry() {
                         continue;
                     }
@@ -380,8 +388,8 @@ async fn attempts(
                         ..
                     } => {
                         up.metrics.connect_failures.fetch_add(1, Relaxed);
-                        up.report(ep.addr, Outcome::Failure);
-                        tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "connect failed");
+                        up.report(ep, Outcome::Failure);
+                        tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "connect failed");
                         if !last
                             && retries.retry_on_connect_failure
                             && upload.can_resend()
@@ -398,8 +406,8 @@ async fn attempts(
                         // Reset or closed before a response (often a pooled connection whose
                         // endpoint just died). The request may have been processed, so only
                         // idempotent methods are sent again (Envoy's `reset` retry condition).
-                        up.report(ep.addr, Outcome::Failure);
-                        tracing::debug!(upstream = %up.name, endpoint = %ep.addr, error = %e, "upstream reset");
+                        up.report(ep, Outcome::Failure);
+                        tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "upstream reset");
                         if !last
                             && parts.method.is_idempotent()
                             && upload.can_resend()
@@ -431,7 +439,7 @@ fn build(
     body: AttemptBody<Incoming>,
     addr: SocketAddr,
     peer: Option<SocketAddr>,
-    trace: &TraceContext,
+    traceparent: &HeaderValue,
     via: Via,
     protocol_upgrade: Option<HeaderValue>,
 ) -> Option<Request<AttemptBody<Incoming>>> {
@@ -455,7 +463,9 @@ fn build(
         _ => Version::HTTP_11,
     };
     let headers = req.headers_mut();
-    *headers = parts.headers.clone();
+    // Room for what is added below, so inserting them never grows the map.
+    let _ = headers.try_reserve(parts.headers.len() + 3);
+    headers.extend(parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     strip_hop_by_hop(headers);
     if let Some(p) = protocol_upgrade {
         upgrade::restore(headers, p);
@@ -464,7 +474,9 @@ fn build(
         let host = match (parts.uri.authority(), via) {
             (Some(a), _) => HeaderValue::from_str(a.as_str()).ok(),
             // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes.
-            (None, Via::Lane) => authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            (None, Via::Lane) => {
+                authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            }
             (None, Via::Pool { .. }) => None,
         };
         if let Some(v) = host {
@@ -475,14 +487,16 @@ fn build(
         let mut ip = Text::<46>::default();
         let _ = write!(ip, "{}", peer.ip());
         let value = match headers.get(&X_FORWARDED_FOR) {
-            Some(prev) => HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip.as_bytes()].concat()),
+            Some(prev) => {
+                HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip.as_bytes()].concat())
+            }
             None => HeaderValue::from_bytes(ip.as_bytes()),
         };
         if let Ok(v) = value {
             headers.insert(X_FORWARDED_FOR, v);
         }
     }
-    headers.insert(TRACEPARENT, trace.header_value());
+    headers.insert(TRACEPARENT, traceparent.clone());
     Some(req)
 }
 
@@ -534,6 +548,12 @@ impl<const N: usize> std::fmt::Write for Text<N> {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none: one pass over the names is cheaper than nine removals.
+    let hop =
+        |name: &HeaderName| HOP_BY_HOP.contains(name) || name == http::header::TRANSFER_ENCODING;
+    if !headers.keys().any(hop) {
+        return;
+    }
     // Headers named by `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)

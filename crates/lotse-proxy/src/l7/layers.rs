@@ -17,11 +17,48 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::{guard, local, ProxyBody};
-use super::ClientAddr;
+use super::ClientConn;
+use crate::breaker::GatePermit;
 use crate::ratelimit::Limited;
 use crate::upstream::Upstream;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The future of a layer that either answers at once or passes the request on: no box of its
+/// own (the inner service's future is already one), so admitting a request allocates nothing.
+pub enum Answer<F, G> {
+    /// Answered here (429, 503) without calling the inner service.
+    Now(Option<Response<ProxyBody>>),
+    /// The inner service's answer; `guard` (a permit), if any, is then held by its body.
+    Inner { fut: F, guard: Option<G> },
+}
+
+impl<F, G> Future for Answer<F, G>
+where
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Unpin,
+    G: Send + Unpin + 'static,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Answer::Now(resp) => match resp.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending, // polled after it completed: never again ready
+            },
+            Answer::Inner { fut, guard: g } => {
+                let Poll::Ready(result) = Pin::new(fut).poll(cx) else {
+                    return Poll::Pending;
+                };
+                let Ok(resp) = result;
+                Poll::Ready(Ok(match g.take() {
+                    Some(g) => guard(resp, g),
+                    None => resp,
+                }))
+            }
+        }
+    }
+}
 
 /// Load shedding: at most `load_shed.max_in_flight` requests in flight on the listener.
 #[derive(Clone)]
@@ -54,11 +91,11 @@ pub struct Shed<S> {
 impl<S, B> Service<Request<B>> for Shed<S>
 where
     S: Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<ProxyBody>, Infallible>>;
+    type Future = Answer<S::Future, GatePermit>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -69,13 +106,12 @@ where
             self.up.metrics.shed.fetch_add(1, Relaxed);
             self.up.metrics.response(503);
             tracing::debug!(upstream = %self.up.name, "request shed");
-            return Box::pin(async { Ok(local(StatusCode::SERVICE_UNAVAILABLE, "shed")) });
+            return Answer::Now(Some(local(StatusCode::SERVICE_UNAVAILABLE, "shed")));
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let resp = fut.await?;
-            Ok(guard(resp, permit))
-        })
+        Answer::Inner {
+            fut: self.inner.call(req),
+            guard: Some(permit),
+        }
     }
 }
 
@@ -110,21 +146,28 @@ pub struct RateLimit<S> {
 impl<S, B> Service<Request<B>> for RateLimit<S>
 where
     S: Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<ProxyBody>, Infallible>>;
+    type Future = Answer<S::Future, ()>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let pass = |inner: &mut S, req| Answer::Inner {
+            fut: inner.call(req),
+            guard: None,
+        };
+        if !self.up.limiter.is_limited() {
+            return pass(&mut self.inner, req);
+        }
         let client = req
             .extensions()
-            .get::<ClientAddr>()
-            .map(|c| c.0.ip())
+            .get::<ClientConn>()
+            .map(|c| c.addr.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         if let Err(which) = self.up.limiter.check(client, self.up.clock.now()) {
             self.up.metrics.rate_limited.fetch_add(1, Relaxed);
@@ -134,8 +177,8 @@ where
                 Limited::Route => "rate-limited",
             };
             tracing::debug!(upstream = %self.up.name, client = %client, reason, "request rate limited");
-            return Box::pin(async move { Ok(local(StatusCode::TOO_MANY_REQUESTS, reason)) });
+            return Answer::Now(Some(local(StatusCode::TOO_MANY_REQUESTS, reason)));
         }
-        Box::pin(self.inner.call(req))
+        pass(&mut self.inner, req)
     }
 }
