@@ -4,7 +4,9 @@
 //! per request is what the engine's building blocks cost; the sidecar's figure above it is
 //! what its features cost.
 //!
-//! Usage: `bare_forward LISTEN UPSTREAM` (e.g. `127.0.0.1:21100 127.0.0.1:18080`).
+//! Usage: `bare_forward LISTEN UPSTREAM [SPIN_NS]` (e.g. `127.0.0.1:21100 127.0.0.1:18080`).
+//! `SPIN_NS` burns that much CPU per request, to see how the kernel's share of a request moves
+//! with the proxy's own.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,13 +33,19 @@ fn main() -> Result<(), BoxError> {
         .next()
         .ok_or("usage: bare_forward LISTEN UPSTREAM")?
         .parse()?;
+    let spin_ns: u64 = args.next().map_or(Ok(0), |s| s.parse())?;
+    let spin = std::time::Duration::from_nanos(spin_ns);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(listen, upstream))
+        .block_on(serve(listen, upstream, spin))
 }
 
-async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), BoxError> {
+async fn serve(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    spin: std::time::Duration,
+) -> Result<(), BoxError> {
     let listener = TcpListener::bind(listen).await?;
     loop {
         let (stream, _) = listener.accept().await?;
@@ -46,6 +54,10 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), BoxError>
             let lane: Arc<Mutex<Option<Sender>>> = Arc::default();
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let lane = lane.clone();
+                let start = std::time::Instant::now();
+                while start.elapsed() < spin {
+                    std::hint::spin_loop();
+                }
                 async move { Ok::<_, Infallible>(forward(&lane, upstream, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -75,7 +75,14 @@ async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
 
 async fn start(endpoint: SocketAddr) -> (Proxy, SocketAddr) {
     // No retries: a request that needed one would fail the test.
-    let config = json!({"protocol": "http", "retries": {"num_retries": 0}});
+    start_with(
+        endpoint,
+        json!({"protocol": "http", "retries": {"num_retries": 0}}),
+    )
+    .await
+}
+
+async fn start_with(endpoint: SocketAddr, config: serde_json::Value) -> (Proxy, SocketAddr) {
     let (config, unknown) = UpstreamConfig::from_json(&config, "config").expect("config");
     assert!(unknown.is_empty());
     let spec = ProxySpec {
@@ -165,4 +172,24 @@ async fn a_request_without_host_gets_the_endpoint_address() {
     let resp = String::from_utf8_lossy(&resp);
     assert!(resp.starts_with("HTTP/1.0 200"), "{resp}");
     assert!(resp.ends_with(&format!("host={endpoint}")), "{resp}");
+}
+
+#[tokio::test]
+async fn past_half_the_connection_limit_clients_share_the_pool() {
+    let (endpoint, accepted) = counting_upstream(false).await;
+    let config = json!({"protocol": "http", "retries": {"num_retries": 0},
+                        "limits": {"max_connections": 2}});
+    let (_proxy, addr) = start_with(endpoint, config).await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(client(addr).await);
+    }
+    // The first client opens a lane (1 of 2 connections); the others, finding half the limit
+    // used, share one pooled connection instead of waiting for slots that never free up.
+    for _ in 0..3 {
+        for c in clients.iter_mut() {
+            get(c, Some("svc.test")).await;
+        }
+    }
+    assert_eq!(accepted.load(SeqCst), 2);
 }

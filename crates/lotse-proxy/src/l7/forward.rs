@@ -241,11 +241,6 @@ async fn attempts(
                 .map(|c| c.lanes.clone())
         })
         .flatten();
-    let via = if lanes.is_some() {
-        Via::Lane
-    } else {
-        Via::Pool { h2 }
-    };
     up.record_request();
 
     let retries = &up.cfg.retries;
@@ -263,6 +258,12 @@ async fn attempts(
                 ));
             };
             tried.push(ep);
+            let lane = lanes.as_ref().filter(|l| l.usable(up, ep));
+            let via = if lane.is_some() {
+                Via::Lane
+            } else {
+                Via::Pool { h2 }
+            };
             let body = upload.body();
             let Some(upstream_req) = build(
                 &parts,
@@ -277,7 +278,7 @@ async fn attempts(
             };
             let in_flight = up.begin(ep);
             let sent = async {
-                match &lanes {
+                match lane {
                     Some(lanes) => lanes
                         .send(up, &client.connector, ep, upstream_req)
                         .await

@@ -10,8 +10,13 @@
 //! idle for longer than [`MAX_IDLE`] instead of reusing it, and closes them all when its
 //! downstream connection closes. Each connection is opened through
 //! [`crate::connector::connect`], so it holds its slot under `max_connections` while it lives.
+//! Because a lane's connections serve only its client, lanes open new ones only while the
+//! upstream holds fewer than half of `max_connections` ([`Lanes::usable`]); past that, requests
+//! go to the shared pool, whose idle connections serve anyone, so many quiet clients cannot
+//! use up the connection limit.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +58,17 @@ pub enum LaneError {
 }
 
 impl Lanes {
+    /// Whether a request to `addr` should go on this lane: it has a connection there, or the
+    /// upstream has room for another one.
+    pub fn usable(&self, up: &Upstream, addr: SocketAddr) -> bool {
+        let open = up.metrics.upstream_connections.load(Relaxed);
+        if open < u64::from(up.cfg.limits.max_connections / 2) {
+            return true;
+        }
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().any(|k| k.addr == addr && !k.sender.is_closed())
+    }
+
     fn take(&self, addr: SocketAddr) -> Option<Sender> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let i = kept.iter().position(|k| k.addr == addr)?;
