@@ -59,7 +59,6 @@ async fn handle(
         return;
     }
     let _ = client.set_nodelay(true);
-    up.record_request();
     // Hash on the client address under ring_hash (source-IP affinity).
     let hash = Some(hash_bytes(peer.ip().to_string().as_bytes()));
     let max_attempts = 1 + up.cfg.retries.num_retries;
@@ -67,12 +66,11 @@ async fn handle(
     let mut attempt = 0;
     let (mut server, endpoint, _slot, _in_flight) = loop {
         attempt += 1;
-        let Some(ep) = up.pick(hash, &tried) else {
+        let Some((ep, in_flight)) = up.start(hash, &tried, attempt == 1) else {
             tracing::info!(target: "lotse_proxy::access", upstream = %up.name, client = %peer, result = "no-healthy-upstream", "access");
             return;
         };
         tried.push(ep);
-        let in_flight = up.begin(ep);
         match connector::open(&connector, &up.connections, up.cfg.connect_timeout, ep).await {
             Ok((io, slot)) => {
                 up.report(ep, Outcome::Success);

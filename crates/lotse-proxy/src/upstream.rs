@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -142,8 +143,42 @@ impl Upstream {
     /// ring under `ring_hash`.
     pub fn pick(&self, hash: Option<u64>, tried: &[SocketAddr]) -> Option<SocketAddr> {
         let now = self.clock.now();
+        self.pick_locked(&mut self.lock(), now, hash, tried)
+    }
+
+    /// An attempt's start under one lock and one clock read: the request counted for the retry
+    /// budget (on its `first` attempt), an endpoint picked ([`Upstream::pick`]) and marked in
+    /// flight ([`Upstream::begin`]).
+    pub fn start(
+        self: &Arc<Self>,
+        hash: Option<u64>,
+        tried: &[SocketAddr],
+        first: bool,
+    ) -> Option<(SocketAddr, InFlight)> {
+        let now = self.clock.now();
         let mut st = self.lock();
-        let set = self.current(&mut st);
+        if first {
+            st.budget.record_request(now);
+        }
+        let addr = self.pick_locked(&mut st, now, hash, tried)?;
+        *st.in_flight.entry(addr).or_insert(0) += 1;
+        Some((
+            addr,
+            InFlight {
+                upstream: self.clone(),
+                addr,
+            },
+        ))
+    }
+
+    fn pick_locked(
+        &self,
+        st: &mut State,
+        now: Duration,
+        hash: Option<u64>,
+        tried: &[SocketAddr],
+    ) -> Option<SocketAddr> {
+        let set = self.current(st);
         let eps = &set.endpoints;
         if eps.is_empty() {
             return None;
@@ -222,11 +257,6 @@ impl Upstream {
             self.metrics.ejections.fetch_add(1, Relaxed);
             tracing::warn!(upstream = %self.name, endpoint = %ejected, ejected_for_ms = for_.as_millis() as u64, reason = "success_rate", "endpoint ejected");
         }
-    }
-
-    pub fn record_request(&self) {
-        let now = self.clock.now();
-        self.lock().budget.record_request(now);
     }
 
     /// Takes a retry from the budget.

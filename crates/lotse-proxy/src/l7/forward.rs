@@ -241,7 +241,6 @@ async fn attempts(
                 .map(|c| c.lanes.clone())
         })
         .flatten();
-    up.record_request();
 
     let retries = &up.cfg.retries;
     let max_attempts = 1 + retries.num_retries;
@@ -251,7 +250,7 @@ async fn attempts(
         loop {
             attempt += 1;
             let last = attempt >= max_attempts;
-            let Some(ep) = up.pick(hash, &tried) else {
+            let Some((ep, in_flight)) = up.start(hash, &tried, attempt == 1) else {
                 return local_done(local(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no-healthy-upstream",
@@ -276,7 +275,6 @@ async fn attempts(
             ) else {
                 return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
             };
-            let in_flight = up.begin(ep);
             let sent = async {
                 match lane {
                     Some(lanes) => lanes
@@ -290,8 +288,10 @@ async fn attempts(
                         .map_err(SendFailure::from),
                 }
             };
+            // Pinned in place: the timeout wraps a reference, not a second copy of the future.
+            let mut sent = std::pin::pin!(sent);
             let result = match retries.per_try_timeout {
-                Some(t) => match tokio::time::timeout(t, sent).await {
+                Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
                     Ok(r) => r.map_err(Some),
                     Err(_) => Err(None),
                 },

@@ -113,6 +113,18 @@ impl Lanes {
                 }
             }
         }
+        // Boxed: opening is the rare path, and its future is most of this one's size, which
+        // every request would otherwise carry (and copy) inside its own.
+        Box::pin(self.open_and_send(up, connector, addr, req)).await
+    }
+
+    async fn open_and_send(
+        &self,
+        up: &Arc<Upstream>,
+        connector: &Arc<dyn Connector>,
+        addr: SocketAddr,
+        req: Request<AttemptBody<Incoming>>,
+    ) -> Result<Response<Incoming>, LaneError> {
         let conn = connector::connect(up.clone(), connector, addr)
             .await
             .map_err(LaneError::Connect)?;
