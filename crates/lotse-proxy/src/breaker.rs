@@ -92,6 +92,11 @@ impl ConnectionLimit {
         }
     }
 
+    /// Slots free now (a connection being opened already holds one).
+    pub fn available(&self) -> usize {
+        self.slots.available_permits()
+    }
+
     pub fn pending(&self) -> u32 {
         self.pending.current()
     }

@@ -27,7 +27,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -81,6 +81,12 @@ impl From<LaneError> for SendFailure {
                 connect: true,
                 overflow: matches!(c, ConnectError::Overflow),
                 error: Box::new(c),
+            },
+            // Nothing was sent on a connection whose handshake failed.
+            LaneError::Handshake(h) => SendFailure {
+                connect: true,
+                overflow: false,
+                error: Box::new(h),
             },
             LaneError::Http(h) => SendFailure {
                 connect: false,
@@ -232,8 +238,9 @@ async fn attempts(
         up.cfg.stream_idle_timeout,
     );
     let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
-    // One request at a time on an HTTP/1 client connection: it can own its upstream ones.
-    let lanes = (!h2 && parts.version <= Version::HTTP_11)
+    // One request at a time on an HTTP/1 client connection: it can own its upstream ones,
+    // if it stays open for more (else the pool's connections, which outlive it, serve better).
+    let lanes = (!h2 && parts.method != Method::CONNECT && keeps_alive(&parts))
         .then(|| {
             parts
                 .extensions
@@ -474,10 +481,12 @@ fn build(
     if !headers.contains_key(http::header::HOST) {
         let host = match (parts.uri.authority(), via) {
             (Some(a), _) => HeaderValue::from_str(a.as_str()).ok(),
-            // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes.
-            (None, Via::Lane) => {
-                authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            }
+            // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes
+            // it (without the default port).
+            (None, Via::Lane) => match addr.port() {
+                80 => HeaderValue::from_str(&addr.ip().to_string()).ok(),
+                _ => authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            },
             (None, Via::Pool { .. }) => None,
         };
         if let Some(v) = host {
@@ -508,6 +517,25 @@ enum Via {
     Pool { h2: bool },
     /// The client connection's own upstream connection: the origin form, as sent.
     Lane,
+}
+
+/// Whether the client connection stays open after this request: HTTP/1.1 unless it says
+/// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
+fn keeps_alive(parts: &http::request::Parts) -> bool {
+    let says = |token: &str| {
+        parts
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    match parts.version {
+        Version::HTTP_11 => !says("close"),
+        Version::HTTP_10 => says("keep-alive"),
+        _ => false,
+    }
 }
 
 /// `addr` as a URI authority, written without a heap `String` on the way.

@@ -16,7 +16,6 @@
 //! use up the connection limit.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,9 +42,29 @@ pub struct Lanes {
 }
 
 struct Kept {
+    /// Whose connection it is: an upstream's slot and connector are its own, so another
+    /// upstream (another gateway route, or the same one after a reload) never reuses it even
+    /// where the endpoint address is the same.
+    upstream: usize,
     addr: SocketAddr,
     sender: Sender,
     since: Instant,
+}
+
+impl Kept {
+    fn is(&self, up: &Arc<Upstream>, addr: SocketAddr) -> bool {
+        self.upstream == key(up) && self.addr == addr
+    }
+
+    fn reusable(&self) -> bool {
+        self.since.elapsed() < MAX_IDLE && !self.sender.is_closed()
+    }
+}
+
+/// An upstream's identity: its `Arc`'s address. It cannot be reused by another upstream while
+/// an entry has it, since the entry's connection holds that `Arc` (`connector::Conn`).
+fn key(up: &Arc<Upstream>) -> usize {
+    Arc::as_ptr(up) as usize
 }
 
 /// Why a request sent on a lane got no response.
@@ -53,35 +72,39 @@ struct Kept {
 pub enum LaneError {
     /// No connection: a refused or timed-out connect, or the connection limit.
     Connect(ConnectError),
+    /// The new connection's HTTP/1 handshake failed: nothing was sent.
+    Handshake(hyper::Error),
     /// The connection failed before or while the response's head came.
     Http(hyper::Error),
 }
 
 impl Lanes {
-    /// Whether a request to `addr` should go on this lane: it has a connection there, or the
-    /// upstream has room for another one.
-    pub fn usable(&self, up: &Upstream, addr: SocketAddr) -> bool {
-        let open = up.metrics.upstream_connections.load(Relaxed);
-        if open < u64::from(up.cfg.limits.max_connections / 2) {
+    /// Whether a request to `addr` should go on this lane: it has a reusable connection there,
+    /// or fewer than half of the upstream's `max_connections` slots are taken (a connection
+    /// being opened holds its slot already, so a burst of new clients cannot all slip under).
+    pub fn usable(&self, up: &Arc<Upstream>, addr: SocketAddr) -> bool {
+        let max = up.cfg.limits.max_connections as usize;
+        if max.saturating_sub(up.connections.available()) < max / 2 {
             return true;
         }
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.iter().any(|k| k.addr == addr && !k.sender.is_closed())
+        kept.iter().any(|k| k.is(up, addr) && k.reusable())
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<Sender> {
+    fn take(&self, up: &Arc<Upstream>, addr: SocketAddr) -> Option<Sender> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        let i = kept.iter().position(|k| k.addr == addr)?;
+        let i = kept.iter().position(|k| k.is(up, addr))?;
         let k = kept.swap_remove(i);
-        (k.since.elapsed() < MAX_IDLE && !k.sender.is_closed()).then_some(k.sender)
+        k.reusable().then_some(k.sender)
     }
 
-    fn put(&self, addr: SocketAddr, sender: Sender) {
+    fn put(&self, up: &Arc<Upstream>, addr: SocketAddr, sender: Sender) {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() >= MAX_KEPT {
             kept.remove(0);
         }
         kept.push(Kept {
+            upstream: key(up),
             addr,
             sender,
             since: Instant::now(),
@@ -98,12 +121,12 @@ impl Lanes {
         addr: SocketAddr,
         mut req: Request<AttemptBody<Incoming>>,
     ) -> Result<Response<Incoming>, LaneError> {
-        if let Some(mut sender) = self.take(addr) {
+        if let Some(mut sender) = self.take(up, addr) {
             // Ready once the previous response has been read to its end.
             if sender.ready().await.is_ok() {
                 match sender.try_send_request(req).await {
                     Ok(resp) => {
-                        self.put(addr, sender);
+                        self.put(up, addr, sender);
                         return Ok(resp);
                     }
                     Err(mut e) => match e.take_message() {
@@ -131,7 +154,7 @@ impl Lanes {
         let (mut sender, connection) = http1::Builder::new()
             .handshake(conn)
             .await
-            .map_err(LaneError::Http)?;
+            .map_err(LaneError::Handshake)?;
         tokio::spawn(async move {
             // Ends when the lane drops its sender (or after an upgrade hands the stream on).
             if let Err(e) = connection.with_upgrades().await {
@@ -139,7 +162,7 @@ impl Lanes {
             }
         });
         let resp = sender.send_request(req).await.map_err(LaneError::Http)?;
-        self.put(addr, sender);
+        self.put(up, addr, sender);
         Ok(resp)
     }
 }

@@ -44,17 +44,21 @@ where
         match &mut *self {
             Answer::Now(resp) => match resp.take() {
                 Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending, // polled after it completed: never again ready
+                // Polled after it completed, which hyper never does.
+                None => Poll::Pending,
             },
             Answer::Inner { fut, guard: g } => {
                 let Poll::Ready(result) = Pin::new(fut).poll(cx) else {
                     return Poll::Pending;
                 };
                 let Ok(resp) = result;
-                Poll::Ready(Ok(match g.take() {
+                let resp = match g.take() {
                     Some(g) => guard(resp, g),
                     None => resp,
-                }))
+                };
+                // Done: the inner future is never polled again.
+                *self = Answer::Now(None);
+                Poll::Ready(Ok(resp))
             }
         }
     }
