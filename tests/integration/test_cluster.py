@@ -385,6 +385,13 @@ def test_renewing_a_session_through_a_follower_keeps_it_alive():
     try:
         c.wait_leader()
         follower = c.followers()[0]
+        # Sessions need the node registered with its serfHealth (Consul answers 500 "Missing
+        # check 'serfHealth' registration" before that); the leader registers it shortly after
+        # it is elected.
+        name = f"s{c.nodes.index(follower) + 1}"
+        wait_for(f"{name}'s serfHealth", lambda: any(
+            ch["CheckID"] == "serfHealth" and ch["Status"] == "passing"
+            for ch in follower.get(f"/v1/health/node/{name}").json()))
         r = follower.put("/v1/session/create", json={"TTL": "2s", "Name": "via-follower"})
         assert r.status_code == 200, r.text
         sid = r.json()["ID"]
