@@ -13,9 +13,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use lotse_proxy::{Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
+use lotse_proxy::{Source, UpstreamConfig, UpstreamSpec};
 use serde_json::json;
 use tokio::net::TcpListener;
+
+mod common;
+use common::start;
 
 /// An upstream answering its `name` (and the HTTP version it saw) to every request.
 async fn upstream(name: &'static str) -> SocketAddr {
@@ -42,27 +45,6 @@ async fn upstream(name: &'static str) -> SocketAddr {
 async fn dead() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     l.local_addr().expect("addr")
-}
-
-async fn start(config: serde_json::Value, endpoints: Vec<SocketAddr>) -> (Proxy, SocketAddr) {
-    let (config, unknown) = UpstreamConfig::from_json(&config, "config").expect("config");
-    assert!(unknown.is_empty());
-    let spec = ProxySpec {
-        proxy_id: "test".into(),
-        config_version: 1,
-        agent: None,
-        upstreams: vec![UpstreamSpec {
-            name: "svc".into(),
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            source: Source::Static(endpoints),
-            config,
-        }],
-        gateways: Vec::new(),
-        admin_bind: None,
-    };
-    let proxy = Proxy::start(spec).await.expect("start");
-    let addr = proxy.upstreams()[0].bind;
-    (proxy, addr)
 }
 
 async fn get(addr: SocketAddr, header: Option<(&str, &str)>) -> (u16, String) {

@@ -12,10 +12,12 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use lotse_proxy::{Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
+use lotse_proxy::Proxy;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 /// How the upstream treats a connection after its first request.
 #[derive(Clone, Copy, PartialEq)]
@@ -106,24 +108,7 @@ async fn start(endpoint: SocketAddr) -> (Proxy, SocketAddr) {
 }
 
 async fn start_with(endpoint: SocketAddr, config: serde_json::Value) -> (Proxy, SocketAddr) {
-    let (config, unknown) = UpstreamConfig::from_json(&config, "config").expect("config");
-    assert!(unknown.is_empty());
-    let spec = ProxySpec {
-        proxy_id: "test".into(),
-        config_version: 1,
-        agent: None,
-        upstreams: vec![UpstreamSpec {
-            name: "svc".into(),
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            source: Source::Static(vec![endpoint]),
-            config,
-        }],
-        gateways: Vec::new(),
-        admin_bind: None,
-    };
-    let proxy = Proxy::start(spec).await.expect("start");
-    let addr = proxy.upstreams()[0].bind;
-    (proxy, addr)
+    common::start(config, vec![endpoint]).await
 }
 
 /// A keep-alive client connection to the proxy.

@@ -13,10 +13,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use lotse_proxy::{Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+use common::start;
 
 /// An upstream that switches to an echo protocol on `Upgrade: echo` and answers 200 otherwise.
 async fn echo_upstream() -> SocketAddr {
@@ -63,26 +65,6 @@ async fn echo_upstream() -> SocketAddr {
         }
     });
     addr
-}
-
-async fn start(config: serde_json::Value, endpoints: Vec<SocketAddr>) -> (Proxy, SocketAddr) {
-    let (config, _) = UpstreamConfig::from_json(&config, "config").expect("config");
-    let spec = ProxySpec {
-        proxy_id: "test".into(),
-        config_version: 1,
-        agent: None,
-        upstreams: vec![UpstreamSpec {
-            name: "svc".into(),
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            source: Source::Static(endpoints),
-            config,
-        }],
-        gateways: Vec::new(),
-        admin_bind: None,
-    };
-    let proxy = Proxy::start(spec).await.expect("start");
-    let addr = proxy.upstreams()[0].bind;
-    (proxy, addr)
 }
 
 /// Sends an upgrade request on a raw connection; returns the connection and the response head.
