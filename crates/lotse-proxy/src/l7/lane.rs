@@ -4,7 +4,8 @@
 //! connection its last request used and send the next one there: no shared pool to look up,
 //! lock and return to (hyper-util's pool was about 8 % of the proxy's CPU per request), and a
 //! client that keeps its connection keeps its endpoint's connection warm. HTTP/2 clients
-//! (many requests at once) and HTTP/2 upstreams keep using the shared pool.
+//! (many requests at once), HTTP/2 upstreams, `CONNECT`, and clients that close after their
+//! request (whose upstream connection would close with them) keep using the shared pool.
 //!
 //! Bounds: a lane keeps at most [`MAX_KEPT`] connections (one per endpoint it used), drops one
 //! idle for longer than [`MAX_IDLE`] instead of reusing it, and closes them all when its
