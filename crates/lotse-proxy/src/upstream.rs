@@ -161,14 +161,7 @@ impl Upstream {
             st.budget.record_request(now);
         }
         let addr = self.pick_locked(&mut st, now, hash, tried)?;
-        *st.in_flight.entry(addr).or_insert(0) += 1;
-        Some((
-            addr,
-            InFlight {
-                upstream: self.clone(),
-                addr,
-            },
-        ))
+        Some((addr, self.mark_in_flight(&mut st, addr)))
     }
 
     fn pick_locked(
@@ -235,7 +228,11 @@ impl Upstream {
 
     /// Marks a request in flight to `addr` until the guard drops (least-request's input).
     pub fn begin(self: &Arc<Self>, addr: SocketAddr) -> InFlight {
-        *self.lock().in_flight.entry(addr).or_insert(0) += 1;
+        self.mark_in_flight(&mut self.lock(), addr)
+    }
+
+    fn mark_in_flight(self: &Arc<Self>, st: &mut State, addr: SocketAddr) -> InFlight {
+        *st.in_flight.entry(addr).or_insert(0) += 1;
         InFlight {
             upstream: self.clone(),
             addr,

@@ -481,12 +481,8 @@ fn build(
     if !headers.contains_key(http::header::HOST) {
         let host = match (parts.uri.authority(), via) {
             (Some(a), _) => HeaderValue::from_str(a.as_str()).ok(),
-            // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes
-            // it (without the default port).
-            (None, Via::Lane) => match addr.port() {
-                80 => HeaderValue::from_str(&addr.ip().to_string()).ok(),
-                _ => authority(addr).and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
-            },
+            // A client without `Host` (HTTP/1.0): the endpoint's address, as the pool writes.
+            (None, Via::Lane) => endpoint_host(addr),
             (None, Via::Pool { .. }) => None,
         };
         if let Some(v) = host {
@@ -522,20 +518,24 @@ enum Via {
 /// Whether the client connection stays open after this request: HTTP/1.1 unless it says
 /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
 fn keeps_alive(parts: &http::request::Parts) -> bool {
-    let says = |token: &str| {
-        parts
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
+    let says =
+        |token: &str| connection_tokens(&parts.headers).any(|t| t.eq_ignore_ascii_case(token));
     match parts.version {
         Version::HTTP_11 => !says("close"),
         Version::HTTP_10 => says("keep-alive"),
         _ => false,
     }
+}
+
+/// `addr` as a `Host` value: without the default port, and an IPv6 host in brackets.
+fn endpoint_host(addr: SocketAddr) -> Option<HeaderValue> {
+    let a = authority(addr)?;
+    let host = if addr.port() == 80 {
+        a.host()
+    } else {
+        a.as_str()
+    };
+    HeaderValue::from_str(host).ok()
 }
 
 /// `addr` as a URI authority, written without a heap `String` on the way.
@@ -576,6 +576,16 @@ impl<const N: usize> std::fmt::Write for Text<N> {
     }
 }
 
+/// The comma-separated tokens of every `Connection` header, trimmed.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages have none: one pass over the names is cheaper than nine removals.
     let hop =
@@ -584,12 +594,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
     // gRPC needs `te: trailers` end to end; any other `te` is hop-by-hop.
     let te_trailers = headers
@@ -602,4 +608,37 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
     }
     headers.remove(http::header::TRANSFER_ENCODING);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_host_drops_only_the_default_port_and_keeps_ipv6_brackets() {
+        let host = |a: &str| endpoint_host(a.parse().expect("addr")).expect("host");
+        assert_eq!(host("10.0.0.5:80"), "10.0.0.5");
+        assert_eq!(host("10.0.0.5:8080"), "10.0.0.5:8080");
+        assert_eq!(host("[::1]:80"), "[::1]");
+        assert_eq!(host("[::1]:9000"), "[::1]:9000");
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_tokens() {
+        let parts = |version, connection: Option<&str>| {
+            let mut b = Request::builder().version(version);
+            if let Some(c) = connection {
+                b = b.header(http::header::CONNECTION, c);
+            }
+            b.body(()).expect("request").into_parts().0
+        };
+        assert!(keeps_alive(&parts(Version::HTTP_11, None)));
+        assert!(!keeps_alive(&parts(
+            Version::HTTP_11,
+            Some("Upgrade, Close")
+        )));
+        assert!(!keeps_alive(&parts(Version::HTTP_10, None)));
+        assert!(keeps_alive(&parts(Version::HTTP_10, Some("keep-alive"))));
+        assert!(!keeps_alive(&parts(Version::HTTP_2, None)));
+    }
 }
