@@ -1,6 +1,6 @@
 //! Endpoints from the local agent: a blocking query per destination service,
 //! `GET /v1/health/service/<name>?passing&index=N&wait=30s`, published into a
-//! `watch::Sender<EndpointSet>` whenever `X-Consul-Index` moves.
+//! `watch::Sender<EndpointSet>` whenever the set of instances changes.
 //!
 //! A new set only changes where *new* requests and connections go; open connections stay
 //! where they are. If the agent cannot be reached (or answers an error), the last known set
@@ -150,20 +150,9 @@ pub async fn run(
                         mark_ok(&up);
                         // Consul: an index that goes backwards (a restarted agent) resets.
                         let next = if new_index < index { 0 } else { new_index };
-                        if new_index != index || tx.borrow().version == 0 {
-                            let set = EndpointSet::new(new_index.max(1), eps);
-                            let count = set.endpoints.len();
-                            let changed = tx.send_if_modified(|cur| {
-                                if cur.endpoints != set.endpoints || cur.version == 0 {
-                                    *cur = set;
-                                    true
-                                } else {
-                                    false
-                                }
-                            });
-                            if changed {
-                                tracing::info!(upstream = %up.name, service = %service, index = new_index, endpoints = count, "endpoints updated");
-                            }
+                        let count = eps.len();
+                        if publish(&tx, new_index, eps) {
+                            tracing::info!(upstream = %up.name, service = %service, index = new_index, endpoints = count, "endpoints updated");
                         }
                         index = next;
                         if new_index == 0 {
@@ -186,6 +175,25 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Publishes `eps` if they differ from the current set (or none was published yet); true if
+/// it did. Every answer is compared, not only one whose index moved: a restarted agent can
+/// answer a different set at the index this query last saw.
+///
+/// The published version only grows, whatever the agent's index does: the upstream rebuilds
+/// what it derives from a set (live list, hash ring, in-flight counts) when the version
+/// changes, so a restarted agent repeating an old index must not repeat an old version.
+fn publish(tx: &watch::Sender<EndpointSet>, index: u64, eps: Vec<Endpoint>) -> bool {
+    let mut set = EndpointSet::new(index.max(1), eps);
+    tx.send_if_modified(|cur| {
+        if cur.version != 0 && cur.endpoints == set.endpoints {
+            return false;
+        }
+        set.version = set.version.max(cur.version + 1);
+        *cur = std::mem::replace(&mut set, EndpointSet::new(0, Vec::new()));
+        true
+    })
 }
 
 fn mark_ok(up: &Upstream) {
@@ -267,6 +275,49 @@ mod tests {
         assert_eq!(eps[1].addr, "127.0.0.3:81".parse().expect("addr"));
         assert_eq!(eps[1].weight, 1);
         assert!(endpoints(b"{").await.is_err());
+    }
+
+    fn ep(port: u16) -> Endpoint {
+        Endpoint {
+            id: format!("e{port}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        }
+    }
+
+    #[test]
+    fn a_restarted_agent_repeating_an_index_still_publishes_its_set_under_a_new_version() {
+        let (tx, rx) = watch::channel(EndpointSet::new(0, Vec::new()));
+        assert!(publish(&tx, 57, vec![ep(1)]));
+        assert_eq!(rx.borrow().version, 57);
+        // The same answer again (a blocking query that timed out): nothing new.
+        assert!(!publish(&tx, 57, vec![ep(1)]));
+        assert_eq!(rx.borrow().version, 57);
+        // The agent restarted and its index came round to 57 again, with other instances.
+        assert!(publish(&tx, 57, vec![ep(2)]));
+        let set = rx.borrow().clone();
+        assert_eq!(
+            set.endpoints
+                .iter()
+                .map(|e| e.addr.port())
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(set.version, 58, "never the version the upstream last saw");
+        // An index that went backwards still moves the version forward.
+        assert!(publish(&tx, 3, vec![ep(3)]));
+        assert_eq!(rx.borrow().version, 59);
+        // A later index is used as it is.
+        assert!(publish(&tx, 100, vec![ep(4)]));
+        assert_eq!(rx.borrow().version, 100);
+    }
+
+    #[test]
+    fn the_first_answer_is_published_even_when_empty() {
+        let (tx, rx) = watch::channel(EndpointSet::new(0, Vec::new()));
+        assert!(publish(&tx, 0, Vec::new()));
+        assert_eq!(rx.borrow().version, 1);
+        assert!(!publish(&tx, 0, Vec::new()));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -50,7 +50,23 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 #[derive(Clone)]
 pub struct ClientConn {
     pub addr: SocketAddr,
+    /// The peer's IP as an `x-forwarded-for` entry, written once per connection, not per
+    /// request (cloning it only counts a reference).
+    pub forwarded_for: HeaderValue,
     pub lanes: Arc<lane::Lanes>,
+}
+
+impl ClientConn {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip().to_string();
+        ClientConn {
+            addr,
+            // An IP's text is always a valid header value.
+            forwarded_for: HeaderValue::from_str(&ip)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            lanes: Arc::new(lane::Lanes::default()),
+        }
+    }
 }
 
 /// Counts a downstream connection as active while alive.
@@ -125,10 +141,7 @@ pub async fn serve_stack<S>(
         tokio::spawn(async move {
             let _active = owner.as_ref().map(ActiveConnection::new);
             // Its upstream connections close with it.
-            let client = ClientConn {
-                addr: peer,
-                lanes: Arc::new(lane::Lanes::default()),
-            };
+            let client = ClientConn::new(peer);
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(client.clone());
                 let mut s = stack.clone();

@@ -13,7 +13,7 @@
 
 pub mod success_rate;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ impl Detector {
     pub fn new(cfg: OutlierConfig) -> Self {
         Detector {
             cfg,
-            health: HashMap::new(),
+            health: HashMap::default(),
             window_start: None,
         }
     }

@@ -5,7 +5,7 @@
 //! Endpoint state (ejection, requests in flight) is keyed by address, so it survives a new
 //! endpoint set and is dropped only for endpoints that left it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,7 +101,7 @@ impl Upstream {
             state: Mutex::new(State {
                 detector: Detector::new(cfg.outlier.clone()),
                 budget: RetryBudget::new(&cfg.retries),
-                in_flight: HashMap::new(),
+                in_flight: HashMap::default(),
                 ring: None,
                 rng: StdRng::seed_from_u64(seed),
                 seen_version: 0,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::clock::SharedClock;
@@ -209,7 +209,7 @@ where
         if let Some(e) = hit {
             self.upstream.metrics.cache_hits.fetch_add(1, Relaxed);
             self.upstream.metrics.response(e.status.as_u16());
-            let mut r = Response::new(Full::new(e.body).map_err(|n| match n {}).boxed_unsync());
+            let mut r = Response::new(ProxyBody::full(e.body));
             *r.status_mut() = e.status;
             *r.headers_mut() = e.headers;
             let age = now.saturating_sub(e.stored_at).as_secs();
@@ -261,8 +261,7 @@ where
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .put(k, entry);
-            let mut r =
-                Response::from_parts(head, Full::new(body).map_err(|n| match n {}).boxed_unsync());
+            let mut r = Response::from_parts(head, ProxyBody::full(body));
             r.headers_mut()
                 .insert("x-lotse-cache", HeaderValue::from_static("miss"));
             Ok(r)

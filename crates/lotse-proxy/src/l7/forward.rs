@@ -28,12 +28,11 @@ use smallvec::SmallVec;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use tower_service::Service;
 
-use super::body::{guard, local, BoxError, ProxyBody};
+use super::body::{local, BoxError, ProxyBody};
 use super::idle::IdleTimeout;
 use super::lane::LaneError;
 use super::layers::BoxFuture;
@@ -103,8 +102,9 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). Named, not spelled as
-/// strings: removing by `HeaderName` skips parsing the name for every request.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// strings: removing by `HeaderName` skips parsing the name for every request. A `static`, not
+/// a `const`: a const array is built (and dropped) again wherever it is used.
+static HOP_BY_HOP: [HeaderName; 8] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -143,7 +143,7 @@ impl Service<Request<Incoming>> for Forward {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let up = self.up.clone();
         let client = self.client.clone();
-        Box::pin(async move { Ok(handle(up, client, req).await) })
+        Box::pin(handle(up, client, req))
     }
 }
 
@@ -158,23 +158,24 @@ async fn handle(
     up: Arc<Upstream>,
     client: Arc<HttpClient>,
     req: Request<Incoming>,
-) -> Response<ProxyBody> {
+) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
-    let peer = req.extensions().get::<ClientConn>().map(|c| c.addr);
     // What only the access log needs is kept only while it is on (off by default).
-    let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO).then(|| {
+        let peer = req.extensions().get::<ClientConn>().map(|c| c.addr);
+        (peer, req.method().clone(), req.uri().path().to_string())
+    });
     let incoming_trace = req.headers().get(TRACEPARENT).map(HeaderValue::as_bytes);
     let trace = TraceContext::continue_or_start(incoming_trace, &mut rand::thread_rng());
 
     // Written once: it goes to the upstream on every attempt and back to the client.
     let traceparent = trace.header_value();
-    let done = attempts(&up, &client, req, peer, &traceparent).await;
+    let done = attempts(&up, &client, req, &traceparent).await;
     let status = done.resp.status().as_u16();
     let elapsed = start.elapsed();
     up.metrics.response(status);
     up.metrics.latency.observe(elapsed);
-    if let Some((method, path)) = logged {
+    if let Some((peer, method, path)) = logged {
         // The path only: query strings carry tokens often enough to keep them out of logs.
         tracing::info!(
             target: ACCESS_LOG,
@@ -192,14 +193,13 @@ async fn handle(
     }
     let mut resp = done.resp;
     resp.headers_mut().insert(TRACEPARENT, traceparent);
-    resp
+    Ok(resp)
 }
 
 async fn attempts(
     up: &Arc<Upstream>,
     client: &HttpClient,
     mut req: Request<Incoming>,
-    peer: Option<SocketAddr>,
     traceparent: &HeaderValue,
 ) -> Done {
     let local_done = |resp| Done {
@@ -238,22 +238,22 @@ async fn attempts(
         up.cfg.stream_idle_timeout,
     );
     let hash = request_hash(&up.cfg.hash_policies, &parts.headers);
+    let conn = parts.extensions.get::<ClientConn>();
     // One request at a time on an HTTP/1 client connection: it can own its upstream ones,
     // if it stays open for more (else the pool's connections, which outlive it, serve better).
-    let lanes = (!h2 && parts.method != Method::CONNECT && keeps_alive(&parts))
-        .then(|| {
-            parts
-                .extensions
-                .get::<ClientConn>()
-                .map(|c| c.lanes.clone())
-        })
-        .flatten();
+    let lanes = conn
+        .filter(|_| !h2 && parts.method != Method::CONNECT && keeps_alive(&parts))
+        .map(|c| &c.lanes);
 
     let retries = &up.cfg.retries;
     let max_attempts = 1 + retries.num_retries;
     let mut tried: SmallVec<[SocketAddr; 4]> = SmallVec::new();
     let mut attempt = 0;
-    let tries = async {
+    // The attempts' future is built inside `select!`, not bound to a local first: a local
+    // moved into `select!` keeps its own slot in this future beside the moved copy, which
+    // doubled the size of every request's future (and the bytes copied to set it up).
+    tokio::select! {
+        done = async {
         loop {
             attempt += 1;
             let last = attempt >= max_attempts;
@@ -275,14 +275,16 @@ async fn attempts(
                 &parts,
                 body,
                 ep,
-                peer,
+                conn.map(|c| &c.forwarded_for),
                 traceparent,
                 via,
                 protocol_upgrade.clone(),
             ) else {
                 return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
             };
-            let sent = async {
+            // Pinned where it is built: binding it first and pinning the binding would keep two
+            // slots for it in the request's future.
+            let mut sent = std::pin::pin!(async {
                 match lane {
                     Some(lanes) => lanes
                         .send(up, &client.connector, ep, upstream_req)
@@ -294,9 +296,7 @@ async fn attempts(
                         .await
                         .map_err(SendFailure::from),
                 }
-            };
-            // Pinned in place: the timeout wraps a reference, not a second copy of the future.
-            let mut sent = std::pin::pin!(sent);
+            });
             let result = match retries.per_try_timeout {
                 Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
                     Ok(r) => r.map_err(Some),
@@ -344,9 +344,8 @@ async fn attempts(
                                 up.clone(),
                                 (in_flight, permit),
                             ));
-                            let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
                             return Done {
-                                resp: Response::from_parts(head, body),
+                                resp: Response::from_parts(head, ProxyBody::empty()),
                                 endpoint: Some(ep),
                                 attempts: attempt,
                             };
@@ -361,7 +360,7 @@ async fn attempts(
                         "response",
                     );
                     return Done {
-                        resp: guard(Response::from_parts(head, body), (in_flight, permit)),
+                        resp: Response::from_parts(head, ProxyBody::upstream(body, (in_flight, permit))),
                         endpoint: Some(ep),
                         attempts: attempt,
                     };
@@ -428,9 +427,7 @@ async fn attempts(
                 },
             }
         }
-    };
-    tokio::select! {
-        done = tries => done,
+        } => done,
         _ = async {
             // As Envoy's route timeout: from the end of the request. An upload takes what it
             // takes, bounded by `stream_idle_timeout_ms` between its frames.
@@ -446,7 +443,7 @@ fn build(
     parts: &http::request::Parts,
     body: AttemptBody<Incoming>,
     addr: SocketAddr,
-    peer: Option<SocketAddr>,
+    forwarded_for: Option<&HeaderValue>,
     traceparent: &HeaderValue,
     via: Via,
     protocol_upgrade: Option<HeaderValue>,
@@ -489,16 +486,14 @@ fn build(
             headers.insert(http::header::HOST, v);
         }
     }
-    if let Some(peer) = peer {
-        let mut ip = Text::<46>::default();
-        let _ = write!(ip, "{}", peer.ip());
+    if let Some(ip) = forwarded_for {
         let value = match headers.get(&X_FORWARDED_FOR) {
             Some(prev) => {
-                HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip.as_bytes()].concat())
+                HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip.as_bytes()].concat()).ok()
             }
-            None => HeaderValue::from_bytes(ip.as_bytes()),
+            None => Some(ip.clone()),
         };
-        if let Ok(v) = value {
+        if let Some(v) = value {
             headers.insert(X_FORWARDED_FOR, v);
         }
     }
@@ -587,32 +582,94 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages have none: one pass over the names is cheaper than nine removals.
-    let hop =
-        |name: &HeaderName| HOP_BY_HOP.contains(name) || name == http::header::TRANSFER_ENCODING;
-    if !headers.keys().any(hop) {
+    // One pass over the names marks which hop-by-hop headers are present (bit 8:
+    // `transfer-encoding`): most messages have none, and the rest one or two, so only those
+    // are removed (a removal hashes; nine of them per message cost more than the pass).
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        } else if name == http::header::TRANSFER_ENCODING {
+            present |= 1 << HOP_BY_HOP.len();
+        }
+    }
+    if present == 0 {
         return;
     }
-    // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
+    // Headers named by `Connection` are hop-by-hop too. Its usual tokens are skipped at once
+    // (`keep-alive` is in the list above; `close` names no header), and looking another up by
+    // `&str` parses it on the stack: a name is only built (and allocated) for a header that is
+    // there to remove.
+    let named: SmallVec<[HeaderName; 2]> = connection_tokens(headers)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter(|t| headers.contains_key(*t))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     // gRPC needs `te: trailers` end to end; any other `te` is hop-by-hop.
     let te_trailers = headers
         .get(http::header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in &named {
         headers.remove(name);
     }
     if te_trailers {
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
     }
-    headers.remove(http::header::TRANSFER_ENCODING);
+    if present & (1 << HOP_BY_HOP.len()) != 0 {
+        headers.remove(http::header::TRANSFER_ENCODING);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_stripped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, X-Session, close"),
+            ("keep-alive", "timeout=5"),
+            ("x-session", "abc"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic eA=="),
+            ("x-kept", "1"),
+            ("content-type", "text/plain"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["content-type: text/plain", "te: trailers", "x-kept: 1"],
+            "only end-to-end headers (and gRPC's `te: trailers`) are left"
+        );
+
+        // `te` other than `trailers` goes; a message without hop-by-hop headers is untouched.
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("gzip"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-a"));
+        let mut plain = HeaderMap::new();
+        plain.insert("x-b", HeaderValue::from_static("2"));
+        let before = plain.clone();
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
+    }
 
     #[test]
     fn endpoint_host_drops_only_the_default_port_and_keeps_ipv6_brackets() {

@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::{guard, local, ProxyBody};
+use super::body::{local, ProxyBody};
 use super::ClientConn;
 use crate::breaker::GatePermit;
 use crate::ratelimit::Limited;
@@ -26,17 +26,16 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The future of a layer that either answers at once or passes the request on: no box of its
 /// own (the inner service's future is already one), so admitting a request allocates nothing.
-pub enum Answer<F, G> {
+pub enum Answer<F> {
     /// Answered here (429, 503) without calling the inner service.
     Now(Option<Response<ProxyBody>>),
-    /// The inner service's answer; `guard` (a permit), if any, is then held by its body.
-    Inner { fut: F, guard: Option<G> },
+    /// The inner service's answer; `permit`, if any, is then held by its body.
+    Inner { fut: F, permit: Option<GatePermit> },
 }
 
-impl<F, G> Future for Answer<F, G>
+impl<F> Future for Answer<F>
 where
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Unpin,
-    G: Send + Unpin + 'static,
 {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
@@ -47,15 +46,14 @@ where
                 // Polled after it completed, which hyper never does.
                 None => Poll::Pending,
             },
-            Answer::Inner { fut, guard: g } => {
+            Answer::Inner { fut, permit } => {
                 let Poll::Ready(result) = Pin::new(fut).poll(cx) else {
                     return Poll::Pending;
                 };
-                let Ok(resp) = result;
-                let resp = match g.take() {
-                    Some(g) => guard(resp, g),
-                    None => resp,
-                };
+                let Ok(mut resp) = result;
+                if let Some(p) = permit.take() {
+                    resp.body_mut().hold(p);
+                }
                 // Done: the inner future is never polled again.
                 *self = Answer::Now(None);
                 Poll::Ready(Ok(resp))
@@ -99,7 +97,7 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = Answer<S::Future, GatePermit>;
+    type Future = Answer<S::Future>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -114,7 +112,7 @@ where
         };
         Answer::Inner {
             fut: self.inner.call(req),
-            guard: Some(permit),
+            permit: Some(permit),
         }
     }
 }
@@ -154,7 +152,7 @@ where
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = Answer<S::Future, ()>;
+    type Future = Answer<S::Future>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -163,7 +161,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let pass = |inner: &mut S, req| Answer::Inner {
             fut: inner.call(req),
-            guard: None,
+            permit: None,
         };
         if !self.up.limiter.is_limited() {
             return pass(&mut self.inner, req);

@@ -2,6 +2,7 @@
 //! (crate `lotse-proxy`) as a sidecar for a registered service (`-sidecar-for`) or ad hoc
 //! (`-service NAME -upstream NAME:PORT`), in the foreground until interrupted.
 
+mod log_writer;
 mod proxy;
 mod sidecar;
 

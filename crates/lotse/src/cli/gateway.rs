@@ -117,7 +117,7 @@ pub fn run(args: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&a.log_level, a.access_log);
+    let _log = init_logging(&a.log_level, a.access_log);
     let agent = AgentAddr {
         base: client.config.base.clone(),
         token: client.config.token.clone(),

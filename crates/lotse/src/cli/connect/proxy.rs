@@ -10,7 +10,7 @@ use lotse_proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamConfig, UpstreamS
 
 use super::super::flags::{self, HttpFlags};
 use super::super::http::{encode_component, Client, Query};
-use super::sidecar;
+use super::{log_writer, sidecar};
 
 #[derive(Parser, Debug)]
 #[command(name = "connect proxy")]
@@ -88,7 +88,7 @@ pub fn run_proxy(args: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&a.log_level, a.access_log);
+    let _log = init_logging(&a.log_level, a.access_log);
     let spec = match spec(&a, &client) {
         Ok(s) => s,
         Err(e) => {
@@ -311,20 +311,24 @@ fn spec(a: &ProxyArgs, client: &Client) -> Result<ProxySpec, String> {
 }
 
 /// JSON logs on stderr at `level`; the access log (target `lotse_proxy::access`) only when
-/// asked for: a line per request costs more than forwarding the request does.
-pub fn init_logging(level: &str, access_log: bool) {
+/// asked for: a line per request costs more than forwarding the request does. Lines are
+/// written by a thread of their own ([`log_writer`]); keep the guard until the proxy exits.
+#[must_use = "dropping the guard stops the log"]
+pub fn init_logging(level: &str, access_log: bool) -> log_writer::LogGuard {
     let access = if access_log { "info" } else { "off" };
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("{level},lotse_proxy::access={access}"))
             .unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(format!("info,lotse_proxy::access={access}"))
             });
+    let (writer, guard) = log_writer::spawn(std::io::stderr(), log_writer::QUEUE_LINES);
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_current_span(false)
         .try_init();
+    guard
 }
 
 /// The proxy runtime's worker threads: `LOTSE_PROXY_WORKERS`, else `default`.

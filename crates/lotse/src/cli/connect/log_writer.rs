@@ -1,0 +1,240 @@
+//! The proxy's log sink: lines go to a bounded queue and a thread of their own writes them, so
+//! a slow reader of stderr (a full pipe, a stalled log shipper) never stalls the runtime that
+//! forwards requests. A sidecar runs one worker thread: a blocking `write` there would stop
+//! every connection it serves, for the sake of a log line.
+//!
+//! When the queue is full a line is dropped, not waited for; the writer thread reports how
+//! many were dropped before the next line it writes. [`LogGuard`] writes what is queued when
+//! the proxy exits.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Lines queued before new ones are dropped (a few MB of access log at most).
+pub const QUEUE_LINES: usize = 16 * 1024;
+
+enum Msg {
+    Line(Vec<u8>),
+    /// Write what came before, then stop (the subscriber, being global, never lets go of its
+    /// sender, so the queue never closes by itself).
+    Stop,
+}
+
+/// The `MakeWriter` handed to the subscriber: each event is one `write` of one line.
+#[derive(Clone)]
+pub struct QueueWriter {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Writes what is still queued, then stops the writer thread, when dropped.
+pub struct LogGuard {
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A writer in front of `sink`, with its writer thread and the guard that flushes it.
+pub fn spawn<W: Write + Send + 'static>(sink: W, capacity: usize) -> (QueueWriter, LogGuard) {
+    let (tx, rx) = mpsc::sync_channel(capacity);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counter = dropped.clone();
+    let thread = std::thread::Builder::new()
+        .name("lotse-log".into())
+        .spawn(move || drain(rx, sink, &counter))
+        .ok();
+    let writer = QueueWriter {
+        tx: tx.clone(),
+        dropped,
+    };
+    (writer, LogGuard { tx, thread })
+}
+
+fn drain<W: Write>(rx: Receiver<Msg>, sink: W, dropped: &AtomicU64) {
+    let mut out = io::BufWriter::new(sink);
+    loop {
+        // Bursts go out in large writes; the buffer is written out whenever the queue runs
+        // dry, so a quiet proxy's lines are not held back.
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
+            Err(TryRecvError::Empty) => {
+                let _ = out.flush();
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let Msg::Line(line) = msg else { break };
+        let lost = dropped.swap(0, Relaxed);
+        if lost > 0 {
+            let _ = writeln!(
+                out,
+                r#"{{"level":"WARN","fields":{{"message":"log lines dropped: the log's reader is slower than the proxy","dropped":{lost}}},"target":"lotse::log"}}"#
+            );
+        }
+        let _ = out.write_all(&line);
+    }
+    let _ = out.flush();
+}
+
+impl Write for QueueWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.tx.try_send(Msg::Line(buf.to_vec())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+            // The writer thread is gone (the proxy is exiting): nothing to write to.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for QueueWriter {
+    type Writer = QueueWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Waits for room if the queue is full: at exit, the lines matter more than the time.
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    struct GateState {
+        open: bool,
+        /// A write is waiting for the gate to open.
+        blocked: bool,
+        written: Vec<u8>,
+    }
+
+    /// A sink that blocks every write until opened, as a full pipe does.
+    #[derive(Clone, Default)]
+    struct Gate {
+        state: Arc<(Mutex<GateState>, Condvar)>,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            let (m, cv) = &*self.state;
+            m.lock().expect("lock").open = true;
+            cv.notify_all();
+        }
+        fn wait_blocked(&self) {
+            let (m, cv) = &*self.state;
+            let mut st = m.lock().expect("lock");
+            while !st.blocked {
+                st = cv.wait(st).expect("wait");
+            }
+        }
+        fn written(&self) -> String {
+            String::from_utf8(self.state.0.lock().expect("lock").written.clone()).expect("utf8")
+        }
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (m, cv) = &*self.state;
+            let mut st = m.lock().expect("lock");
+            while !st.open {
+                st.blocked = true;
+                cv.notify_all();
+                st = cv.wait(st).expect("wait");
+            }
+            st.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_reader_never_blocks_a_writer_and_drops_are_reported() {
+        let sink = Gate::default();
+        let (writer, guard) = spawn(sink.clone(), 4);
+        let mut w = writer.make_writer();
+        // The writer thread takes the first line and blocks writing it out.
+        w.write_all(b"line 0\n").expect("write");
+        sink.wait_blocked();
+        // 4 more fill the queue and 15 are dropped; none of the writes waits.
+        let started = Instant::now();
+        for i in 1..20 {
+            w.write_all(format!("line {i}\n").as_bytes())
+                .expect("write");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "writes did not wait"
+        );
+        assert_eq!(
+            sink.written(),
+            "",
+            "nothing written while the reader is stalled"
+        );
+        // Dropped at once: the guard writes out what is queued before the thread stops.
+        sink.open();
+        drop(guard);
+        let out = sink.written();
+        let lines: Vec<&str> = out.lines().collect();
+        let kept: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("line "))
+            .collect();
+        assert_eq!(
+            kept,
+            ["line 0", "line 1", "line 2", "line 3", "line 4"],
+            "{out}"
+        );
+        let report = lines
+            .iter()
+            .find(|l| l.contains("log lines dropped"))
+            .expect("the drop is reported");
+        assert!(report.contains(r#""dropped":15"#), "{report}");
+        let v: serde_json::Value = serde_json::from_str(report).expect("the report is JSON");
+        assert_eq!(v["level"], "WARN");
+    }
+
+    #[test]
+    fn lines_come_out_whole_and_in_order() {
+        let sink = Gate::default();
+        sink.open();
+        let (writer, guard) = spawn(sink.clone(), QUEUE_LINES);
+        let mut w = writer.make_writer();
+        for i in 0..1000 {
+            w.write_all(format!("{{\"n\":{i}}}\n").as_bytes())
+                .expect("write");
+        }
+        drop(guard);
+        let out = sink.written();
+        let got: Vec<String> = out.lines().map(str::to_string).collect();
+        let want: Vec<String> = (0..1000).map(|i| format!("{{\"n\":{i}}}")).collect();
+        assert_eq!(got, want);
+    }
+}
