@@ -53,19 +53,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$LOTSE_BIN" agent -dev -http-port 18700 -dns-port 18701 -server-port 18702 -serf-lan-port 18703 \
-  >"$work/agent.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18700/v1/status/leader | grep -q : && break; sleep 0.1; done
-curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register \
-  -d '{"Name":"up","ID":"up-1","Address":"127.0.0.1","Port":18080}' >/dev/null
-curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register -d '{
-  "Name":"bench","ID":"bench-1","Port":18090,
-  "Connect":{"SidecarService":{"Port":21001,"Proxy":{"Upstreams":[
-    {"DestinationName":"up","LocalBindPort":21000,"Config":{"protocol":"http"}}]}}}}' >/dev/null
-args=(connect proxy -sidecar-for bench-1 -http-addr 127.0.0.1:18700 -admin-bind 127.0.0.1:19700)
+# shellcheck source=bench/proxy/agent.sh
+source "$HERE/proxy/agent.sh"
+start_agent
+args=("${SIDECAR_ARGS[@]}")
 ((access)) && args+=(-access-log)
 "$LOTSE_BIN" "${args[@]}" >"$work/proxy.log" 2>&1 & proxy=$!; pids+=($proxy)
-for _ in $(seq 1 100); do curl -fs http://127.0.0.1:19700/ready >/dev/null 2>&1 && break; sleep 0.1; done
+wait_sidecar
 extra=(--extra lotse=http://127.0.0.1:21000/)
 if ((floor)); then
   "$FLOOR_BIN" 127.0.0.1:21100 127.0.0.1:18080 >"$work/floor.log" 2>&1 & floor_pid=$!; pids+=($floor_pid)

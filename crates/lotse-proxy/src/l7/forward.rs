@@ -581,12 +581,28 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
+/// A cheap first look (length and first letter) that rules out nearly every end-to-end header
+/// before it is compared with the nine hop-by-hop names.
+fn may_be_hop_by_hop(name: &HeaderName) -> bool {
+    let n = name.as_str().as_bytes();
+    matches!(
+        (n.len(), n.first()),
+        (2 | 7 | 17, Some(b't'))
+            | (10, Some(b'c' | b'k'))
+            | (7, Some(b'u'))
+            | (16 | 18 | 19, Some(b'p'))
+    )
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names marks which hop-by-hop headers are present (bit 8:
     // `transfer-encoding`): most messages have none, and the rest one or two, so only those
     // are removed (a removal hashes; nine of them per message cost more than the pass).
     let mut present = 0u16;
     for name in headers.keys() {
+        if !may_be_hop_by_hop(name) {
+            continue;
+        }
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             present |= 1 << i;
         } else if name == http::header::TRANSFER_ENCODING {
@@ -628,6 +644,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_look_lets_every_hop_by_hop_name_through() {
+        for name in HOP_BY_HOP.iter().chain([&http::header::TRANSFER_ENCODING]) {
+            assert!(may_be_hop_by_hop(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "content-length",
+            "date",
+            "server",
+            "host",
+            "etag",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert!(!may_be_hop_by_hop(&name), "{name}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_stripped() {

@@ -1,0 +1,26 @@
+# Sourced by bench/run-proxy.sh and bench/proxy-instructions.sh: the Lotse side of a proxy
+# benchmark. Needs LOTSE_BIN, work (a scratch directory) and pids (an array the caller kills).
+#
+# `lotse agent -dev` on ports 18700-18703; service `up` = 127.0.0.1:18080 (the harness's
+# upstream nginx); service `bench` whose sidecar has upstream `up` on 21000 with
+# Config {"protocol": "http"}.
+
+start_agent() {
+  "$LOTSE_BIN" agent -dev -http-port 18700 -dns-port 18701 -server-port 18702 -serf-lan-port 18703 \
+    >"$work/agent.log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18700/v1/status/leader | grep -q : && break; sleep 0.1; done
+  curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register \
+    -d '{"Name":"up","ID":"up-1","Address":"127.0.0.1","Port":18080}' >/dev/null
+  curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register -d '{
+    "Name":"bench","ID":"bench-1","Port":18090,
+    "Connect":{"SidecarService":{"Port":21001,"Proxy":{"Upstreams":[
+      {"DestinationName":"up","LocalBindPort":21000,"Config":{"protocol":"http"}}]}}}}' >/dev/null
+}
+
+# The sidecar's arguments (admin on 19700).
+SIDECAR_ARGS=(connect proxy -sidecar-for bench-1 -http-addr 127.0.0.1:18700 -admin-bind 127.0.0.1:19700)
+
+wait_sidecar() {
+  for _ in $(seq 1 "${1:-100}"); do curl -fs http://127.0.0.1:19700/ready >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
