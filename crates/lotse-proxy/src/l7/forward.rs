@@ -254,179 +254,182 @@ async fn attempts(
     // doubled the size of every request's future (and the bytes copied to set it up).
     tokio::select! {
         done = async {
-        loop {
-            attempt += 1;
-            let last = attempt >= max_attempts;
-            let Some((ep, in_flight)) = up.start(hash, &tried, attempt == 1) else {
-                return local_done(local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no-healthy-upstream",
-                ));
-            };
-            tried.push(ep);
-            let lane = lanes.as_ref().filter(|l| l.usable(up, ep));
-            let via = if lane.is_some() {
-                Via::Lane
-            } else {
-                Via::Pool { h2 }
-            };
-            let body = upload.body();
-            let Some(upstream_req) = build(
-                &parts,
-                body,
-                ep,
-                conn.map(|c| &c.forwarded_for),
-                traceparent,
-                via,
-                protocol_upgrade.clone(),
-            ) else {
-                return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
-            };
-            // Pinned where it is built: binding it first and pinning the binding would keep two
-            // slots for it in the request's future.
-            let mut sent = std::pin::pin!(async {
-                match lane {
-                    Some(lanes) => lanes
-                        .send(up, &client.connector, ep, upstream_req)
-                        .await
-                        .map_err(SendFailure::from),
-                    None => client
-                        .pool
-                        .request(upstream_req)
-                        .await
-                        .map_err(SendFailure::from),
-                }
-            });
-            let result = match retries.per_try_timeout {
-                Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
-                    Ok(r) => r.map_err(Some),
-                    Err(_) => Err(None),
-                },
-                None => sent.await.map_err(Some),
-            };
-            let fail = |resp| Done {
-                resp,
-                endpoint: Some(ep),
-                attempts: attempt,
-            };
-            match result {
-                Ok(mut resp) => {
-                    let status = resp.status();
-                    let outcome = if status.is_server_error() {
-                        Outcome::Failure
-                    } else {
-                        Outcome::Success
-                    };
-                    up.report(ep, outcome);
-                    if !last
-                        && retries.retry_on_status_codes.contains(&status.as_u16())
-                        && upload.can_resend()
-                        && up.try_retry()
-                    {
-                        continue;
+            loop {
+                attempt += 1;
+                let last = attempt >= max_attempts;
+                let Some((ep, in_flight)) = up.start(hash, &tried, attempt == 1) else {
+                    return local_done(local(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no-healthy-upstream",
+                    ));
+                };
+                tried.push(ep);
+                let lane = lanes.as_ref().filter(|l| l.usable(up, ep));
+                let via = if lane.is_some() {
+                    Via::Lane
+                } else {
+                    Via::Pool { h2 }
+                };
+                let body = upload.body();
+                let Some(upstream_req) = build(
+                    &parts,
+                    body,
+                    ep,
+                    conn.map(|c| &c.forwarded_for),
+                    traceparent,
+                    via,
+                    protocol_upgrade.clone(),
+                ) else {
+                    return local_done(local(StatusCode::BAD_REQUEST, "bad-request"));
+                };
+                // Pinned where it is built: binding it first and pinning the binding would keep two
+                // slots for it in the request's future.
+                let mut sent = std::pin::pin!(async {
+                    match lane {
+                        Some(lanes) => lanes
+                            .send(up, &client.connector, ep, upstream_req)
+                            .await
+                            .map_err(SendFailure::from),
+                        None => client
+                            .pool
+                            .request(upstream_req)
+                            .await
+                            .map_err(SendFailure::from),
                     }
-                    if status == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(downstream) = downstream_upgrade.take() {
-                            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                            let (mut head, _) = resp.into_parts();
-                            let protocol = head
-                                .headers
-                                .get(http::header::UPGRADE)
-                                .cloned()
-                                .or_else(|| protocol_upgrade.clone());
-                            strip_hop_by_hop(&mut head.headers);
-                            if let Some(p) = protocol {
-                                upgrade::restore(&mut head.headers, p);
+                });
+                let result = match retries.per_try_timeout {
+                    Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
+                        Ok(r) => r.map_err(Some),
+                        Err(_) => Err(None),
+                    },
+                    None => sent.await.map_err(Some),
+                };
+                let fail = |resp| Done {
+                    resp,
+                    endpoint: Some(ep),
+                    attempts: attempt,
+                };
+                match result {
+                    Ok(mut resp) => {
+                        let status = resp.status();
+                        let outcome = if status.is_server_error() {
+                            Outcome::Failure
+                        } else {
+                            Outcome::Success
+                        };
+                        up.report(ep, outcome);
+                        if !last
+                            && retries.retry_on_status_codes.contains(&status.as_u16())
+                            && upload.can_resend()
+                            && up.try_retry()
+                        {
+                            continue;
+                        }
+                        if status == StatusCode::SWITCHING_PROTOCOLS {
+                            if let Some(downstream) = downstream_upgrade.take() {
+                                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                                let (mut head, _) = resp.into_parts();
+                                let protocol = head
+                                    .headers
+                                    .get(http::header::UPGRADE)
+                                    .cloned()
+                                    .or_else(|| protocol_upgrade.clone());
+                                strip_hop_by_hop(&mut head.headers);
+                                if let Some(p) = protocol {
+                                    upgrade::restore(&mut head.headers, p);
+                                }
+                                tokio::spawn(upgrade::splice(
+                                    downstream,
+                                    upstream_upgrade,
+                                    up.clone(),
+                                    (in_flight, permit),
+                                ));
+                                return Done {
+                                    resp: Response::from_parts(head, ProxyBody::empty()),
+                                    endpoint: Some(ep),
+                                    attempts: attempt,
+                                };
                             }
-                            tokio::spawn(upgrade::splice(
-                                downstream,
-                                upstream_upgrade,
-                                up.clone(),
-                                (in_flight, permit),
+                        }
+                        let (mut head, body) = resp.into_parts();
+                        strip_hop_by_hop(&mut head.headers);
+                        let body = IdleTimeout::new(
+                            body,
+                            up.cfg.stream_idle_timeout,
+                            Some(up.clone()),
+                            "response",
+                        );
+                        return Done {
+                            resp: Response::from_parts(
+                                head,
+                                ProxyBody::upstream(body, (in_flight, permit)),
+                            ),
+                            endpoint: Some(ep),
+                            attempts: attempt,
+                        };
+                    }
+                    // The per-try timeout fired.
+                    Err(None) => {
+                        up.metrics.timeouts.fetch_add(1, Relaxed);
+                        up.report(ep, Outcome::Failure);
+                        if !last && upload.can_resend() && up.try_retry() {
+                            continue;
+                        }
+                        return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
+                    }
+                    // The client's body failed, not the endpoint: no report, no retry.
+                    Err(Some(f)) if upload.client_failure().is_some() => {
+                        tracing::debug!(upstream = %up.name, error = %f.error, "client request body failed");
+                        return fail(match upload.client_failure() {
+                            Some(ClientFailure::Idle) => {
+                                local(StatusCode::REQUEST_TIMEOUT, "request-body-timeout")
+                            }
+                            _ => local(StatusCode::BAD_REQUEST, "bad-request-body"),
+                        });
+                    }
+                    Err(Some(f)) => match f {
+                        SendFailure { overflow: true, .. } => {
+                            up.metrics.overflow.fetch_add(1, Relaxed);
+                            return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
+                        }
+                        SendFailure {
+                            connect: true,
+                            error: e,
+                            ..
+                        } => {
+                            up.metrics.connect_failures.fetch_add(1, Relaxed);
+                            up.report(ep, Outcome::Failure);
+                            tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "connect failed");
+                            if !last
+                                && retries.retry_on_connect_failure
+                                && upload.can_resend()
+                                && up.try_retry()
+                            {
+                                continue;
+                            }
+                            return fail(local(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "upstream-connect-error",
                             ));
-                            return Done {
-                                resp: Response::from_parts(head, ProxyBody::empty()),
-                                endpoint: Some(ep),
-                                attempts: attempt,
-                            };
                         }
-                    }
-                    let (mut head, body) = resp.into_parts();
-                    strip_hop_by_hop(&mut head.headers);
-                    let body = IdleTimeout::new(
-                        body,
-                        up.cfg.stream_idle_timeout,
-                        Some(up.clone()),
-                        "response",
-                    );
-                    return Done {
-                        resp: Response::from_parts(head, ProxyBody::upstream(body, (in_flight, permit))),
-                        endpoint: Some(ep),
-                        attempts: attempt,
-                    };
+                        SendFailure { error: e, .. } => {
+                            // Reset or closed before a response (often a pooled connection whose
+                            // endpoint just died). The request may have been processed, so only
+                            // idempotent methods are sent again (Envoy's `reset` retry condition).
+                            up.report(ep, Outcome::Failure);
+                            tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "upstream reset");
+                            if !last
+                                && parts.method.is_idempotent()
+                                && upload.can_resend()
+                                && up.try_retry()
+                            {
+                                continue;
+                            }
+                            return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
+                        }
+                    },
                 }
-                // The per-try timeout fired.
-                Err(None) => {
-                    up.metrics.timeouts.fetch_add(1, Relaxed);
-                    up.report(ep, Outcome::Failure);
-                    if !last && upload.can_resend() && up.try_retry() {
-                        continue;
-                    }
-                    return fail(local(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"));
-                }
-                // The client's body failed, not the endpoint: no report, no retry.
-                Err(Some(f)) if upload.client_failure().is_some() => {
-                    tracing::debug!(upstream = %up.name, error = %f.error, "client request body failed");
-                    return fail(match upload.client_failure() {
-                        Some(ClientFailure::Idle) => {
-                            local(StatusCode::REQUEST_TIMEOUT, "request-body-timeout")
-                        }
-                        _ => local(StatusCode::BAD_REQUEST, "bad-request-body"),
-                    });
-                }
-                Err(Some(f)) => match f {
-                    SendFailure { overflow: true, .. } => {
-                        up.metrics.overflow.fetch_add(1, Relaxed);
-                        return fail(local(StatusCode::SERVICE_UNAVAILABLE, "overflow"));
-                    }
-                    SendFailure {
-                        connect: true,
-                        error: e,
-                        ..
-                    } => {
-                        up.metrics.connect_failures.fetch_add(1, Relaxed);
-                        up.report(ep, Outcome::Failure);
-                        tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "connect failed");
-                        if !last
-                            && retries.retry_on_connect_failure
-                            && upload.can_resend()
-                            && up.try_retry()
-                        {
-                            continue;
-                        }
-                        return fail(local(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "upstream-connect-error",
-                        ));
-                    }
-                    SendFailure { error: e, .. } => {
-                        // Reset or closed before a response (often a pooled connection whose
-                        // endpoint just died). The request may have been processed, so only
-                        // idempotent methods are sent again (Envoy's `reset` retry condition).
-                        up.report(ep, Outcome::Failure);
-                        tracing::debug!(upstream = %up.name, endpoint = %ep, error = %e, "upstream reset");
-                        if !last
-                            && parts.method.is_idempotent()
-                            && upload.can_resend()
-                            && up.try_retry()
-                        {
-                            continue;
-                        }
-                        return fail(local(StatusCode::BAD_GATEWAY, "upstream-reset"));
-                    }
-                },
             }
-        }
         } => done,
         _ = async {
             // As Envoy's route timeout: from the end of the request. An upload takes what it
