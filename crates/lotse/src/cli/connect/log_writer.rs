@@ -5,18 +5,21 @@
 //!
 //! When the queue is full a line is dropped, not waited for; the writer thread reports how
 //! many were dropped before the next line it writes. [`LogGuard`] writes what is queued when
-//! the proxy exits.
+//! the proxy exits, waiting at most [`EXIT_WAIT`] for a reader that has stopped reading.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Lines queued before new ones are dropped (a few MB of access log at most).
 pub const QUEUE_LINES: usize = 16 * 1024;
+/// How long an exiting proxy waits for its queued lines to be written.
+pub const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 enum Msg {
     Line(Vec<u8>),
@@ -35,23 +38,37 @@ pub struct QueueWriter {
 /// Writes what is still queued, then stops the writer thread, when dropped.
 pub struct LogGuard {
     tx: SyncSender<Msg>,
+    /// Told when the writer thread has written everything and stopped.
+    done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// A writer in front of `sink`, with its writer thread and the guard that flushes it.
-pub fn spawn<W: Write + Send + 'static>(sink: W, capacity: usize) -> (QueueWriter, LogGuard) {
+/// A writer in front of `sink`, with its writer thread and the guard that flushes it; an
+/// error if the thread cannot be started.
+pub fn spawn<W: Write + Send + 'static>(
+    sink: W,
+    capacity: usize,
+) -> io::Result<(QueueWriter, LogGuard)> {
     let (tx, rx) = mpsc::sync_channel(capacity);
+    let (done_tx, done) = mpsc::sync_channel(1);
     let dropped = Arc::new(AtomicU64::new(0));
     let counter = dropped.clone();
     let thread = std::thread::Builder::new()
         .name("lotse-log".into())
-        .spawn(move || drain(rx, sink, &counter))
-        .ok();
+        .spawn(move || {
+            drain(rx, sink, &counter);
+            let _ = done_tx.send(());
+        })?;
     let writer = QueueWriter {
         tx: tx.clone(),
         dropped,
     };
-    (writer, LogGuard { tx, thread })
+    let guard = LogGuard {
+        tx,
+        done,
+        thread: Some(thread),
+    };
+    Ok((writer, guard))
 }
 
 fn drain<W: Write>(rx: Receiver<Msg>, sink: W, dropped: &AtomicU64) {
@@ -111,10 +128,22 @@ impl<'a> MakeWriter<'a> for QueueWriter {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        // Waits for room if the queue is full: at exit, the lines matter more than the time.
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // Lines still queued are worth a short wait at exit, not a hang: a reader that stopped
+        // reading would otherwise keep the proxy from exiting.
+        let deadline = Instant::now() + EXIT_WAIT;
+        loop {
+            match self.tx.try_send(Msg::Stop) {
+                Err(TrySendError::Full(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => break,
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if self.done.recv_timeout(left).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -123,7 +152,6 @@ impl Drop for LogGuard {
 mod tests {
     use super::*;
     use std::sync::{Condvar, Mutex};
-    use std::time::{Duration, Instant};
 
     #[derive(Default)]
     struct GateState {
@@ -177,7 +205,7 @@ mod tests {
     #[test]
     fn a_stalled_reader_never_blocks_a_writer_and_drops_are_reported() {
         let sink = Gate::default();
-        let (writer, guard) = spawn(sink.clone(), 4);
+        let (writer, guard) = spawn(sink.clone(), 4).expect("spawn");
         let mut w = writer.make_writer();
         // The writer thread takes the first line and blocks writing it out.
         w.write_all(b"line 0\n").expect("write");
@@ -222,10 +250,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_that_never_reads_again_delays_exit_only_briefly() {
+        let sink = Gate::default();
+        let (writer, guard) = spawn(sink.clone(), 2).expect("spawn");
+        let mut w = writer.make_writer();
+        w.write_all(b"stuck\n").expect("write");
+        sink.wait_blocked();
+        for _ in 0..5 {
+            w.write_all(b"queued\n").expect("write");
+        }
+        let started = Instant::now();
+        drop(guard);
+        let waited = started.elapsed();
+        assert!(waited >= EXIT_WAIT, "it waited for the lines: {waited:?}");
+        assert!(
+            waited < EXIT_WAIT + Duration::from_secs(2),
+            "and then gave up: {waited:?}"
+        );
+        // Let the parked writer thread finish.
+        sink.open();
+    }
+
+    #[test]
     fn lines_come_out_whole_and_in_order() {
         let sink = Gate::default();
         sink.open();
-        let (writer, guard) = spawn(sink.clone(), QUEUE_LINES);
+        let (writer, guard) = spawn(sink.clone(), QUEUE_LINES).expect("spawn");
         let mut w = writer.make_writer();
         for i in 0..1000 {
             w.write_all(format!("{{\"n\":{i}}}\n").as_bytes())

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Parser};
 use lotse_proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use super::super::flags::{self, HttpFlags};
 use super::super::http::{encode_component, Client, Query};
@@ -314,14 +315,21 @@ fn spec(a: &ProxyArgs, client: &Client) -> Result<ProxySpec, String> {
 /// asked for: a line per request costs more than forwarding the request does. Lines are
 /// written by a thread of their own ([`log_writer`]); keep the guard until the proxy exits.
 #[must_use = "dropping the guard stops the log"]
-pub fn init_logging(level: &str, access_log: bool) -> log_writer::LogGuard {
+pub fn init_logging(level: &str, access_log: bool) -> Option<log_writer::LogGuard> {
     let access = if access_log { "info" } else { "off" };
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("{level},lotse_proxy::access={access}"))
             .unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(format!("info,lotse_proxy::access={access}"))
             });
-    let (writer, guard) = log_writer::spawn(std::io::stderr(), log_writer::QUEUE_LINES);
+    // Without its thread (the system refused one), lines are written in place, as before.
+    let (writer, guard) = match log_writer::spawn(std::io::stderr(), log_writer::QUEUE_LINES) {
+        Ok((w, g)) => (BoxMakeWriter::new(w), Some(g)),
+        Err(e) => {
+            eprintln!("the log's writer thread did not start ({e}); writing logs in place");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
