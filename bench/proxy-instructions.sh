@@ -61,8 +61,12 @@ for entry in "${bins[@]}"; do
   r1=$(answered)
   callgrind_control -d "$proxy" >/dev/null 2>&1
   kill -TERM "$proxy"; wait "$proxy" 2>/dev/null || true
-  dump=$(ls -t "$work"/cg."$label"* | grep -v "cg.$label$" | head -1)
+  keep=(); for p in "${pids[@]}"; do [[ $p == "$proxy" ]] || keep+=("$p"); done; pids=("${keep[@]}")
+  # callgrind_control -d wrote "<file>.1"; the dump at exit is "<file>" itself.
+  dump="$work/cg.$label.1"
+  [[ -s $dump ]] || { echo "proxy-instructions: no callgrind dump for $label" >&2; exit 1; }
   ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+  [[ $ir =~ ^[0-9]+$ ]] || { echo "proxy-instructions: callgrind_annotate failed for $label" >&2; exit 1; }
   n=$((r1 - r0))
   ((n > 0)) || { echo "proxy-instructions: $label answered no requests" >&2; exit 1; }
   echo "IR label=$label requests=$n instructions_per_request=$((ir / n))"

@@ -59,7 +59,7 @@ start_agent
 args=("${SIDECAR_ARGS[@]}")
 ((access)) && args+=(-access-log)
 "$LOTSE_BIN" "${args[@]}" >"$work/proxy.log" 2>&1 & proxy=$!; pids+=($proxy)
-wait_sidecar
+wait_sidecar || { echo "run-proxy: the sidecar did not get ready:" >&2; tail -5 "$work/proxy.log" >&2; exit 1; }
 extra=(--extra lotse=http://127.0.0.1:21000/)
 if ((floor)); then
   "$FLOOR_BIN" 127.0.0.1:21100 127.0.0.1:18080 >"$work/floor.log" 2>&1 & floor_pid=$!; pids+=($floor_pid)

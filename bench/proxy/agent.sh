@@ -8,7 +8,12 @@
 start_agent() {
   "$LOTSE_BIN" agent -dev -http-port 18700 -dns-port 18701 -server-port 18702 -serf-lan-port 18703 \
     >"$work/agent.log" 2>&1 & pids+=($!)
-  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18700/v1/status/leader | grep -q : && break; sleep 0.1; done
+  local up=0
+  for _ in $(seq 1 100); do
+    curl -fs http://127.0.0.1:18700/v1/status/leader | grep -q : && { up=1; break; }
+    sleep 0.1
+  done
+  ((up)) || { echo "bench: lotse agent did not elect itself (log: $work/agent.log)" >&2; return 1; }
   curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register \
     -d '{"Name":"up","ID":"up-1","Address":"127.0.0.1","Port":18080}' >/dev/null
   curl -fs -X PUT http://127.0.0.1:18700/v1/agent/service/register -d '{

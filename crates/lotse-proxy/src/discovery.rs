@@ -190,7 +190,7 @@ fn publish(tx: &watch::Sender<EndpointSet>, index: u64, eps: Vec<Endpoint>) -> b
         if cur.version != 0 && cur.endpoints == set.endpoints {
             return false;
         }
-        set.version = set.version.max(cur.version + 1);
+        set.version = set.version.max(cur.version.saturating_add(1));
         *cur = std::mem::replace(&mut set, EndpointSet::new(0, Vec::new()));
         true
     })

@@ -1,5 +1,5 @@
 //! The instances of a destination service as the proxy sees them: an address, a weight, and
-//! the version (the agent's `X-Consul-Index`) of the set they came in.
+//! the version of the set they came in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,9 @@ pub struct Endpoint {
 /// so consistent hashing and round robin do not depend on the agent's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSet {
-    /// The `X-Consul-Index` the set was read at (0: never read; static sets use 1).
+    /// Grows with every change of the set (0: never read; static sets use 1). Discovery uses
+    /// the agent's `X-Consul-Index` when it is higher than the last version, else the last
+    /// version plus one (`discovery::publish`).
     pub version: u64,
     pub endpoints: Arc<Vec<Endpoint>>,
 }

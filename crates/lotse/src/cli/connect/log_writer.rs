@@ -1,23 +1,24 @@
-//! The proxy's log sink: lines go to a bounded queue and a thread of their own writes them, so
-//! a slow reader of stderr (a full pipe, a stalled log shipper) never stalls the runtime that
+//! The proxy's log sink: lines go to a queue and a thread of their own writes them, so a slow
+//! reader of stderr (a full pipe, a stalled log shipper) never stalls the runtime that
 //! forwards requests. A sidecar runs one worker thread: a blocking `write` there would stop
 //! every connection it serves, for the sake of a log line.
 //!
-//! When the queue is full a line is dropped, not waited for; the writer thread reports how
-//! many were dropped before the next line it writes. [`LogGuard`] writes what is queued when
-//! the proxy exits, waiting at most [`EXIT_WAIT`] for a reader that has stopped reading.
+//! The queue is bounded by bytes ([`QUEUE_BYTES`]) and takes memory only for what it holds.
+//! When it is full a line is dropped, not waited for; the writer thread reports how many were
+//! dropped before it writes on, and whenever it catches up. [`LogGuard`] writes what is queued
+//! when the proxy exits, waiting at most [`EXIT_WAIT`] for a reader that has stopped reading.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Lines queued before new ones are dropped (a few MB of access log at most).
-pub const QUEUE_LINES: usize = 16 * 1024;
+/// Bytes of log lines queued before new lines are dropped.
+pub const QUEUE_BYTES: usize = 4 << 20;
 /// How long an exiting proxy waits for its queued lines to be written.
 pub const EXIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -28,39 +29,44 @@ enum Msg {
     Stop,
 }
 
-/// The `MakeWriter` handed to the subscriber: each event is one `write` of one line.
-#[derive(Clone)]
+/// The queue's sending side, given to the subscriber (see [`ProxyLog`]).
 pub struct QueueWriter {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    /// Bytes sent and not yet written.
+    queued: Arc<AtomicUsize>,
+    limit: usize,
     dropped: Arc<AtomicU64>,
 }
 
 /// Writes what is still queued, then stops the writer thread, when dropped.
 pub struct LogGuard {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
     /// Told when the writer thread has written everything and stopped.
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// A writer in front of `sink`, with its writer thread and the guard that flushes it; an
-/// error if the thread cannot be started.
+/// A writer in front of `sink` holding at most `limit` bytes, with its writer thread and the
+/// guard that flushes it; an error if the thread cannot be started.
 pub fn spawn<W: Write + Send + 'static>(
     sink: W,
-    capacity: usize,
+    limit: usize,
 ) -> io::Result<(QueueWriter, LogGuard)> {
-    let (tx, rx) = mpsc::sync_channel(capacity);
+    let (tx, rx) = mpsc::channel();
     let (done_tx, done) = mpsc::sync_channel(1);
+    let queued = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
-    let counter = dropped.clone();
+    let (q, d) = (queued.clone(), dropped.clone());
     let thread = std::thread::Builder::new()
         .name("lotse-log".into())
         .spawn(move || {
-            drain(rx, sink, &counter);
+            drain(rx, sink, &q, &d);
             let _ = done_tx.send(());
         })?;
     let writer = QueueWriter {
         tx: tx.clone(),
+        queued,
+        limit,
         dropped,
     };
     let guard = LogGuard {
@@ -71,7 +77,7 @@ pub fn spawn<W: Write + Send + 'static>(
     Ok((writer, guard))
 }
 
-fn drain<W: Write>(rx: Receiver<Msg>, sink: W, dropped: &AtomicU64) {
+fn drain<W: Write>(rx: Receiver<Msg>, sink: W, queued: &AtomicUsize, dropped: &AtomicU64) {
     let mut out = io::BufWriter::new(sink);
     loop {
         // Bursts go out in large writes; the buffer is written out whenever the queue runs
@@ -79,6 +85,7 @@ fn drain<W: Write>(rx: Receiver<Msg>, sink: W, dropped: &AtomicU64) {
         let msg = match rx.try_recv() {
             Ok(m) => m,
             Err(TryRecvError::Empty) => {
+                report_drops(&mut out, dropped);
                 let _ = out.flush();
                 match rx.recv() {
                     Ok(m) => m,
@@ -88,28 +95,46 @@ fn drain<W: Write>(rx: Receiver<Msg>, sink: W, dropped: &AtomicU64) {
             Err(TryRecvError::Disconnected) => break,
         };
         let Msg::Line(line) = msg else { break };
-        let lost = dropped.swap(0, Relaxed);
-        if lost > 0 {
-            let _ = writeln!(
-                out,
-                r#"{{"level":"WARN","fields":{{"message":"log lines dropped: the log's reader is slower than the proxy","dropped":{lost}}},"target":"lotse::log"}}"#
-            );
-        }
+        report_drops(&mut out, dropped);
         let _ = out.write_all(&line);
+        queued.fetch_sub(line.len(), Relaxed);
     }
+    report_drops(&mut out, dropped);
     let _ = out.flush();
 }
 
-impl Write for QueueWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.tx.try_send(Msg::Line(buf.to_vec())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Relaxed);
-            }
-            // The writer thread is gone (the proxy is exiting): nothing to write to.
-            Err(TrySendError::Disconnected(_)) => {}
+/// One JSON line, in the subscriber's shape, saying how many lines were lost since the last.
+fn report_drops<W: Write>(out: &mut W, dropped: &AtomicU64) {
+    let lost = dropped.swap(0, Relaxed);
+    if lost > 0 {
+        let _ = writeln!(
+            out,
+            r#"{{"level":"WARN","fields":{{"message":"log lines dropped: the log's reader is slower than the proxy","dropped":{lost}}},"target":"lotse::log"}}"#
+        );
+    }
+}
+
+impl QueueWriter {
+    fn send(&self, buf: &[u8]) {
+        let before = self.queued.fetch_add(buf.len(), Relaxed);
+        if before + buf.len() > self.limit {
+            self.queued.fetch_sub(buf.len(), Relaxed);
+            self.dropped.fetch_add(1, Relaxed);
+            return;
         }
+        if self.tx.send(Msg::Line(buf.to_vec())).is_err() {
+            // The writer thread is gone (the proxy is exiting): nothing to write to.
+            self.queued.fetch_sub(buf.len(), Relaxed);
+        }
+    }
+}
+
+/// One event's writer: a borrow of the queue (the subscriber makes one per event).
+pub struct LineWriter<'a>(&'a QueueWriter);
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf);
         Ok(buf.len())
     }
 
@@ -119,10 +144,56 @@ impl Write for QueueWriter {
 }
 
 impl<'a> MakeWriter<'a> for QueueWriter {
-    type Writer = QueueWriter;
+    type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        LineWriter(self)
+    }
+}
+
+/// The proxy's log writer: the queue, or stderr in place when its thread could not start.
+pub enum ProxyLog {
+    Queue(QueueWriter),
+    Stderr,
+}
+
+/// [`ProxyLog`]'s per-event writer.
+pub enum ProxyLogLine<'a> {
+    Queue(LineWriter<'a>),
+    Stderr(io::Stderr),
+}
+
+impl Write for ProxyLogLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ProxyLogLine::Queue(w) => w.write(buf),
+            ProxyLogLine::Stderr(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            ProxyLogLine::Queue(w) => w.write_all(buf),
+            ProxyLogLine::Stderr(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ProxyLogLine::Queue(w) => w.flush(),
+            ProxyLogLine::Stderr(w) => w.flush(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for ProxyLog {
+    type Writer = ProxyLogLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self {
+            ProxyLog::Queue(q) => ProxyLogLine::Queue(q.make_writer()),
+            ProxyLog::Stderr => ProxyLogLine::Stderr(io::stderr()),
+        }
     }
 }
 
@@ -130,17 +201,8 @@ impl Drop for LogGuard {
     fn drop(&mut self) {
         // Lines still queued are worth a short wait at exit, not a hang: a reader that stopped
         // reading would otherwise keep the proxy from exiting.
-        let deadline = Instant::now() + EXIT_WAIT;
-        loop {
-            match self.tx.try_send(Msg::Stop) {
-                Err(TrySendError::Full(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => break,
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if self.done.recv_timeout(left).is_ok() {
+        let _ = self.tx.send(Msg::Stop);
+        if self.done.recv_timeout(EXIT_WAIT).is_ok() {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
@@ -152,6 +214,7 @@ impl Drop for LogGuard {
 mod tests {
     use super::*;
     use std::sync::{Condvar, Mutex};
+    use std::time::Instant;
 
     #[derive(Default)]
     struct GateState {
@@ -205,7 +268,8 @@ mod tests {
     #[test]
     fn a_stalled_reader_never_blocks_a_writer_and_drops_are_reported() {
         let sink = Gate::default();
-        let (writer, guard) = spawn(sink.clone(), 4).expect("spawn");
+        // Room for four lines of 7 bytes.
+        let (writer, guard) = spawn(sink.clone(), 28).expect("spawn");
         let mut w = writer.make_writer();
         // The writer thread takes the first line and blocks writing it out.
         w.write_all(b"line 0\n").expect("write");
@@ -252,7 +316,7 @@ mod tests {
     #[test]
     fn a_reader_that_never_reads_again_delays_exit_only_briefly() {
         let sink = Gate::default();
-        let (writer, guard) = spawn(sink.clone(), 2).expect("spawn");
+        let (writer, guard) = spawn(sink.clone(), 20).expect("spawn");
         let mut w = writer.make_writer();
         w.write_all(b"stuck\n").expect("write");
         sink.wait_blocked();
@@ -275,7 +339,7 @@ mod tests {
     fn lines_come_out_whole_and_in_order() {
         let sink = Gate::default();
         sink.open();
-        let (writer, guard) = spawn(sink.clone(), QUEUE_LINES).expect("spawn");
+        let (writer, guard) = spawn(sink.clone(), QUEUE_BYTES).expect("spawn");
         let mut w = writer.make_writer();
         for i in 0..1000 {
             w.write_all(format!("{{\"n\":{i}}}\n").as_bytes())

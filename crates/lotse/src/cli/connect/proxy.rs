@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Parser};
 use lotse_proxy::{AgentAddr, Proxy, ProxySpec, Source, UpstreamConfig, UpstreamSpec};
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use super::super::flags::{self, HttpFlags};
 use super::super::http::{encode_component, Client, Query};
@@ -323,11 +322,11 @@ pub fn init_logging(level: &str, access_log: bool) -> Option<log_writer::LogGuar
                 tracing_subscriber::EnvFilter::new(format!("info,lotse_proxy::access={access}"))
             });
     // Without its thread (the system refused one), lines are written in place, as before.
-    let (writer, guard) = match log_writer::spawn(std::io::stderr(), log_writer::QUEUE_LINES) {
-        Ok((w, g)) => (BoxMakeWriter::new(w), Some(g)),
+    let (writer, guard) = match log_writer::spawn(std::io::stderr(), log_writer::QUEUE_BYTES) {
+        Ok((w, g)) => (log_writer::ProxyLog::Queue(w), Some(g)),
         Err(e) => {
             eprintln!("the log's writer thread did not start ({e}); writing logs in place");
-            (BoxMakeWriter::new(std::io::stderr), None)
+            (log_writer::ProxyLog::Stderr, None)
         }
     };
     let _ = tracing_subscriber::fmt()
