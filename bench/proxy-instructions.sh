@@ -29,10 +29,10 @@ command -v valgrind >/dev/null || { echo "proxy-instructions: needs valgrind" >&
 LOTSE_BIN=${bins[0]#*=}
 work=$(mktemp -d /tmp/lotse-proxy-ir.XXXXXX)
 pids=()
+# shellcheck source=bench/proxy/agent.sh
+source "$HERE/proxy/agent.sh"
 cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  stop_pids
   "$SB/proxy-bench.sh" --stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -40,8 +40,6 @@ trap cleanup EXIT
 
 # The harness's upstream nginx (and its HAProxy and nginx proxies, idle here), kept running.
 "$SB/proxy-bench.sh" --conns 4 --duration 1 --repeat 1 --keep >/dev/null 2>&1
-# shellcheck source=bench/proxy/agent.sh
-source "$HERE/proxy/agent.sh"
 start_agent
 
 answered() {

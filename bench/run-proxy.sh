@@ -45,16 +45,14 @@ fi
 FLOOR_BIN=${FLOOR_BIN:-$ROOT/target/release/examples/bare_forward}
 work=$(mktemp -d /tmp/lotse-proxy-bench.XXXXXX)
 pids=()
+# shellcheck source=bench/proxy/agent.sh
+source "$HERE/proxy/agent.sh"
 cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  stop_pids
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# shellcheck source=bench/proxy/agent.sh
-source "$HERE/proxy/agent.sh"
 start_agent
 args=("${SIDECAR_ARGS[@]}")
 ((access)) && args+=(-access-log)

@@ -1,5 +1,6 @@
 # Sourced by bench/run-proxy.sh and bench/proxy-instructions.sh: the Lotse side of a proxy
-# benchmark. Needs LOTSE_BIN, work (a scratch directory) and pids (an array the caller kills).
+# benchmark. Needs LOTSE_BIN, work (a scratch directory) and pids (the processes started,
+# which stop_pids stops).
 #
 # `lotse agent -dev` on ports 18700-18703; service `up` = 127.0.0.1:18080 (the harness's
 # upstream nginx); service `bench` whose sidecar has upstream `up` on 21000 with
@@ -28,4 +29,11 @@ SIDECAR_ARGS=(connect proxy -sidecar-for bench-1 -http-addr 127.0.0.1:18700 -adm
 wait_sidecar() {
   for _ in $(seq 1 "${1:-100}"); do curl -fs http://127.0.0.1:19700/ready >/dev/null 2>&1 && return 0; sleep 0.1; done
   return 1
+}
+
+# Stops what was started (by PID only): TERM, then KILL for what is left half a second later.
+stop_pids() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 }
