@@ -259,12 +259,6 @@ impl Consensus {
         Ok(Some(resp.log_id.index))
     }
 
-    /// Confirms leadership with a quorum and waits until the state machine has applied
-    /// everything committed before; returns that read index. Leader only (`consistent` reads).
-    pub async fn ensure_linearizable(&self) -> Result<u64, ReadIndexError> {
-        linearizable_read(&self.raft, self.read_floor).await
-    }
-
     /// Time since this server last heard from the current leader (Consul's
     /// `X-Consul-LastContact`): zero on the leader, `None` if no leader is known or it has not
     /// reached this server since it started.
