@@ -29,6 +29,25 @@ def lotse_bin() -> str:
 # Ports handed out in this run; never handed out twice.
 _HANDED_OUT = set()
 
+# Log files of the processes the tests start (agents, proxies): read by the tests while they
+# run, removed when the session ends so that runs do not pile them up in /tmp.
+_LOGS = []
+
+
+def log_file(prefix: str) -> Path:
+    """A new log file for a started process, removed at the end of the session."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".log")
+    os.close(fd)
+    _LOGS.append(Path(path))
+    return Path(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_logs():
+    yield
+    for p in _LOGS:
+        p.unlink(missing_ok=True)
+
 
 def free_port() -> int:
     """A port that is free for TCP and UDP now, taken below the kernel's ephemeral range
@@ -69,7 +88,7 @@ class Agent:
         self.data_dir = data_dir
         self.args = list(args)
         self.env = dict(os.environ, **(env or {}))
-        self.log_path = Path(tempfile.mkstemp(prefix="lotse-agent-", suffix=".log")[1])
+        self.log_path = log_file("lotse-agent-")
         self.proc = None
         self.start(wait=wait)
 

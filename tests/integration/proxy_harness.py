@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import free_port, lotse_bin
+from conftest import free_port, log_file, lotse_bin
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,7 +69,7 @@ class ProxyProc:
     def __init__(self, agent, args, wait=True, command=("connect", "proxy")):
         self.admin_port = free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
-        self.log_path = Path(tempfile.mkstemp(prefix="lotse-proxy-", suffix=".log")[1])
+        self.log_path = log_file("lotse-proxy-")
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, LOTSE_HTTP_ADDR=agent.addr)
         env.pop("CONSUL_HTTP_ADDR", None)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def limited_agent():
     a = Agent(["-dev", "-config-file", str(d / "limits.json")])
     yield a
     a.stop()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_client_over_its_connection_limit_gets_consuls_429(limited_agent):

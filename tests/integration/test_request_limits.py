@@ -3,6 +3,7 @@
 what it refused, keeps answering `/v1/status/*`, counts what it refused, and takes new limits
 on reload."""
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def limited():
     a = Agent(["-dev", "-config-file", str(cfg)])
     yield a, cfg
     a.stop()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_writes_over_the_rate_get_503_on_the_leader_and_are_not_applied(limited):
