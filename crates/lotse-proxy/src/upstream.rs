@@ -148,7 +148,7 @@ impl Upstream {
 
     /// An attempt's start under one lock and one clock read: the request counted for the retry
     /// budget (on its `first` attempt), an endpoint picked ([`Upstream::pick`]) and marked in
-    /// flight ([`Upstream::begin`]).
+    /// flight (least-request's input) until the returned guard drops.
     pub fn start(
         self: &Arc<Self>,
         hash: Option<u64>,
@@ -161,7 +161,12 @@ impl Upstream {
             st.budget.record_request(now);
         }
         let addr = self.pick_locked(&mut st, now, hash, tried)?;
-        Some((addr, self.mark_in_flight(&mut st, addr)))
+        *st.in_flight.entry(addr).or_insert(0) += 1;
+        let in_flight = InFlight {
+            upstream: self.clone(),
+            addr,
+        };
+        Some((addr, in_flight))
     }
 
     fn pick_locked(
@@ -224,19 +229,6 @@ impl Upstream {
             }
         }?;
         eps.get(candidates[pos].index).map(|e| e.addr)
-    }
-
-    /// Marks a request in flight to `addr` until the guard drops (least-request's input).
-    pub fn begin(self: &Arc<Self>, addr: SocketAddr) -> InFlight {
-        self.mark_in_flight(&mut self.lock(), addr)
-    }
-
-    fn mark_in_flight(self: &Arc<Self>, st: &mut State, addr: SocketAddr) -> InFlight {
-        *st.in_flight.entry(addr).or_insert(0) += 1;
-        InFlight {
-            upstream: self.clone(),
-            addr,
-        }
     }
 
     /// Feeds outlier detection with one attempt's outcome.
@@ -466,7 +458,8 @@ mod tests {
     fn in_flight_counts_follow_guards() {
         let (up, _tx, _) = upstream(1, UpstreamConfig::default());
         let addr = SocketAddr::from(([127, 0, 0, 1], 9000));
-        let g = up.begin(addr);
+        let (picked, g) = up.start(None, &[], true).expect("endpoint");
+        assert_eq!(picked, addr);
         assert_eq!(up.status().endpoints[0].in_flight, 1);
         drop(g);
         assert_eq!(up.status().endpoints[0].in_flight, 0);

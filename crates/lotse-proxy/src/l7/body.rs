@@ -4,8 +4,8 @@
 //! [`ProxyBody`] is an enum, not a boxed trait object: a forwarded response (nearly every one)
 //! takes one allocation for its body and permits together (a boxed body in a boxed guard took
 //! two) and no dynamic dispatch. That one box keeps a `Response` small (160 bytes, not 280):
-//! a response is moved a dozen times on its way out through the layers and hyper. Other bodies
-//! (tests) go in the `Boxed` case.
+//! a response is moved a dozen times on its way out through the layers and hyper. Only a body
+//! asked to hold a second layer's permit is boxed again (the `Boxed` case).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -38,7 +38,7 @@ enum Kind {
     Upstream(Box<UpstreamBody>),
     /// The whole body at once (the proxy's own answers, cache hits); `None` once sent.
     Full(Option<Bytes>),
-    /// Any other body.
+    /// A body wrapped to hold a second layer's permit ([`ProxyBody::hold`]).
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
@@ -63,15 +63,6 @@ impl ProxyBody {
 
     pub fn empty() -> Self {
         Self::of(Kind::Full(None))
-    }
-
-    /// Any other body, boxed.
-    pub fn boxed<B>(body: B) -> Self
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        Self::of(Kind::Boxed(body.map_err(Into::into).boxed_unsync()))
     }
 
     fn of(kind: Kind) -> Self {
