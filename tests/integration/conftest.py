@@ -45,6 +45,9 @@ def log_file(prefix: str) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _remove_logs():
     yield
+    # LOTSE_KEEP_LOGS=1 keeps them, to read after a failure.
+    if os.environ.get("LOTSE_KEEP_LOGS"):
+        return
     for p in _LOGS:
         p.unlink(missing_ok=True)
 

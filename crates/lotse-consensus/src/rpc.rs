@@ -43,6 +43,18 @@ pub(crate) mod pb {
 /// it asks openraft to split the batch instead (see `network.rs`).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// Both ends of a server-to-server connection send an HTTP/2 ping once nothing was read from
+/// it for this long...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// ...and drop the connection if the answer takes longer than this (a caller's channel
+/// reconnects on its next call). Short on purpose: while a peer is cut off, the kernel backs
+/// off resending what a connection has in flight, doubling from 200 ms, so a connection that
+/// outlives a partition of a dozen seconds stays mute for up to as long again after the heal.
+/// Its calls time out meanwhile ("No cluster leader" for a follower's reads), and its
+/// server's graceful shutdown waits for it. Dropped within 3 s, no connection backs off that
+/// far, and a fresh one's SYN goes out at once. Found by an isolated-leader test in CI.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What can go wrong calling another server. Each variant says whether the call may have
 /// taken effect there.
 #[derive(Debug, thiserror::Error)]

@@ -583,7 +583,9 @@ async fn run(
         dns.shutdown().await;
     }
     if let Some(rpc) = rpc {
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, rpc).await;
+        if tokio::time::timeout(DRAIN_TIMEOUT, rpc).await.is_err() {
+            tracing::warn!("server rpc connections still open after the drain timeout");
+        }
     }
     role.shutdown().await;
     tracing::info!("shutdown complete");

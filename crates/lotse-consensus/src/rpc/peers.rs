@@ -13,14 +13,11 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use super::forward::ForwardClient;
-use super::RpcError;
+use super::{RpcError, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 
 /// How long to wait for a TCP connection. Calls carry their own (usually shorter) deadline;
 /// this only bounds a connect attempt to a black-holed address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// HTTP/2 pings on idle connections, so a dead peer is noticed without waiting for a call.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Address (`ip:port` of a server port) → lazily connected channel. Clones share the pool.
 #[derive(Clone, Default)]

@@ -12,7 +12,7 @@ use super::forward::{ForwardHandler, ForwardService};
 use super::pb::forward_server::ForwardServer;
 use super::pb::raft_server::RaftServer;
 use super::raft_service::RaftService;
-use super::{RpcError, MAX_MESSAGE_BYTES};
+use super::{RpcError, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_MESSAGE_BYTES};
 use crate::Consensus;
 
 /// Streams a peer may reset before they were accepted (see `serve`).
@@ -51,6 +51,11 @@ pub async fn serve(
         // whole connection (a rapid-reset guard meant for the open internet), taking every
         // other call between the two servers with it.
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+        // A peer's connection that a partition left mute is dropped here too: the caller's
+        // side closing it is not enough, since its FIN is lost with the rest (see the
+        // constants).
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
