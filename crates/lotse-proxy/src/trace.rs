@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use rand::Rng;
 
@@ -38,7 +39,9 @@ impl TraceContext {
         }
     }
 
-    /// The `traceparent` the upstream and the client see.
+    /// The `traceparent` the upstream and the client see. Its bytes sit in one shared
+    /// allocation, so the copy for the upstream request only counts a reference (a header
+    /// value copied from a slice would allocate again on its first clone).
     pub fn header_value(&self) -> HeaderValue {
         let mut buf = [0u8; HEADER_LEN];
         buf[..3].copy_from_slice(b"00-");
@@ -48,7 +51,8 @@ impl TraceContext {
         buf[52] = b'-';
         put_hex(&mut buf[53..55], &[self.flags]);
         // Only hex digits and '-': always a valid header value.
-        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("00"))
+        HeaderValue::from_maybe_shared(Bytes::from_owner(buf))
+            .unwrap_or_else(|_| HeaderValue::from_static("00"))
     }
 
     /// The trace id as the access log and the W3C text write it (32 hex digits).
