@@ -191,7 +191,7 @@ fn publish(tx: &watch::Sender<EndpointSet>, index: u64, eps: Vec<Endpoint>) -> b
             return false;
         }
         set.version = set.version.max(cur.version.saturating_add(1));
-        *cur = std::mem::replace(&mut set, EndpointSet::new(0, Vec::new()));
+        *cur = set;
         true
     })
 }

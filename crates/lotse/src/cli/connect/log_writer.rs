@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tracing_subscriber::fmt::writer::EitherWriter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Bytes of log lines queued before new lines are dropped.
@@ -157,42 +158,13 @@ pub enum ProxyLog {
     Stderr,
 }
 
-/// [`ProxyLog`]'s per-event writer.
-pub enum ProxyLogLine<'a> {
-    Queue(LineWriter<'a>),
-    Stderr(io::Stderr),
-}
-
-impl Write for ProxyLogLine<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            ProxyLogLine::Queue(w) => w.write(buf),
-            ProxyLogLine::Stderr(w) => w.write(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            ProxyLogLine::Queue(w) => w.write_all(buf),
-            ProxyLogLine::Stderr(w) => w.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            ProxyLogLine::Queue(w) => w.flush(),
-            ProxyLogLine::Stderr(w) => w.flush(),
-        }
-    }
-}
-
 impl<'a> MakeWriter<'a> for ProxyLog {
-    type Writer = ProxyLogLine<'a>;
+    type Writer = EitherWriter<LineWriter<'a>, io::Stderr>;
 
     fn make_writer(&'a self) -> Self::Writer {
         match self {
-            ProxyLog::Queue(q) => ProxyLogLine::Queue(q.make_writer()),
-            ProxyLog::Stderr => ProxyLogLine::Stderr(io::stderr()),
+            ProxyLog::Queue(q) => EitherWriter::A(q.make_writer()),
+            ProxyLog::Stderr => EitherWriter::B(io::stderr()),
         }
     }
 }
